@@ -1,0 +1,80 @@
+// BlockPool: a byte budget carved into fixed-size blocks, taken from a backend in slabs.
+#pragma once
+
+#include "vramfs/storage.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <set>
+#include <vector>
+
+namespace vramfs {
+
+using BlockId = std::uint32_t;
+inline constexpr BlockId kNoBlock = UINT32_MAX;
+
+struct PoolStats {
+    std::uint64_t block_size = 0;
+    std::uint64_t budget_bytes = 0;   // what the mount may use
+    std::uint64_t used_bytes = 0;     // blocks held by files
+    std::uint64_t reserved_bytes = 0; // slabs held from the device (used + free-in-slab)
+    std::uint64_t slabs = 0;
+};
+
+// Blocks are allocated from the lowest-numbered slab with room, so that freed space collects in
+// the high slabs and whole slabs can go back to the device. Slab k holds blocks
+// [k*slab_blocks, k*slab_blocks + capacity(k)); the last slab is short so the device never holds
+// more than the budget.
+class BlockPool {
+public:
+    BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::uint64_t block_size,
+              std::uint64_t slab_bytes = 64ull << 20);
+    ~BlockPool();
+    BlockPool(const BlockPool&) = delete;
+    BlockPool& operator=(const BlockPool&) = delete;
+
+    // Takes `n` blocks, all or none: 0, or ENOSPC when the budget or the device is exhausted.
+    int allocate(std::size_t n, BlockId* out) noexcept;
+    void release(const BlockId* ids, std::size_t n) noexcept;
+    void release(BlockId id) noexcept { release(&id, 1); }
+
+    DeviceAddr address(BlockId id) const noexcept {
+        return slab_base_[id / slab_blocks_] + (id % slab_blocks_) * block_size_;
+    }
+    std::uint64_t block_size() const noexcept { return block_size_; }
+    std::uint64_t budget_blocks() const noexcept { return budget_blocks_; }
+    std::uint64_t used_blocks() const noexcept { return used_.load(std::memory_order_relaxed); }
+    PoolStats stats() const;
+    StorageBackend& backend() const noexcept { return backend_; }
+
+private:
+    struct Slab {
+        std::vector<std::uint32_t> free; // free block indices inside the slab, a stack
+        std::uint32_t capacity = 0;
+        std::uint32_t used = 0;
+        bool allocated = false;
+    };
+    std::uint32_t capacity_of(std::uint32_t slab) const noexcept;
+    int open_slab(std::uint32_t slab) noexcept;  // caller holds mu_
+    void close_slab(std::uint32_t slab) noexcept; // caller holds mu_
+    void return_blocks(const BlockId* ids, std::size_t n) noexcept; // caller holds mu_
+
+    StorageBackend& backend_;
+    const std::uint64_t block_size_;
+    const std::uint64_t budget_blocks_;
+    const std::uint32_t slab_blocks_;
+
+    mutable std::mutex mu_; // a leaf lock: nothing else is taken while it is held
+    std::vector<Slab> slabs_;
+    // Written under mu_ when a slab opens; read without it, since a block's slab stays open
+    // while any file holds the block. Sized once, never reallocated.
+    std::vector<DeviceAddr> slab_base_;
+    std::set<std::uint32_t> slabs_with_room_; // open slabs with free blocks
+    std::uint32_t empty_open_slabs_ = 0;      // kept at most one, to avoid alloc/free churn
+    std::atomic<std::uint64_t> used_{0};
+    std::uint64_t reserved_blocks_ = 0;
+    std::uint64_t open_slabs_ = 0;
+};
+
+} // namespace vramfs

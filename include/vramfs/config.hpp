@@ -1,0 +1,50 @@
+// The command line: parsed into a plain Config, validated, then turned into FUSE arguments.
+#pragma once
+
+#include "vramfs/log.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vramfs {
+
+enum class BackendKind { cuda, host };
+
+struct Config {
+    std::string mountpoint;
+    std::uint64_t size = 0; // the mount's budget in bytes
+    int device = 0;
+    BackendKind backend = BackendKind::cuda;
+    bool foreground = false;
+    bool fuse_debug = false;
+    std::vector<std::string> fuse_options; // each -o split at commas
+    unsigned threads = 8;
+    std::uint64_t block_size = 1 << 20;
+    bool null_io = false;
+    bool direct_io = false;
+    bool list_devices = false;
+    LogLevel log_level = LogLevel::info;
+};
+
+// Exit codes: 0 success, 1 a failure of the system (no GPU, mount refused), 2 bad input.
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+struct ParseResult {
+    Config config;
+    bool done = false;    // --help or --version was answered, or parsing failed: just exit
+    int exit_code = 0;
+    std::string output;   // for stdout (help, version)
+    std::string error;    // one line for stderr
+};
+
+ParseResult parse_command_line(int argc, const char* const* argv);
+
+// Checks that the mount point is an existing, unmounted directory; returns "" or the reason.
+std::string check_mountpoint(const std::string& path);
+
+// The argument vector for fuse_session_new.
+std::vector<std::string> fuse_arguments(const Config& config);
+
+} // namespace vramfs

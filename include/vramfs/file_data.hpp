@@ -1,0 +1,59 @@
+// FileData: the blocks behind one regular file; holes read as zeros and cost no storage.
+#pragma once
+
+#include "vramfs/block_pool.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace vramfs {
+
+// Not thread-safe by itself: the owning inode's lock guards it (shared for read and for
+// write_in_place, exclusive for everything that changes the block table).
+class FileData {
+public:
+    explicit FileData(BlockPool& pool) : pool_(&pool) {}
+    ~FileData() { release_all(); }
+    FileData(const FileData&) = delete;
+    FileData& operator=(const FileData&) = delete;
+
+    // Copies [off, off+len) into dst; holes and the space past the last block read as zeros.
+    int read(std::uint64_t off, std::size_t len, void* dst) const noexcept;
+    // True when every block under [off, off+len) exists, so write_in_place may be used.
+    bool covered(std::uint64_t off, std::size_t len) const noexcept;
+    // Writes into existing blocks only (see covered); safe under a shared lock for disjoint
+    // ranges, since the block table does not change.
+    int write_in_place(std::uint64_t off, std::size_t len, const void* src) const noexcept;
+    // Allocates missing blocks (all or none: ENOSPC changes nothing) and writes.
+    int write(std::uint64_t off, std::size_t len, const void* src) noexcept;
+    // Backs [off, off+len) with storage now (fallocate): all or none.
+    int allocate(std::uint64_t off, std::uint64_t len) noexcept;
+    // Frees whole blocks inside [off, off+len) and zeros the partial ends.
+    int punch_hole(std::uint64_t off, std::uint64_t len) noexcept;
+    // Drops everything at or past new_size; the tail of the last block is zeroed so that a later
+    // extension reads zeros.
+    int truncate(std::uint64_t new_size) noexcept;
+    void release_all() noexcept;
+
+    std::uint64_t allocated_blocks() const noexcept { return allocated_; }
+    std::uint64_t allocated_bytes() const noexcept { return allocated_ * pool_->block_size(); }
+    BlockPool& pool() const noexcept { return *pool_; }
+
+private:
+    BlockId block_at(std::uint64_t index) const noexcept {
+        return index < blocks_.size() ? blocks_[index] : kNoBlock;
+    }
+    // Gives storage to the holes among blocks [first, last], zero-filled; all or none.
+    // Blocks wholly inside [keep_off, keep_off+keep_len) are about to be overwritten: not zeroed.
+    int fill_holes(std::uint64_t first, std::uint64_t last, std::uint64_t keep_off,
+                   std::uint64_t keep_len) noexcept;
+    void free_range(std::uint64_t first, std::uint64_t last) noexcept; // whole blocks
+    int zero_range(std::uint64_t off, std::uint64_t len) noexcept;     // inside existing blocks
+    void shrink_table() noexcept;
+
+    BlockPool* pool_;
+    std::vector<BlockId> blocks_; // index -> block; kNoBlock is a hole
+    std::uint64_t allocated_ = 0;
+};
+
+} // namespace vramfs

@@ -1,0 +1,111 @@
+// Filesystem: the vramfs operations, each returning 0 or an errno; FUSE wiring lives apart.
+#pragma once
+
+#include "vramfs/block_pool.hpp"
+#include "vramfs/buffer_pool.hpp"
+#include "vramfs/inode_table.hpp"
+
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <string>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+namespace vramfs {
+
+// The largest file size accepted (EFBIG past it): it bounds the block table of a sparse file.
+inline constexpr std::uint64_t kMaxFileSize = 4ull << 40;
+inline constexpr std::size_t kMaxNameLength = 255;
+
+struct FsOptions {
+    bool null_io = false;   // skip storage: reads return zeros, writes are dropped (FUSE ceiling)
+    bool direct_io = false; // bypass the kernel page cache for regular files
+    double attr_timeout = 1.0;
+    std::size_t max_io = 1 << 20; // largest read or write request
+    std::size_t io_buffers = 16;  // preallocated read buffers (one per worker thread)
+};
+
+// Who asks: taken from the FUSE request.
+struct Caller {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    mode_t umask = 0;
+};
+
+struct Counters {
+    std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, errors{0};
+};
+
+class Filesystem {
+public:
+    Filesystem(BlockPool& pool, FsOptions options, Caller owner);
+    Filesystem(const Filesystem&) = delete;
+    Filesystem& operator=(const Filesystem&) = delete;
+
+    // Namespace (fs_namespace.cpp).
+    int lookup(InodeNumber parent, const char* name, fuse_entry_param& e);
+    void forget(InodeNumber ino, std::uint64_t n);
+    int mknod(const Caller& c, InodeNumber parent, const char* name, mode_t mode, dev_t rdev,
+              fuse_entry_param& e);
+    int mkdir(const Caller& c, InodeNumber parent, const char* name, mode_t mode,
+              fuse_entry_param& e);
+    int symlink(const Caller& c, const char* target, InodeNumber parent, const char* name,
+                fuse_entry_param& e);
+    int link(InodeNumber ino, InodeNumber newparent, const char* newname, fuse_entry_param& e);
+    int unlink(InodeNumber parent, const char* name);
+    int rmdir(InodeNumber parent, const char* name);
+    int rename(InodeNumber parent, const char* name, InodeNumber newparent, const char* newname,
+               unsigned flags);
+    int readlink(InodeNumber ino, std::string& target);
+    int opendir(InodeNumber ino);
+    // Fills `buf` with entries after offset `off`; `used` is the bytes written.
+    int readdir(fuse_req_t req, InodeNumber ino, off_t off, bool plus, char* buf,
+                std::size_t size, std::size_t& used);
+
+    // Files (fs_file.cpp).
+    int create(const Caller& c, InodeNumber parent, const char* name, mode_t mode, int flags,
+               fuse_entry_param& e, fuse_file_info& fi);
+    int open(InodeNumber ino, fuse_file_info& fi);
+    int release(InodeNumber ino);
+    int read(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
+    int write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf);
+    int fallocate(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
+
+    // Attributes (fs_attr.cpp).
+    int getattr(InodeNumber ino, struct stat& st);
+    int setattr(InodeNumber ino, const struct stat& in, int to_set, struct stat& out);
+    int statfs(struct statvfs& st);
+    int setxattr(InodeNumber ino, const char* name, const char* value, std::size_t size,
+                 int flags);
+    // With size 0, `out` gets only the needed length (value left empty).
+    int getxattr(InodeNumber ino, const char* name, std::size_t size, std::string& out,
+                 std::size_t& needed);
+    int listxattr(InodeNumber ino, std::size_t size, std::string& out, std::size_t& needed);
+    int removexattr(InodeNumber ino, const char* name);
+
+    BlockPool& pool() noexcept { return pool_; }
+    InodeTable& table() noexcept { return table_; }
+    IoBufferPool& buffers() noexcept { return buffers_; }
+    const FsOptions& options() const noexcept { return opts_; }
+    Counters& counters() noexcept { return counters_; }
+
+private:
+    void fill_stat(const Inode& inode, struct stat& st) const; // caller holds inode.mu
+    void fill_entry(const Inode& inode, fuse_entry_param& e) const; // takes inode.mu shared
+    // Creates and links a new inode under `parent`; the shared part of mknod/mkdir/symlink/create.
+    // With open_it the new inode also counts one open handle (create).
+    int make_node(const Caller& c, InodeNumber parent, const char* name, mode_t mode, dev_t rdev,
+                  const char* target, fuse_entry_param& e, bool open_it);
+
+    BlockPool& pool_;
+    FsOptions opts_;
+    InodeTable table_;
+    IoBufferPool buffers_;
+    Counters counters_;
+};
+
+// Checks a name for a new directory entry: ENAMETOOLONG past 255 bytes, EINVAL for "", ".", "..".
+int check_name(const char* name) noexcept;
+
+} // namespace vramfs

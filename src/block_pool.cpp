@@ -1,0 +1,148 @@
+// BlockPool: budget accounting and slab management over a StorageBackend.
+#include "vramfs/block_pool.hpp"
+
+#include "vramfs/log.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <stdexcept>
+
+namespace vramfs {
+
+BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::uint64_t block_size,
+                     std::uint64_t slab_bytes)
+    : backend_(backend), block_size_(block_size), budget_blocks_(budget_bytes / block_size),
+      slab_blocks_(static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slab_bytes / block_size))) {
+    if (block_size == 0 || (block_size & (block_size - 1)) != 0)
+        throw std::invalid_argument("block size must be a power of two");
+    if (budget_blocks_ >= kNoBlock)
+        throw std::invalid_argument("budget has too many blocks");
+    const std::size_t nslabs = (budget_blocks_ + slab_blocks_ - 1) / slab_blocks_;
+    slabs_.resize(nslabs);
+    slab_base_.assign(nslabs, 0);
+    for (std::uint32_t s = 0; s < nslabs; ++s) slabs_[s].capacity = capacity_of(s);
+}
+
+BlockPool::~BlockPool() {
+    std::lock_guard lock(mu_);
+    for (std::uint32_t s = 0; s < slabs_.size(); ++s)
+        if (slabs_[s].allocated) close_slab(s);
+}
+
+std::uint32_t BlockPool::capacity_of(std::uint32_t slab) const noexcept {
+    const std::uint64_t first = std::uint64_t{slab} * slab_blocks_;
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(slab_blocks_, budget_blocks_ - first));
+}
+
+int BlockPool::open_slab(std::uint32_t s) noexcept {
+    Slab& slab = slabs_[s];
+    DeviceAddr base = 0;
+    if (int err = backend_.allocate(std::uint64_t{slab.capacity} * block_size_, base)) return err;
+    try {
+        slab.free.resize(slab.capacity);
+    } catch (...) {
+        backend_.release(base, std::uint64_t{slab.capacity} * block_size_);
+        return ENOMEM;
+    }
+    // Hand out low indices first, so that a partly used slab stays compact.
+    for (std::uint32_t i = 0; i < slab.capacity; ++i) slab.free[i] = slab.capacity - 1 - i;
+    slab.allocated = true;
+    slab.used = 0;
+    slab_base_[s] = base;
+    reserved_blocks_ += slab.capacity;
+    ++open_slabs_;
+    ++empty_open_slabs_;
+    slabs_with_room_.insert(s);
+    return 0;
+}
+
+void BlockPool::close_slab(std::uint32_t s) noexcept {
+    Slab& slab = slabs_[s];
+    backend_.release(slab_base_[s], std::uint64_t{slab.capacity} * block_size_);
+    slab_base_[s] = 0;
+    slab.allocated = false;
+    slab.free.clear();
+    slab.free.shrink_to_fit();
+    reserved_blocks_ -= slab.capacity;
+    --open_slabs_;
+    if (slab.used == 0) --empty_open_slabs_;
+    slabs_with_room_.erase(s);
+}
+
+int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {
+    if (n == 0) return 0;
+    std::lock_guard lock(mu_);
+    if (used_.load(std::memory_order_relaxed) + n > budget_blocks_) return ENOSPC;
+    std::size_t got = 0;
+    while (got < n) {
+        if (slabs_with_room_.empty()) {
+            // Open the lowest slab not yet taken from the device.
+            std::uint32_t s = 0;
+            while (s < slabs_.size() && slabs_[s].allocated) ++s;
+            int err = s < slabs_.size() ? open_slab(s) : ENOSPC;
+            if (err) {
+                if (err != ENOSPC)
+                    log_error("block pool: taking a %llu-byte slab from %s failed: errno %d",
+                              static_cast<unsigned long long>(capacity_of(s) * block_size_),
+                              backend_.kind(), err);
+                // Undo this call's blocks so a failure changes nothing.
+                return_blocks(out, got);
+                return err == ENOMEM ? ENOMEM : ENOSPC;
+            }
+        }
+        const std::uint32_t s = *slabs_with_room_.begin();
+        Slab& slab = slabs_[s];
+        if (slab.used == 0) --empty_open_slabs_;
+        while (got < n && !slab.free.empty()) {
+            out[got++] = s * slab_blocks_ + slab.free.back();
+            slab.free.pop_back();
+            ++slab.used;
+        }
+        if (slab.free.empty()) slabs_with_room_.erase(s);
+    }
+    used_.fetch_add(n, std::memory_order_relaxed);
+    return 0;
+}
+
+void BlockPool::release(const BlockId* ids, std::size_t n) noexcept {
+    if (n == 0) return;
+    std::lock_guard lock(mu_);
+    used_.fetch_sub(n, std::memory_order_relaxed);
+    return_blocks(ids, n);
+}
+
+// Returns blocks to their slabs; the caller holds mu_ and has already taken them off used_.
+void BlockPool::return_blocks(const BlockId* ids, std::size_t n) noexcept {
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t s = ids[i] / slab_blocks_;
+        if (s >= slabs_.size() || !slabs_[s].allocated || slabs_[s].used == 0) {
+            log_error("block pool: release of block %u that is not in use (a bug)", ids[i]);
+            continue;
+        }
+        Slab& slab = slabs_[s];
+        slab.free.push_back(ids[i] % slab_blocks_);
+        slabs_with_room_.insert(s);
+        if (--slab.used == 0) {
+            ++empty_open_slabs_;
+            // Hand the VRAM back to the device, keeping one empty slab against churn.
+            if (empty_open_slabs_ > 1) close_slab(s);
+        }
+    }
+    // Nothing in use at all: the kept slab goes back too.
+    if (used_.load(std::memory_order_relaxed) == 0 && empty_open_slabs_ > 0)
+        for (std::uint32_t s = 0; s < slabs_.size(); ++s)
+            if (slabs_[s].allocated && slabs_[s].used == 0) close_slab(s);
+}
+
+PoolStats BlockPool::stats() const {
+    std::lock_guard lock(mu_);
+    PoolStats st;
+    st.block_size = block_size_;
+    st.budget_bytes = budget_blocks_ * block_size_;
+    st.used_bytes = used_.load(std::memory_order_relaxed) * block_size_;
+    st.reserved_bytes = reserved_blocks_ * block_size_;
+    st.slabs = open_slabs_;
+    return st;
+}
+
+} // namespace vramfs

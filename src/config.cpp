@@ -1,0 +1,155 @@
+// Command-line parsing (CLI11), validation of the mount point, and the FUSE argument vector.
+#include "vramfs/config.hpp"
+
+#include "vramfs/size.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <sstream>
+#include <sys/stat.h>
+
+#ifndef VRAMFS_VERSION
+#define VRAMFS_VERSION "0.0.0"
+#endif
+
+namespace vramfs {
+namespace {
+
+std::vector<std::string> split_commas(const std::vector<std::string>& items) {
+    std::vector<std::string> out;
+    for (const auto& item : items) {
+        std::stringstream ss(item);
+        std::string part;
+        while (std::getline(ss, part, ','))
+            if (!part.empty()) out.push_back(part);
+    }
+    return out;
+}
+
+} // namespace
+
+ParseResult parse_command_line(int argc, const char* const* argv) {
+    ParseResult r;
+    Config& c = r.config;
+    CLI::App app{"vramfs: a filesystem whose files live in GPU memory (VRAM).\n"
+                 "A file is a sized pool of VRAM: use it as scratch space or, through a loop\n"
+                 "device, as swap (see vramfs-swap). Unmount with: fusermount3 -u MOUNTPOINT",
+                 "vramfs"};
+    app.set_version_flag("--version", "vramfs " VRAMFS_VERSION);
+    app.get_formatter()->column_width(26);
+
+    std::string size_text, backend_text = "cuda", block_text = "1M", level_text = "info";
+    std::vector<std::string> opts;
+    app.add_option("MOUNTPOINT", c.mountpoint, "an existing, empty directory to mount on");
+    app.add_option("SIZE", size_text,
+                   "the VRAM budget: bytes or K/M/G/T (powers of 1024), e.g. 6G");
+    app.add_option("--device", c.device, "CUDA device index (see --list-devices)")
+        ->default_val(0);
+    app.add_option("--backend", backend_text,
+                   "where file data lives: cuda (VRAM) or host (locked RAM, for tests)")
+        ->default_val("cuda");
+    app.add_flag("-f,--foreground", c.foreground, "stay in the foreground, log to stderr");
+    app.add_option("-o", opts, "FUSE mount options, comma separated (allow_other, ...)")
+        ->type_size(1)
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    app.add_option("--threads", c.threads, "FUSE worker threads (1-256)")->default_val(8);
+    app.add_option("--block-size", block_text,
+                   "allocation unit, a power of two from 4K to 64M")
+        ->default_val("1M");
+    app.add_flag("--null-io", c.null_io,
+                 "benchmark mode: store nothing, read zeros (measures FUSE alone)");
+    app.add_flag("--direct-io", c.direct_io, "bypass the kernel page cache for file data");
+    app.add_option("--log-level", level_text, "error, warning, info or debug")
+        ->default_val("info");
+    app.add_flag("-d,--debug", c.fuse_debug, "print every FUSE request (implies -f)");
+    app.add_flag("--list-devices", c.list_devices,
+                 "list CUDA devices with free and total VRAM, then exit");
+
+    auto fail = [&](const std::string& msg) {
+        r.done = true;
+        r.exit_code = kExitUsage;
+        r.error = "vramfs: " + msg + " (see vramfs --help)";
+        return r;
+    };
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        r.done = true;
+        r.output = app.help();
+        return r;
+    } catch (const CLI::CallForVersion& e) {
+        r.done = true;
+        r.output = std::string(e.what()) + "\n";
+        return r;
+    } catch (const CLI::ParseError& e) {
+        std::string what = e.what();
+        for (char& ch : what)
+            if (ch == '\n') ch = ' ';
+        return fail(what);
+    }
+
+    if (backend_text == "cuda")
+        c.backend = BackendKind::cuda;
+    else if (backend_text == "host")
+        c.backend = BackendKind::host;
+    else
+        return fail("unknown backend '" + backend_text + "' (use cuda or host)");
+    if (!parse_log_level(level_text.c_str(), c.log_level))
+        return fail("unknown log level '" + level_text + "'");
+    if (c.fuse_debug) c.foreground = true;
+    c.fuse_options = split_commas(opts);
+    if (c.list_devices) return r;
+
+    if (c.mountpoint.empty()) return fail("missing MOUNTPOINT and SIZE");
+    if (size_text.empty()) return fail("missing SIZE, e.g. 6G");
+    std::string why;
+    auto size = parse_size(size_text, &why);
+    if (!size) return fail("invalid SIZE '" + size_text + "': " + why);
+    if (*size == 0) return fail("SIZE must be more than zero");
+    c.size = *size;
+    auto block = parse_size(block_text, &why);
+    if (!block) return fail("invalid --block-size '" + block_text + "': " + why);
+    if (*block < 4096 || *block > (64u << 20) || (*block & (*block - 1)) != 0)
+        return fail("--block-size must be a power of two from 4K to 64M");
+    c.block_size = *block;
+    if (c.size < c.block_size)
+        return fail("SIZE " + format_size(c.size) + " is smaller than one block (" +
+                    format_size(c.block_size) + ")");
+    if (c.threads < 1 || c.threads > 256) return fail("--threads must be from 1 to 256");
+    if (c.device < 0) return fail("--device must be 0 or more");
+    return r;
+}
+
+std::string check_mountpoint(const std::string& path) {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) {
+        if (errno == ENOTCONN)
+            return "mount point " + path +
+                   " is a dead FUSE mount; run: fusermount3 -u " + path;
+        return "mount point " + path + ": " + std::strerror(errno);
+    }
+    if (!S_ISDIR(st.st_mode)) return "mount point " + path + " is not a directory";
+    struct stat parent{};
+    const std::string up = path + "/..";
+    if (::stat(up.c_str(), &parent) == 0 &&
+        (parent.st_dev != st.st_dev || parent.st_ino == st.st_ino))
+        return path + " is already a mount point (already mounted?)";
+    return "";
+}
+
+std::vector<std::string> fuse_arguments(const Config& c) {
+    std::vector<std::string> args{"vramfs"};
+    // default_permissions: the kernel checks modes and owners against the attributes we report.
+    std::string opts = "fsname=vramfs,subtype=vramfs,default_permissions,max_read=" +
+                       std::to_string(1 << 20);
+    for (const auto& o : c.fuse_options) opts += "," + o;
+    args.push_back("-o");
+    args.push_back(opts);
+    if (c.fuse_debug) args.push_back("-d");
+    return args;
+}
+
+} // namespace vramfs

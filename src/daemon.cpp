@@ -1,0 +1,220 @@
+// Mount and serve. CUDA is started only in the process that serves, after the fork: a CUDA
+// context does not survive fork(). The parent waits for the child's verdict on a pipe, so the
+// user sees one line and a meaningful exit code whether or not the mount worked.
+#include "vramfs/daemon.hpp"
+
+#include "vramfs/block_pool.hpp"
+#include "vramfs/filesystem.hpp"
+#include "vramfs/fuse_ops.hpp"
+#include "vramfs/size.hpp"
+#include "vramfs/storage.hpp"
+
+#include <fuse_lowlevel.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace vramfs {
+namespace {
+
+// Where the serving process reports its start-up verdict: the parent's pipe, or the terminal.
+class Reporter {
+public:
+    explicit Reporter(int fd) : fd_(fd) {}
+    void report(int code, const std::string& line) {
+        if (fd_ < 0) {
+            std::fprintf(code == 0 ? stdout : stderr, "%s\n", line.c_str());
+            std::fflush(nullptr);
+            return;
+        }
+        const std::string msg = std::to_string(code) + " " + line;
+        ssize_t ignored = ::write(fd_, msg.data(), msg.size());
+        (void)ignored;
+        ::close(fd_);
+        fd_ = -1;
+        reported_ = true;
+    }
+    bool detached() const noexcept { return reported_; }
+
+private:
+    int fd_;
+    bool reported_ = false;
+};
+
+int list_devices() {
+    std::vector<DeviceInfo> devices;
+    std::string error;
+    if (!list_cuda_devices(devices, error)) {
+        std::fprintf(stderr, "vramfs: %s\n", error.c_str());
+        return kExitFailure;
+    }
+    std::printf("%-6s %-32s %12s %12s\n", "INDEX", "NAME", "FREE", "TOTAL");
+    for (const auto& d : devices)
+        std::printf("%-6d %-32s %12s %12s\n", d.index, d.name.c_str(),
+                    format_size(d.free_bytes).c_str(), format_size(d.total_bytes).c_str());
+    return 0;
+}
+
+void detach_stdio() {
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        ::dup2(null, STDIN_FILENO);
+        ::dup2(null, STDOUT_FILENO);
+        ::dup2(null, STDERR_FILENO);
+        if (null > STDERR_FILENO) ::close(null);
+    }
+    if (::chdir("/") != 0) { /* nothing to do: the daemon keeps no relative paths */
+    }
+}
+
+int serve(const Config& cfg, Reporter& reporter) {
+    std::unique_ptr<StorageBackend> backend;
+    if (cfg.backend == BackendKind::host) {
+        backend = make_host_backend(cfg.device);
+    } else {
+        std::string error;
+        bool bad_index = false;
+        backend = make_cuda_backend(cfg.device, error, &bad_index);
+        if (!backend) {
+            reporter.report(bad_index ? kExitUsage : kExitFailure, "vramfs: " + error);
+            return bad_index ? kExitUsage : kExitFailure;
+        }
+    }
+    const DeviceInfo& dev = backend->device();
+    const std::uint64_t limit =
+        cfg.backend == BackendKind::cuda ? backend->query_free() : dev.total_bytes;
+    if (cfg.size > limit) {
+        reporter.report(kExitUsage,
+                        "vramfs: SIZE " + format_size(cfg.size) + " is more than the " +
+                            (cfg.backend == BackendKind::cuda ? "free VRAM" : "RAM") + " of " +
+                            backend->kind() + " device " + std::to_string(dev.index) + " (" +
+                            format_size(limit) + ")");
+        return kExitUsage;
+    }
+
+    std::unique_ptr<BlockPool> pool;
+    std::unique_ptr<Filesystem> fs;
+    try {
+        pool = std::make_unique<BlockPool>(*backend, cfg.size, cfg.block_size);
+        FsOptions fo;
+        fo.null_io = cfg.null_io;
+        fo.direct_io = cfg.direct_io;
+        fo.io_buffers = cfg.threads + 2;
+        fs = std::make_unique<Filesystem>(*pool, fo, Caller{::getuid(), ::getgid(), 0});
+    } catch (const std::exception& ex) {
+        reporter.report(kExitFailure, std::string("vramfs: cannot start: ") + ex.what());
+        return kExitFailure;
+    }
+
+    std::vector<std::string> args = fuse_arguments(cfg);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+    fuse_session* se = fuse_session_new(&fargs, &fuse_operations(), sizeof(fuse_lowlevel_ops),
+                                        fs.get());
+    fuse_opt_free_args(&fargs);
+    if (!se) {
+        reporter.report(kExitUsage, "vramfs: FUSE rejected the options: " +
+                                        args.back() + " (see the line above)");
+        return kExitUsage;
+    }
+    if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
+        fuse_session_destroy(se);
+        reporter.report(kExitFailure, "vramfs: mounting on " + cfg.mountpoint +
+                                          " failed (see the line above)");
+        return kExitFailure;
+    }
+    reporter.report(0, "vramfs: mounted " + cfg.mountpoint + ": " + format_size(pool->budget_blocks() * cfg.block_size) +
+                           " on " + backend->kind() + " device " + std::to_string(dev.index) +
+                           " (" + dev.name + ")");
+    if (reporter.detached()) {
+        detach_stdio();
+        log_to_syslog(true);
+    }
+
+    fuse_loop_config* loop = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(loop, 1);
+    fuse_loop_cfg_set_max_threads(loop, cfg.threads);
+    int rc = fuse_session_loop_mt(se, loop);
+    fuse_loop_cfg_destroy(loop);
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    log_info("unmounted %s", cfg.mountpoint.c_str());
+    return rc == 0 ? 0 : kExitFailure;
+}
+
+} // namespace
+
+int run(const Config& cfg) {
+    set_log_level(cfg.log_level);
+    if (cfg.list_devices) return list_devices();
+
+    if (std::string why = check_mountpoint(cfg.mountpoint); !why.empty()) {
+        std::fprintf(stderr, "vramfs: %s\n", why.c_str());
+        return kExitUsage;
+    }
+    if (::access("/dev/fuse", R_OK | W_OK) != 0) {
+        std::fprintf(stderr, "vramfs: cannot use /dev/fuse: %s (is FUSE installed and loaded?)\n",
+                     std::strerror(errno));
+        return kExitFailure;
+    }
+
+    if (cfg.foreground) {
+        Reporter to_terminal(-1);
+        return serve(cfg, to_terminal);
+    }
+
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        std::perror("vramfs: pipe");
+        return kExitFailure;
+    }
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        std::perror("vramfs: fork");
+        return kExitFailure;
+    }
+    if (pid == 0) {
+        ::close(fds[0]);
+        ::setsid();
+        Reporter to_parent(fds[1]);
+        const int rc = serve(cfg, to_parent);
+        if (!to_parent.detached()) to_parent.report(rc ? rc : kExitFailure, "vramfs: exited");
+        std::_Exit(rc);
+    }
+    ::close(fds[1]);
+    std::string msg;
+    char buf[512];
+    for (;;) {
+        const ssize_t n = ::read(fds[0], buf, sizeof buf);
+        if (n > 0) {
+            msg.append(buf, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        break;
+    }
+    ::close(fds[0]);
+    if (msg.empty()) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        std::fprintf(stderr, "vramfs: the daemon died while mounting\n");
+        return kExitFailure;
+    }
+    const auto space = msg.find(' ');
+    const int code = std::atoi(msg.substr(0, space).c_str());
+    const std::string line = space == std::string::npos ? "" : msg.substr(space + 1);
+    if (code != 0) ::waitpid(pid, nullptr, 0);
+    std::fprintf(code == 0 ? stdout : stderr, "%s\n", line.c_str());
+    return code;
+}
+
+} // namespace vramfs

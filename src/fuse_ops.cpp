@@ -1,0 +1,375 @@
+// FUSE wiring: every callback calls one Filesystem method and replies exactly once. This is the
+// boundary where exceptions stop: out of memory becomes ENOMEM, anything else EIO.
+#include "vramfs/fuse_ops.hpp"
+
+#include "vramfs/filesystem.hpp"
+#include "vramfs/log.hpp"
+
+#include <cerrno>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <vector>
+
+namespace vramfs {
+namespace {
+
+Filesystem& fs_of(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
+
+Caller caller_of(fuse_req_t req) {
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    return Caller{ctx->uid, ctx->gid, ctx->umask};
+}
+
+template <class Fn> int guarded(const char* op, fuse_ino_t ino, Fn&& fn) noexcept {
+    try {
+        return fn();
+    } catch (const std::bad_alloc&) {
+        log_error("%s (inode %llu): out of memory", op, static_cast<unsigned long long>(ino));
+        return ENOMEM;
+    } catch (const std::exception& ex) {
+        log_error("%s (inode %llu): %s", op, static_cast<unsigned long long>(ino), ex.what());
+        return EIO;
+    } catch (...) {
+        log_error("%s (inode %llu): unknown failure", op, static_cast<unsigned long long>(ino));
+        return EIO;
+    }
+}
+
+void reply_entry(fuse_req_t req, int err, const fuse_entry_param& e) {
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    // If the kernel did not take the entry (the request was interrupted), it holds no reference.
+    if (fuse_reply_entry(req, &e) != 0) fs_of(req).forget(e.ino, 1);
+}
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+    auto& fs = *static_cast<Filesystem*>(userdata);
+    const unsigned max_io = static_cast<unsigned>(fs.options().max_io);
+    conn->max_write = std::min(conn->max_write, max_io);
+    conn->max_read = max_io;
+    if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
+    if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE; // writes go straight to VRAM
+    log_debug("init: protocol %u.%u, max_write %u", conn->proto_major, conn->proto_minor,
+              conn->max_write);
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    fuse_entry_param e{};
+    int err = guarded("lookup", parent, [&] { return fs_of(req).lookup(parent, name, e); });
+    reply_entry(req, err, e);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
+    guarded("forget", ino, [&] {
+        fs_of(req).forget(ino, n);
+        return 0;
+    });
+    fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+    for (size_t i = 0; i < count; ++i)
+        guarded("forget", forgets[i].ino, [&] {
+            fs_of(req).forget(forgets[i].ino, forgets[i].nlookup);
+            return 0;
+        });
+    fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    struct stat st{};
+    int err = guarded("getattr", ino, [&] { return fs_of(req).getattr(ino, st); });
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_attr(req, &st, fs_of(req).options().attr_timeout);
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+    struct stat st{};
+    int err = guarded("setattr", ino, [&] { return fs_of(req).setattr(ino, *attr, to_set, st); });
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_attr(req, &st, fs_of(req).options().attr_timeout);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+    std::string target;
+    int err = guarded("readlink", ino, [&] { return fs_of(req).readlink(ino, target); });
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_readlink(req, target.c_str());
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+    fuse_entry_param e{};
+    int err = guarded("mknod", parent, [&] {
+        return fs_of(req).mknod(caller_of(req), parent, name, mode, rdev, e);
+    });
+    reply_entry(req, err, e);
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+    fuse_entry_param e{};
+    int err = guarded("mkdir", parent,
+                      [&] { return fs_of(req).mkdir(caller_of(req), parent, name, mode, e); });
+    reply_entry(req, err, e);
+}
+
+void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+    fuse_entry_param e{};
+    int err = guarded("symlink", parent,
+                      [&] { return fs_of(req).symlink(caller_of(req), link, parent, name, e); });
+    reply_entry(req, err, e);
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+    fuse_entry_param e{};
+    int err = guarded("link", ino, [&] { return fs_of(req).link(ino, newparent, newname, e); });
+    reply_entry(req, err, e);
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    fuse_reply_err(req, guarded("unlink", parent, [&] { return fs_of(req).unlink(parent, name); }));
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    fuse_reply_err(req, guarded("rmdir", parent, [&] { return fs_of(req).rmdir(parent, name); }));
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) {
+    fuse_reply_err(req, guarded("rename", parent, [&] {
+                       return fs_of(req).rename(parent, name, newparent, newname, flags);
+                   }));
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               fuse_file_info* fi) {
+    fuse_entry_param e{};
+    int err = guarded("create", parent, [&] {
+        return fs_of(req).create(caller_of(req), parent, name, mode, fi->flags, e, *fi);
+    });
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        // The kernel never saw the file handle or the entry: undo both.
+        fs_of(req).release(e.ino);
+        fs_of(req).forget(e.ino, 1);
+    }
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    int err = guarded("open", ino, [&] { return fs_of(req).open(ino, *fi); });
+    if (err) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    if (fuse_reply_open(req, fi) != 0) fs_of(req).release(ino);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+    Filesystem& fs = fs_of(req);
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (size <= fs.buffers().buffer_size()) {
+        auto lease = fs.buffers().take();
+        std::size_t got = 0;
+        int err = guarded("read", ino, [&] {
+            return fs.read(ino, static_cast<std::uint64_t>(off), size, lease.get(), got);
+        });
+        if (err)
+            fuse_reply_err(req, err);
+        else
+            fuse_reply_buf(req, static_cast<const char*>(lease.get()), got);
+        return;
+    }
+    // Larger than the kernel was told to send: serve it anyway from the heap.
+    std::unique_ptr<char[]> buf(new (std::nothrow) char[size]);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    std::size_t got = 0;
+    int err = guarded("read", ino, [&] {
+        return fs.read(ino, static_cast<std::uint64_t>(off), size, buf.get(), got);
+    });
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_buf(req, buf.get(), got);
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+              fuse_file_info*) {
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    int err = guarded("write", ino, [&] {
+        return fs_of(req).write(ino, static_cast<std::uint64_t>(off), size, buf);
+    });
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_write(req, size);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    guarded("release", ino, [&] { return fs_of(req).release(ino); });
+    fuse_reply_err(req, 0);
+}
+
+// Data is in device memory as soon as a write returns; there is nothing more to make durable
+// (and nothing survives an unmount anyway).
+void op_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    int err = guarded("opendir", ino, [&] { return fs_of(req).opendir(ino); });
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_open(req, fi);
+}
+
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+    std::vector<char> buf;
+    std::size_t used = 0;
+    int err = guarded(plus ? "readdirplus" : "readdir", ino, [&] {
+        buf.resize(size);
+        return fs_of(req).readdir(req, ino, off, plus, buf.data(), size, used);
+    });
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_buf(req, buf.data(), used);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+    do_readdir(req, ino, size, off, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+    do_readdir(req, ino, size, off, true);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+    struct statvfs st{};
+    int err = guarded("statfs", ino, [&] { return fs_of(req).statfs(st); });
+    if (err)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_statfs(req, &st);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                 int flags) {
+    fuse_reply_err(req, guarded("setxattr", ino, [&] {
+                       return fs_of(req).setxattr(ino, name, value, size, flags);
+                   }));
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    std::string value;
+    std::size_t needed = 0;
+    int err = guarded("getxattr", ino,
+                      [&] { return fs_of(req).getxattr(ino, name, size, value, needed); });
+    if (err)
+        fuse_reply_err(req, err);
+    else if (size == 0)
+        fuse_reply_xattr(req, needed);
+    else
+        fuse_reply_buf(req, value.data(), value.size());
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    std::string names;
+    std::size_t needed = 0;
+    int err = guarded("listxattr", ino,
+                      [&] { return fs_of(req).listxattr(ino, size, names, needed); });
+    if (err)
+        fuse_reply_err(req, err);
+    else if (size == 0)
+        fuse_reply_xattr(req, needed);
+    else
+        fuse_reply_buf(req, names.data(), names.size());
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    fuse_reply_err(req, guarded("removexattr", ino,
+                                [&] { return fs_of(req).removexattr(ino, name); }));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                  fuse_file_info*) {
+    if (offset < 0 || length <= 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    fuse_reply_err(req, guarded("fallocate", ino, [&] {
+                       return fs_of(req).fallocate(ino, mode, static_cast<std::uint64_t>(offset),
+                                                   static_cast<std::uint64_t>(length));
+                   }));
+}
+
+fuse_lowlevel_ops make_ops() {
+    fuse_lowlevel_ops ops{};
+    ops.init = op_init;
+    ops.lookup = op_lookup;
+    ops.forget = op_forget;
+    ops.forget_multi = op_forget_multi;
+    ops.getattr = op_getattr;
+    ops.setattr = op_setattr;
+    ops.readlink = op_readlink;
+    ops.mknod = op_mknod;
+    ops.mkdir = op_mkdir;
+    ops.symlink = op_symlink;
+    ops.link = op_link;
+    ops.unlink = op_unlink;
+    ops.rmdir = op_rmdir;
+    ops.rename = op_rename;
+    ops.create = op_create;
+    ops.open = op_open;
+    ops.read = op_read;
+    ops.write = op_write;
+    ops.flush = op_flush;
+    ops.release = op_release;
+    ops.fsync = op_fsync;
+    ops.opendir = op_opendir;
+    ops.readdir = op_readdir;
+    ops.readdirplus = op_readdirplus;
+    ops.releasedir = op_releasedir;
+    ops.fsyncdir = op_fsyncdir;
+    ops.statfs = op_statfs;
+    ops.setxattr = op_setxattr;
+    ops.getxattr = op_getxattr;
+    ops.listxattr = op_listxattr;
+    ops.removexattr = op_removexattr;
+    ops.fallocate = op_fallocate;
+    return ops;
+}
+
+} // namespace
+
+const fuse_lowlevel_ops& fuse_operations() noexcept {
+    static const fuse_lowlevel_ops ops = make_ops();
+    return ops;
+}
+
+} // namespace vramfs

@@ -1,0 +1,52 @@
+// Mounts for integration tests: the real vramfs binary on a temporary directory, and a tmpfs
+// directory to compare against.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace vramfs::test {
+
+std::string vramfs_binary();  // $VRAMFS_BIN
+std::string test_backend();   // $VRAMFS_TEST_BACKEND: host (default) or cuda
+// Why this machine cannot run the suite ("" when it can): no /dev/fuse, no CUDA device, ...
+std::string unavailable_reason();
+
+// Runs a command line through /bin/sh; returns its exit status (or -1).
+int shell(const std::string& command);
+// Runs argv directly, capturing stdout+stderr into `output`; returns the exit status.
+int run_program(const std::vector<std::string>& argv, std::string* output = nullptr);
+
+std::string make_temp_dir(const char* tag);
+
+class VramfsMount {
+public:
+    explicit VramfsMount(const std::string& size, const std::vector<std::string>& extra = {});
+    ~VramfsMount();
+    VramfsMount(const VramfsMount&) = delete;
+    VramfsMount& operator=(const VramfsMount&) = delete;
+    const std::string& path() const { return path_; }
+    const std::string& mount_output() const { return output_; }
+
+private:
+    std::string path_;
+    std::string output_;
+};
+
+class TmpfsDir {
+public:
+    explicit TmpfsDir(const std::string& size);
+    ~TmpfsDir();
+    TmpfsDir(const TmpfsDir&) = delete;
+    TmpfsDir& operator=(const TmpfsDir&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+    bool mounted_ = false;
+};
+
+// Unmounts a FUSE mount point: fusermount3 -u where it exists, else umount.
+void unmount(const std::string& path);
+
+} // namespace vramfs::test

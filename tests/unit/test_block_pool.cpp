@@ -1,0 +1,75 @@
+// BlockPool: budget enforcement, all-or-nothing allocation, slabs handed back to the device.
+#include "test_backends.hpp"
+#include "vramfs/block_pool.hpp"
+
+#include <doctest/doctest.h>
+
+#include <set>
+#include <vector>
+
+using namespace vramfs;
+
+TEST_CASE("the budget is enforced and a failed allocation takes nothing") {
+    test::FlakyBackend be;
+    BlockPool pool(be, 10 * 4096, 4096, 4 * 4096); // 10 blocks in slabs of 4, 4, 2
+    CHECK(pool.budget_blocks() == 10);
+    std::vector<BlockId> a(7), b(4);
+    REQUIRE(pool.allocate(7, a.data()) == 0);
+    CHECK(pool.used_blocks() == 7);
+    CHECK(pool.allocate(4, b.data()) == ENOSPC);
+    CHECK(pool.used_blocks() == 7);
+    REQUIRE(pool.allocate(3, b.data()) == 0);
+    CHECK(pool.used_blocks() == 10);
+    // Every block is distinct and its address lies inside the budget's slabs.
+    std::set<DeviceAddr> addrs;
+    for (BlockId id : a) addrs.insert(pool.address(id));
+    for (int i = 0; i < 3; ++i) addrs.insert(pool.address(b[i]));
+    CHECK(addrs.size() == 10);
+    CHECK(pool.stats().reserved_bytes == 10 * 4096); // the last slab is short: no excess
+}
+
+TEST_CASE("slabs go back to the device when their blocks are freed") {
+    test::FlakyBackend be;
+    BlockPool pool(be, 64 * 4096, 4096, 8 * 4096);
+    std::vector<BlockId> ids(64);
+    REQUIRE(pool.allocate(64, ids.data()) == 0);
+    CHECK(be.live_slabs == 8);
+    CHECK(pool.stats().reserved_bytes == 64 * 4096);
+    pool.release(ids.data() + 8, 56); // frees slabs 1..7 entirely
+    CHECK(pool.used_blocks() == 8);
+    CHECK(be.live_slabs <= 2); // one empty slab may be kept against churn
+    pool.release(ids.data(), 8);
+    CHECK(pool.used_blocks() == 0);
+    CHECK(be.live_slabs == 0); // nothing in use: everything handed back
+    CHECK(pool.stats().reserved_bytes == 0);
+}
+
+TEST_CASE("a device out of memory is ENOSPC and rolls back the partial allocation") {
+    test::FlakyBackend be;
+    BlockPool pool(be, 32 * 4096, 4096, 4 * 4096);
+    be.fail_allocations_after = 2; // the device has room for two slabs only
+    std::vector<BlockId> ids(12);
+    CHECK(pool.allocate(12, ids.data()) == ENOSPC);
+    CHECK(pool.used_blocks() == 0);
+    CHECK(be.live_slabs == 0);
+    REQUIRE(pool.allocate(8, ids.data()) == 0);
+    CHECK(be.live_slabs == 2);
+    CHECK(pool.allocate(1, ids.data() + 8) == ENOSPC);
+}
+
+TEST_CASE("allocation prefers low slabs so freed space gathers in high ones") {
+    test::FlakyBackend be;
+    BlockPool pool(be, 16 * 4096, 4096, 4 * 4096);
+    std::vector<BlockId> ids(16);
+    REQUIRE(pool.allocate(16, ids.data()) == 0);
+    pool.release(ids[1]);  // a hole in slab 0
+    pool.release(ids[13]); // a hole in slab 3
+    BlockId again = kNoBlock;
+    REQUIRE(pool.allocate(1, &again) == 0);
+    CHECK(again / 4 == 0);
+}
+
+TEST_CASE("the block size must be a power of two") {
+    test::FlakyBackend be;
+    CHECK_THROWS(BlockPool(be, 1 << 20, 3000));
+}

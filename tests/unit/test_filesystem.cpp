@@ -1,0 +1,259 @@
+// Filesystem and InodeTable without FUSE: lookup counts, link counts, unlink while open, rename.
+#include "test_backends.hpp"
+#include "vramfs/filesystem.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <linux/fuse.h> // struct fuse_dirent, to decode readdir buffers
+#include <set>
+#include <string>
+#include <sys/xattr.h>
+
+using namespace vramfs;
+
+namespace {
+struct Fixture {
+    test::FlakyBackend be;
+    BlockPool pool{be, 64 * 4096, 4096, 16 * 4096};
+    Filesystem fs{pool, FsOptions{.max_io = 1 << 16, .io_buffers = 2}, Caller{}};
+    Caller me{1000, 1000, 022};
+
+    InodeNumber create(InodeNumber parent, const char* name) {
+        fuse_entry_param e{};
+        fuse_file_info fi{};
+        REQUIRE(fs.create(me, parent, name, 0644, O_RDWR, e, fi) == 0);
+        return e.ino;
+    }
+    InodeNumber mkdir(InodeNumber parent, const char* name) {
+        fuse_entry_param e{};
+        REQUIRE(fs.mkdir(me, parent, name, 0755, e) == 0);
+        return e.ino;
+    }
+    std::set<std::string> list(InodeNumber dir) {
+        char buf[4096];
+        std::size_t used = 0;
+        REQUIRE(fs.readdir(nullptr, dir, 0, false, buf, sizeof buf, used) == 0);
+        std::set<std::string> names;
+        for (std::size_t p = 0; p < used;) {
+            auto* d = reinterpret_cast<const fuse_dirent*>(buf + p);
+            names.insert(std::string(d->name, d->namelen));
+            p += FUSE_DIRENT_SIZE(d);
+        }
+        return names;
+    }
+};
+} // namespace
+
+TEST_CASE("create, write, read and stat") {
+    Fixture f;
+    InodeNumber ino = f.create(kRootInode, "a");
+    const char msg[] = "hello vram";
+    REQUIRE(f.fs.write(ino, 5000, sizeof msg, msg) == 0);
+    struct stat st{};
+    REQUIRE(f.fs.getattr(ino, st) == 0);
+    CHECK(st.st_size == 5000 + sizeof msg);
+    CHECK(st.st_uid == 1000);
+    CHECK(st.st_blocks == 4096 / 512); // only the written block is allocated
+    char out[64] = {};
+    std::size_t got = 0;
+    REQUIRE(f.fs.read(ino, 5000, 64, out, got) == 0);
+    CHECK(got == sizeof msg);
+    CHECK(std::strcmp(out, msg) == 0);
+    REQUIRE(f.fs.read(ino, 100, 10, out, got) == 0);
+    CHECK(got == 10);
+    CHECK(out[0] == 0);
+}
+
+TEST_CASE("an unlinked file keeps its data until the last handle is released") {
+    Fixture f;
+    InodeNumber ino = f.create(kRootInode, "swap");
+    REQUIRE(f.fs.fallocate(ino, 0, 0, 8 * 4096) == 0);
+    CHECK(f.pool.used_blocks() == 8);
+    REQUIRE(f.fs.unlink(kRootInode, "swap") == 0);
+    CHECK(f.pool.used_blocks() == 8); // still open
+    char buf[16];
+    std::size_t got = 0;
+    CHECK(f.fs.read(ino, 0, 16, buf, got) == 0);
+    REQUIRE(f.fs.release(ino) == 0);
+    CHECK(f.pool.used_blocks() == 0); // VRAM back at once, before the kernel forgets
+    CHECK(f.fs.table().count() == 2); // still known to the kernel
+    f.fs.forget(ino, 1);
+    CHECK(f.fs.table().count() == 1);
+}
+
+TEST_CASE("lookup counts: the inode lives until forgotten") {
+    Fixture f;
+    InodeNumber ino = f.create(kRootInode, "x");
+    REQUIRE(f.fs.release(ino) == 0);
+    fuse_entry_param e{};
+    REQUIRE(f.fs.lookup(kRootInode, "x", e) == 0);
+    CHECK(e.ino == ino);
+    REQUIRE(f.fs.unlink(kRootInode, "x") == 0);
+    f.fs.forget(ino, 1);
+    CHECK(f.fs.table().count() == 2);
+    f.fs.forget(ino, 1);
+    CHECK(f.fs.table().count() == 1);
+    CHECK(f.fs.lookup(kRootInode, "x", e) == ENOENT);
+}
+
+TEST_CASE("hard links share data and count links") {
+    Fixture f;
+    InodeNumber ino = f.create(kRootInode, "a");
+    fuse_entry_param e{};
+    REQUIRE(f.fs.link(ino, kRootInode, "b", e) == 0);
+    CHECK(e.attr.st_nlink == 2);
+    CHECK(f.fs.link(ino, kRootInode, "b", e) == EEXIST);
+    InodeNumber d = f.mkdir(kRootInode, "d");
+    CHECK(f.fs.link(d, kRootInode, "d2", e) == EPERM);
+    REQUIRE(f.fs.unlink(kRootInode, "a") == 0);
+    struct stat st{};
+    REQUIRE(f.fs.getattr(ino, st) == 0);
+    CHECK(st.st_nlink == 1);
+}
+
+TEST_CASE("directories: nlink, rmdir of non-empty, unlink of a directory") {
+    Fixture f;
+    InodeNumber d = f.mkdir(kRootInode, "d");
+    f.mkdir(d, "sub");
+    struct stat st{};
+    REQUIRE(f.fs.getattr(d, st) == 0);
+    CHECK(st.st_nlink == 3);
+    REQUIRE(f.fs.getattr(kRootInode, st) == 0);
+    CHECK(st.st_nlink == 3);
+    CHECK(f.fs.rmdir(kRootInode, "d") == ENOTEMPTY);
+    CHECK(f.fs.unlink(kRootInode, "d") == EISDIR);
+    CHECK(f.fs.rmdir(d, "sub") == 0);
+    CHECK(f.fs.rmdir(kRootInode, "d") == 0);
+    REQUIRE(f.fs.getattr(kRootInode, st) == 0);
+    CHECK(st.st_nlink == 2);
+}
+
+TEST_CASE("rename: replace, noreplace, exchange, and no move into itself") {
+    Fixture f;
+    InodeNumber a = f.create(kRootInode, "a");
+    InodeNumber b = f.create(kRootInode, "b");
+    InodeNumber d = f.mkdir(kRootInode, "d");
+    InodeNumber sub = f.mkdir(d, "sub");
+    CHECK(f.fs.rename(kRootInode, "a", kRootInode, "b", RENAME_NOREPLACE) == EEXIST);
+    CHECK(f.fs.rename(kRootInode, "a", kRootInode, "b", RENAME_EXCHANGE) == 0);
+    fuse_entry_param e{};
+    REQUIRE(f.fs.lookup(kRootInode, "a", e) == 0);
+    CHECK(e.ino == b);
+    CHECK(f.fs.rename(kRootInode, "d", sub, "inside", 0) == EINVAL);
+    CHECK(f.fs.rename(kRootInode, "a", kRootInode, "d", 0) == EISDIR);
+    CHECK(f.fs.rename(kRootInode, "d", kRootInode, "a", 0) == ENOTDIR);
+    REQUIRE(f.fs.rename(kRootInode, "b", kRootInode, "a", 0) == 0); // a now names inode `a`
+    REQUIRE(f.fs.lookup(kRootInode, "a", e) == 0);
+    CHECK(e.ino == a);
+    CHECK(f.list(kRootInode) == std::set<std::string>{".", "..", "a", "d"});
+    // Moving a directory moves its ".." link.
+    REQUIRE(f.fs.rename(d, "sub", kRootInode, "sub", 0) == 0);
+    struct stat st{};
+    REQUIRE(f.fs.getattr(d, st) == 0);
+    CHECK(st.st_nlink == 2);
+    REQUIRE(f.fs.getattr(kRootInode, st) == 0);
+    CHECK(st.st_nlink == 4);
+}
+
+TEST_CASE("names: too long, empty, dot") {
+    Fixture f;
+    std::string longname(256, 'x');
+    fuse_entry_param e{};
+    fuse_file_info fi{};
+    CHECK(f.fs.create(f.me, kRootInode, longname.c_str(), 0644, 0, e, fi) == ENAMETOOLONG);
+    CHECK(f.fs.lookup(kRootInode, longname.c_str(), e) == ENAMETOOLONG);
+    std::string ok(255, 'y');
+    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, 0, e, fi) == 0);
+    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, 0, e, fi) == EEXIST);
+}
+
+TEST_CASE("readdir offsets stay valid while entries come and go") {
+    Fixture f;
+    for (int i = 0; i < 50; ++i) f.create(kRootInode, ("f" + std::to_string(i)).c_str());
+    // Read in small pieces, deleting entries already listed: nothing is skipped or repeated.
+    std::set<std::string> seen;
+    off_t off = 0;
+    int deleted = 0;
+    for (;;) {
+        char buf[200];
+        std::size_t used = 0;
+        REQUIRE(f.fs.readdir(nullptr, kRootInode, off, false, buf, sizeof buf, used) == 0);
+        if (used == 0) break;
+        for (std::size_t p = 0; p < used;) {
+            auto* d = reinterpret_cast<const fuse_dirent*>(buf + p);
+            std::string name(d->name, d->namelen);
+            CHECK(seen.insert(name).second);
+            off = static_cast<off_t>(d->off);
+            if (name[0] == 'f' && deleted < 20) {
+                REQUIRE(f.fs.unlink(kRootInode, name.c_str()) == 0);
+                ++deleted;
+            }
+            p += FUSE_DIRENT_SIZE(d);
+        }
+    }
+    CHECK(seen.size() == 52);
+}
+
+TEST_CASE("fallocate reserves storage up front or fails with nothing changed") {
+    Fixture f; // 64 blocks of 4 KiB
+    InodeNumber a = f.create(kRootInode, "a");
+    InodeNumber b = f.create(kRootInode, "b");
+    REQUIRE(f.fs.fallocate(a, 0, 0, 40 * 4096) == 0);
+    CHECK(f.fs.fallocate(b, 0, 0, 30 * 4096) == ENOSPC);
+    struct stat st{};
+    REQUIRE(f.fs.getattr(b, st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(f.pool.used_blocks() == 40);
+    REQUIRE(f.fs.fallocate(b, FALLOC_FL_KEEP_SIZE, 0, 24 * 4096) == 0);
+    REQUIRE(f.fs.getattr(b, st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(st.st_blocks == 24 * 8);
+    char byte = 1;
+    CHECK(f.fs.write(b, 0, 1, &byte) == 0); // lands in reserved space
+    CHECK(f.fs.write(b, 30 * 4096, 1, &byte) == ENOSPC);
+    REQUIRE(f.fs.fallocate(a, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 40 * 4096) == 0);
+    CHECK(f.pool.used_blocks() == 24);
+    REQUIRE(f.fs.getattr(a, st) == 0);
+    CHECK(st.st_size == 40 * 4096);
+    CHECK(f.fs.fallocate(a, FALLOC_FL_PUNCH_HOLE, 0, 4096) == EOPNOTSUPP);
+    CHECK(f.fs.fallocate(a, 0x10 /* ZERO_RANGE */, 0, 4096) == EOPNOTSUPP);
+}
+
+TEST_CASE("truncate through setattr frees storage; EFBIG past the maximum") {
+    Fixture f;
+    InodeNumber a = f.create(kRootInode, "a");
+    std::string data(10 * 4096, 'z');
+    REQUIRE(f.fs.write(a, 0, data.size(), data.data()) == 0);
+    struct stat in{}, out{};
+    in.st_size = 4096;
+    REQUIRE(f.fs.setattr(a, in, FUSE_SET_ATTR_SIZE, out) == 0);
+    CHECK(out.st_size == 4096);
+    CHECK(f.pool.used_blocks() == 1);
+    in.st_size = static_cast<off_t>(kMaxFileSize) + 1;
+    CHECK(f.fs.setattr(a, in, FUSE_SET_ATTR_SIZE, out) == EFBIG);
+    CHECK(f.fs.write(a, kMaxFileSize, 1, data.data()) == EFBIG);
+}
+
+TEST_CASE("user xattrs") {
+    Fixture f;
+    InodeNumber a = f.create(kRootInode, "a");
+    CHECK(f.fs.setxattr(a, "user.k", "v1", 2, 0) == 0);
+    CHECK(f.fs.setxattr(a, "user.k", "v2", 2, XATTR_CREATE) == EEXIST);
+    CHECK(f.fs.setxattr(a, "user.other", "v", 1, XATTR_REPLACE) == ENODATA);
+    CHECK(f.fs.setxattr(a, "trusted.k", "v", 1, 0) == EOPNOTSUPP);
+    std::string v;
+    std::size_t need = 0;
+    REQUIRE(f.fs.getxattr(a, "user.k", 0, v, need) == 0);
+    CHECK(need == 2);
+    CHECK(f.fs.getxattr(a, "user.k", 1, v, need) == ERANGE);
+    REQUIRE(f.fs.getxattr(a, "user.k", 10, v, need) == 0);
+    CHECK(v == "v1");
+    REQUIRE(f.fs.listxattr(a, 100, v, need) == 0);
+    CHECK(v == std::string("user.k\0", 7));
+    CHECK(f.fs.removexattr(a, "user.k") == 0);
+    CHECK(f.fs.getxattr(a, "user.k", 10, v, need) == ENODATA);
+}
