@@ -173,7 +173,11 @@ TEST_CASE("names: too long, empty, dot") {
 
 TEST_CASE("readdir offsets stay valid while entries come and go") {
     Fixture f;
-    for (int i = 0; i < 50; ++i) f.create(kRootInode, ("f" + std::to_string(i)).c_str());
+    for (int i = 0; i < 50; ++i) {
+        std::string name = "f";
+        name += std::to_string(i);
+        f.create(kRootInode, name.c_str());
+    }
     // Read in small pieces, deleting entries already listed: nothing is skipped or repeated.
     std::set<std::string> seen;
     off_t off = 0;
