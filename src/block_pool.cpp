@@ -20,7 +20,26 @@ BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::u
     const std::size_t nslabs = (budget_blocks_ + slab_blocks_ - 1) / slab_blocks_;
     slabs_.resize(nslabs);
     slab_base_.assign(nslabs, 0);
-    for (std::uint32_t s = 0; s < nslabs; ++s) slabs_[s].capacity = capacity_of(s);
+    room_bits_.assign((nslabs + 63) / 64, 0);
+    // Each slab's free list is sized now: opening a slab later allocates no host memory.
+    for (std::uint32_t s = 0; s < nslabs; ++s) {
+        slabs_[s].capacity = capacity_of(s);
+        slabs_[s].free.reserve(slabs_[s].capacity);
+    }
+}
+
+void BlockPool::set_room(std::uint32_t slab, bool room) noexcept {
+    const std::uint64_t bit = std::uint64_t{1} << (slab % 64);
+    if (room)
+        room_bits_[slab / 64] |= bit;
+    else
+        room_bits_[slab / 64] &= ~bit;
+}
+
+std::uint32_t BlockPool::first_with_room() const noexcept {
+    for (std::size_t w = 0; w < room_bits_.size(); ++w)
+        if (room_bits_[w]) return static_cast<std::uint32_t>(w * 64 + __builtin_ctzll(room_bits_[w]));
+    return static_cast<std::uint32_t>(slabs_.size());
 }
 
 BlockPool::~BlockPool() {
@@ -38,21 +57,17 @@ int BlockPool::open_slab(std::uint32_t s) noexcept {
     Slab& slab = slabs_[s];
     DeviceAddr base = 0;
     if (int err = backend_.allocate(std::uint64_t{slab.capacity} * block_size_, base)) return err;
-    try {
-        slab.free.resize(slab.capacity);
-    } catch (...) {
-        backend_.release(base, std::uint64_t{slab.capacity} * block_size_);
-        return ENOMEM;
-    }
-    // Hand out low indices first, so that a partly used slab stays compact.
-    for (std::uint32_t i = 0; i < slab.capacity; ++i) slab.free[i] = slab.capacity - 1 - i;
+    // Hand out low indices first, so that a partly used slab stays compact. No allocation:
+    // the capacity was reserved at construction.
+    slab.free.clear();
+    for (std::uint32_t i = 0; i < slab.capacity; ++i) slab.free.push_back(slab.capacity - 1 - i);
     slab.allocated = true;
     slab.used = 0;
     slab_base_[s] = base;
     reserved_blocks_ += slab.capacity;
     ++open_slabs_;
     ++empty_open_slabs_;
-    slabs_with_room_.insert(s);
+    set_room(s, true);
     return 0;
 }
 
@@ -61,12 +76,11 @@ void BlockPool::close_slab(std::uint32_t s) noexcept {
     backend_.release(slab_base_[s], std::uint64_t{slab.capacity} * block_size_);
     slab_base_[s] = 0;
     slab.allocated = false;
-    slab.free.clear();
-    slab.free.shrink_to_fit();
+    slab.free.clear(); // keeps its capacity for the next open
     reserved_blocks_ -= slab.capacity;
     --open_slabs_;
     if (slab.used == 0) --empty_open_slabs_;
-    slabs_with_room_.erase(s);
+    set_room(s, false);
 }
 
 int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {
@@ -75,9 +89,10 @@ int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {
     if (used_.load(std::memory_order_relaxed) + n > budget_blocks_) return ENOSPC;
     std::size_t got = 0;
     while (got < n) {
-        if (slabs_with_room_.empty()) {
+        std::uint32_t s = first_with_room();
+        if (s == slabs_.size()) {
             // Open the lowest slab not yet taken from the device.
-            std::uint32_t s = 0;
+            s = 0;
             while (s < slabs_.size() && slabs_[s].allocated) ++s;
             int err = s < slabs_.size() ? open_slab(s) : ENOSPC;
             if (err) {
@@ -90,7 +105,6 @@ int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {
                 return err == ENOMEM ? ENOMEM : ENOSPC;
             }
         }
-        const std::uint32_t s = *slabs_with_room_.begin();
         Slab& slab = slabs_[s];
         if (slab.used == 0) --empty_open_slabs_;
         while (got < n && !slab.free.empty()) {
@@ -98,7 +112,7 @@ int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {
             slab.free.pop_back();
             ++slab.used;
         }
-        if (slab.free.empty()) slabs_with_room_.erase(s);
+        if (slab.free.empty()) set_room(s, false);
     }
     used_.fetch_add(n, std::memory_order_relaxed);
     return 0;
@@ -121,7 +135,7 @@ void BlockPool::return_blocks(const BlockId* ids, std::size_t n) noexcept {
         }
         Slab& slab = slabs_[s];
         slab.free.push_back(ids[i] % slab_blocks_);
-        slabs_with_room_.insert(s);
+        set_room(s, true);
         if (--slab.used == 0) {
             ++empty_open_slabs_;
             // Hand the VRAM back to the device, keeping one empty slab against churn.

@@ -143,7 +143,12 @@ std::string check_mountpoint(const std::string& path) {
 std::vector<std::string> fuse_arguments(const Config& c) {
     std::vector<std::string> args{"vramfs"};
     // default_permissions: the kernel checks modes and owners against the attributes we report.
-    std::string opts = "fsname=vramfs,subtype=vramfs,default_permissions,max_read=" +
+    // The source names the backend and device ("vramfs-cuda0"), so /proc/mounts and df tell
+    // which GPU a mount uses.
+    const std::string source =
+        std::string("vramfs-") + (c.backend == BackendKind::cuda ? "cuda" : "host") +
+        std::to_string(c.device);
+    std::string opts = "fsname=" + source + ",subtype=vramfs,default_permissions,max_read=" +
                        std::to_string(1 << 20);
     for (const auto& o : c.fuse_options) opts += "," + o;
     args.push_back("-o");

@@ -6,6 +6,7 @@
 #include "vramfs/block_pool.hpp"
 #include "vramfs/filesystem.hpp"
 #include "vramfs/fuse_ops.hpp"
+#include "vramfs/serve_loop.hpp"
 #include "vramfs/size.hpp"
 #include "vramfs/storage.hpp"
 
@@ -17,6 +18,8 @@
 #include <fcntl.h>
 #include <memory>
 #include <string>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,6 +64,25 @@ int list_devices() {
     return 0;
 }
 
+// The daemon may serve a swap device: when the machine runs out of memory, reclaim waits on
+// swap writes that only this process can complete. So it must never wait for memory itself:
+// its pages are locked as they are touched (MCL_ONFAULT: the CUDA driver's huge address
+// reservations are not locked wholesale), the kernel treats it as an I/O flusher (no reclaim
+// recursion into its own writes), and the OOM killer leaves it alone. Each step is best
+// effort: without privileges the mount still works, with a warning.
+void harden_for_swap() {
+    if (::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
+        log_warning("mlockall failed (%s): the daemon's memory can be swapped out",
+                    std::strerror(errno));
+    if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
+        log_warning("PR_SET_IO_FLUSHER failed (%s)", std::strerror(errno));
+    if (int fd = ::open("/proc/self/oom_score_adj", O_WRONLY); fd >= 0) {
+        if (::write(fd, "-1000", 5) != 5)
+            log_warning("cannot exempt the daemon from the OOM killer (%s)", std::strerror(errno));
+        ::close(fd);
+    }
+}
+
 void detach_stdio() {
     int null = ::open("/dev/null", O_RDWR);
     if (null >= 0) {
@@ -73,10 +95,22 @@ void detach_stdio() {
     }
 }
 
+std::uint64_t backend_limit_host() { return make_host_backend(0)->device().total_bytes; }
+
 int serve(const Config& cfg, Reporter& reporter) {
     std::unique_ptr<StorageBackend> backend;
     if (cfg.backend == BackendKind::host) {
-        backend = make_host_backend(cfg.device);
+        if (cfg.size > backend_limit_host()) {
+            reporter.report(kExitUsage, "vramfs: SIZE " + format_size(cfg.size) +
+                                            " is more than the RAM of this machine");
+            return kExitUsage;
+        }
+        try {
+            backend = make_host_backend(cfg.device, cfg.size);
+        } catch (const std::exception& ex) {
+            reporter.report(kExitFailure, std::string("vramfs: host backend: ") + ex.what());
+            return kExitFailure;
+        }
     } else {
         std::string error;
         bool bad_index = false;
@@ -124,7 +158,7 @@ int serve(const Config& cfg, Reporter& reporter) {
                                         args.back() + " (see the line above)");
         return kExitUsage;
     }
-    if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
+    if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
         fuse_session_destroy(se);
         reporter.report(kExitFailure, "vramfs: mounting on " + cfg.mountpoint +
                                           " failed (see the line above)");
@@ -137,14 +171,9 @@ int serve(const Config& cfg, Reporter& reporter) {
         detach_stdio();
         log_to_syslog(true);
     }
+    harden_for_swap();
 
-    fuse_loop_config* loop = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_clone_fd(loop, 1);
-    fuse_loop_cfg_set_max_threads(loop, cfg.threads);
-    int rc = fuse_session_loop_mt(se, loop);
-    fuse_loop_cfg_destroy(loop);
-    fuse_session_unmount(se);
-    fuse_remove_signal_handlers(se);
+    const int rc = serve_session(se, cfg.threads);
     fuse_session_destroy(se);
     log_info("unmounted %s", cfg.mountpoint.c_str());
     return rc == 0 ? 0 : kExitFailure;

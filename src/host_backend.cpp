@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <stdexcept>
 #include <sys/mman.h>
+#include <vector>
 
 namespace vramfs {
 namespace {
@@ -29,30 +32,43 @@ std::uint64_t meminfo_bytes(const char* key) noexcept {
 
 class HostBackend final : public StorageBackend {
 public:
-    explicit HostBackend(int index) {
+    HostBackend(int index, std::uint64_t arena_bytes) {
         info_.index = index;
         info_.name = "host RAM";
         info_.total_bytes = meminfo_bytes("MemTotal");
         info_.free_bytes = meminfo_bytes("MemAvailable");
+        if (arena_bytes > 0) {
+            arena_bytes_ = (arena_bytes + 4095) & ~std::uint64_t{4095};
+            void* p = ::mmap(nullptr, arena_bytes_, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+            if (p == MAP_FAILED) throw std::runtime_error("cannot map the host arena");
+            lock(p, arena_bytes_);
+            arena_ = static_cast<char*>(p);
+            free_.reserve(arena_bytes_ / 4096 + 2);
+            free_.push_back({0, arena_bytes_});
+        }
+    }
+    ~HostBackend() override {
+        if (arena_) ::munmap(arena_, arena_bytes_);
     }
     const char* kind() const noexcept override { return "host"; }
     const DeviceInfo& device() const noexcept override { return info_; }
     std::uint64_t query_free() noexcept override { return meminfo_bytes("MemAvailable"); }
 
     int allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
+        if (arena_) return arena_allocate(bytes, out);
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                          -1, 0);
         if (p == MAP_FAILED) return ENOSPC;
-        // Locked and populated, like VRAM: this memory may back a swap device, so the kernel
-        // must never try to swap it out. Without the privilege to lock, warn once and go on.
-        if (::mlock(p, bytes) != 0 && !warned_.exchange(true))
-            log_warning("host backend: mlock failed (%s); its memory can be swapped out",
-                        std::strerror(errno));
+        lock(p, bytes);
         out = reinterpret_cast<DeviceAddr>(p);
         return 0;
     }
     void release(DeviceAddr addr, std::uint64_t bytes) noexcept override {
-        ::munmap(reinterpret_cast<void*>(addr), bytes);
+        if (arena_)
+            arena_release(addr, bytes);
+        else
+            ::munmap(reinterpret_cast<void*>(addr), bytes);
     }
     int write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
         std::memcpy(reinterpret_cast<void*>(dst), src, len);
@@ -72,14 +88,61 @@ public:
     void release_host_buffer(void* p, std::size_t) noexcept override { std::free(p); }
 
 private:
+    // Locked, like VRAM: this memory may back a swap device, so the kernel must never try to
+    // swap it out. Without the privilege to lock, warn once and go on.
+    void lock(void* p, std::uint64_t bytes) noexcept {
+        if (::mlock(p, bytes) != 0 && !warned_.exchange(true))
+            log_warning("host backend: mlock failed (%s); its memory can be swapped out",
+                        std::strerror(errno));
+    }
+
+    struct Range {
+        std::uint64_t off, len;
+    };
+    // First fit over a sorted free list whose capacity was reserved up front.
+    int arena_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept {
+        bytes = (bytes + 4095) & ~std::uint64_t{4095};
+        std::lock_guard lock(mu_);
+        for (std::size_t i = 0; i < free_.size(); ++i) {
+            if (free_[i].len < bytes) continue;
+            out = reinterpret_cast<DeviceAddr>(arena_ + free_[i].off);
+            free_[i].off += bytes;
+            free_[i].len -= bytes;
+            if (free_[i].len == 0) free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+            return 0;
+        }
+        return ENOSPC;
+    }
+    void arena_release(DeviceAddr addr, std::uint64_t bytes) noexcept {
+        bytes = (bytes + 4095) & ~std::uint64_t{4095};
+        const std::uint64_t off = addr - reinterpret_cast<DeviceAddr>(arena_);
+        std::lock_guard lock(mu_);
+        std::size_t i = 0;
+        while (i < free_.size() && free_[i].off < off) ++i;
+        free_.insert(free_.begin() + static_cast<std::ptrdiff_t>(i), Range{off, bytes});
+        // Merge with the neighbours.
+        if (i + 1 < free_.size() && free_[i].off + free_[i].len == free_[i + 1].off) {
+            free_[i].len += free_[i + 1].len;
+            free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i + 1));
+        }
+        if (i > 0 && free_[i - 1].off + free_[i - 1].len == free_[i].off) {
+            free_[i - 1].len += free_[i].len;
+            free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+    }
+
     DeviceInfo info_;
     std::atomic<bool> warned_{false};
+    char* arena_ = nullptr;
+    std::uint64_t arena_bytes_ = 0;
+    std::mutex mu_;
+    std::vector<Range> free_;
 };
 
 } // namespace
 
-std::unique_ptr<StorageBackend> make_host_backend(int index) {
-    return std::make_unique<HostBackend>(index);
+std::unique_ptr<StorageBackend> make_host_backend(int index, std::uint64_t arena_bytes) {
+    return std::make_unique<HostBackend>(index, arena_bytes);
 }
 
 } // namespace vramfs

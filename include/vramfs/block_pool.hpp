@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
-#include <set>
 #include <vector>
 
 namespace vramfs {
@@ -59,6 +58,8 @@ private:
     int open_slab(std::uint32_t slab) noexcept;  // caller holds mu_
     void close_slab(std::uint32_t slab) noexcept; // caller holds mu_
     void return_blocks(const BlockId* ids, std::size_t n) noexcept; // caller holds mu_
+    void set_room(std::uint32_t slab, bool room) noexcept;
+    std::uint32_t first_with_room() const noexcept; // slabs_.size() when none
 
     StorageBackend& backend_;
     const std::uint64_t block_size_;
@@ -70,7 +71,8 @@ private:
     // Written under mu_ when a slab opens; read without it, since a block's slab stays open
     // while any file holds the block. Sized once, never reallocated.
     std::vector<DeviceAddr> slab_base_;
-    std::set<std::uint32_t> slabs_with_room_; // open slabs with free blocks
+    // Open slabs with free blocks, one bit each; sized once so the I/O path never allocates.
+    std::vector<std::uint64_t> room_bits_;
     std::uint32_t empty_open_slabs_ = 0;      // kept at most one, to avoid alloc/free churn
     std::atomic<std::uint64_t> used_{0};
     std::uint64_t reserved_blocks_ = 0;

@@ -45,8 +45,11 @@ public:
     virtual void release_host_buffer(void* p, std::size_t bytes) noexcept = 0;
 };
 
-// Host RAM, locked so that the kernel never swaps it (it may back a swap device).
-std::unique_ptr<StorageBackend> make_host_backend(int index = 0);
+// Host RAM, locked so that the kernel never swaps it (it may back a swap device). With an
+// arena size, all of it is mapped and locked at once and slabs are carved from it, as from a
+// GPU's fixed memory: taking a slab then never asks the kernel for memory, which could wait on
+// reclaim, and so on swap I/O the daemon itself serves. Without one, each slab is its own mapping.
+std::unique_ptr<StorageBackend> make_host_backend(int index = 0, std::uint64_t arena_bytes = 0);
 
 // CUDA VRAM. Returns nullptr and sets `error` when CUDA or the device is unusable; `bad_index`
 // tells that the device does not exist. Without CUDA in the build it always fails.

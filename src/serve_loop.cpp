@@ -1,0 +1,139 @@
+// The request loop: our own worker threads over libfuse's receive/process calls, so that all
+// memory a request needs exists before the first request (libfuse's loop spawns threads and
+// allocates buffers on demand, which is exactly when memory is short).
+#include "vramfs/serve_loop.hpp"
+
+#include "vramfs/log.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <malloc.h>
+#include <pthread.h>
+#include <vector>
+
+namespace vramfs {
+namespace {
+
+// libfuse 3.14 reads requests of up to 256 pages plus a header into this buffer; twice that
+// leaves room for kernels and libfuse versions that allow larger requests.
+constexpr std::size_t kReceiveBuffer = 2 * (256 + 1) * 4096;
+constexpr std::size_t kStackTouch = 256 * 1024; // stack pages faulted (and so locked) up front
+constexpr std::size_t kStackSize = 1024 * 1024;
+
+struct Worker {
+    fuse_session* se = nullptr;
+    void* buffer = nullptr;
+    pthread_t thread{};
+    std::atomic<bool>* finished = nullptr;
+};
+
+__attribute__((noinline)) void touch_stack() {
+    volatile char pad[kStackTouch];
+    for (std::size_t i = 0; i < kStackTouch; i += 4096) pad[i] = 0;
+    asm volatile("" : : "r"(pad) : "memory");
+}
+
+// libfuse allocates a small request record per request, and so may we (a readdir buffer).
+// Such allocations must be served from pages the process already has: one malloc arena for
+// all threads, grown and faulted now and never trimmed back to the kernel.
+void prepare_heap() {
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);   // small and medium blocks come from the heap...
+    mallopt(M_TRIM_THRESHOLD, 256 << 20); // ...which is not handed back when they are freed
+    constexpr int kChunks = 32;
+    void* chunks[kChunks];
+    for (auto& c : chunks) {
+        c = std::malloc(512 * 1024);
+        if (c) std::memset(c, 0, 512 * 1024);
+    }
+    for (auto* c : chunks) std::free(c);
+}
+
+void* worker_main(void* arg) {
+    auto* w = static_cast<Worker*>(arg);
+    touch_stack();
+    std::free(std::malloc(64)); // sets up this thread's malloc cache before the first request
+    fuse_buf buf{};
+    buf.mem = w->buffer; // libfuse uses a buffer it is given and allocates none
+    while (!fuse_session_exited(w->se)) {
+        const int res = fuse_session_receive_buf(w->se, &buf);
+        if (res == -EINTR || res == -EAGAIN) continue;
+        if (res <= 0) {
+            if (res < 0 && res != -ENODEV)
+                log_error("reading from /dev/fuse failed: %s", std::strerror(-res));
+            fuse_session_exit(w->se);
+            break;
+        }
+        fuse_session_process_buf(w->se, &buf);
+        buf.mem = w->buffer;
+    }
+    w->finished->store(true);
+    return nullptr;
+}
+
+} // namespace
+
+int serve_session(fuse_session* se, unsigned threads) {
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigset_t old;
+    // Workers inherit a mask with the stop signals blocked; this thread waits for them.
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    prepare_heap();
+    std::atomic<bool> finished{false};
+    std::vector<Worker> workers(threads);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, kStackSize);
+    unsigned started = 0;
+    for (auto& w : workers) {
+        w.se = se;
+        w.finished = &finished;
+        w.buffer = std::aligned_alloc(4096, kReceiveBuffer);
+        if (!w.buffer) break;
+        std::memset(w.buffer, 0, kReceiveBuffer); // fault it in now
+        if (pthread_create(&w.thread, &attr, worker_main, &w) != 0) {
+            std::free(w.buffer);
+            w.buffer = nullptr;
+            break;
+        }
+        ++started;
+    }
+    pthread_attr_destroy(&attr);
+    if (started == 0) {
+        log_error("cannot start any FUSE worker thread");
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        return -1;
+    }
+    if (started < threads) log_warning("started %u of %u worker threads", started, threads);
+
+    // Wait for a stop signal or for the kernel to end the session (fusermount3 -u).
+    while (!finished.load() && !fuse_session_exited(se)) {
+        timespec tick{0, 200 * 1000 * 1000};
+        const int sig = sigtimedwait(&stop, nullptr, &tick);
+        if (sig > 0) {
+            log_info("signal %d: unmounting", sig);
+            fuse_session_exit(se);
+        }
+    }
+    // Unmounting makes every blocked read return ENODEV, so all workers finish.
+    fuse_session_unmount(se);
+    for (auto& w : workers) {
+        if (!w.buffer) continue;
+        pthread_join(w.thread, nullptr);
+        std::free(w.buffer);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return 0;
+}
+
+} // namespace vramfs

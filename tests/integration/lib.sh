@@ -1,0 +1,42 @@
+# shellcheck shell=bash
+# Shared by the shell integration tests: skipping, failing, and the environment they need.
+# Expects VRAMFS_BIN and VRAMFS_TEST_BACKEND (host or cuda). Exit 77 means skipped.
+
+skip() { echo "SKIPPED: $*"; exit 77; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+step() { echo "== $*"; }
+
+bin=${VRAMFS_BIN:?set VRAMFS_BIN to the vramfs binary}
+export VRAMFS_BIN=$bin
+backend=${VRAMFS_TEST_BACKEND:-host}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this file
+helper=$here/../../mount-helpers/vramfs-swap
+
+require_swap_environment() {
+  [[ -w /dev/fuse ]] || skip "no usable /dev/fuse"
+  [[ $(id -u) -eq 0 ]] || skip "losetup and swapon need root"
+  local tool
+  for tool in losetup mkswap swapon swapoff fallocate; do
+    command -v "$tool" >/dev/null || skip "$tool is not installed"
+  done
+  if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then
+    skip "no CUDA device"
+  fi
+}
+
+# MiB used on a mount, from statfs.
+used_mib() { df --block-size=1M --output=used "$1" | tail -1 | tr -d ' '; }
+
+daemon_pid() { pgrep -f "^$bin $1 " | head -n1; }
+
+# Aborts the FUSE connection of a mount (through fusectl): the way out of a hung daemon, so a
+# failed test does not leave the machine stuck.
+abort_fuse() {
+  local mnt=$1 dev
+  dev=$(awk -v m="$mnt" '$5 == m { print $3 }' /proc/self/mountinfo | head -n1)
+  [[ -n $dev ]] || return 0
+  mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections || return 0
+  echo "aborting the FUSE connection ${dev#*:} of $mnt" >&2
+  echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort" || true
+}

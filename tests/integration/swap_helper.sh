@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# vramfs-swap end to end: on, on again (idempotent), status, off, off on nothing, bad usage,
+# and off after the daemon was killed while the swap held no pages.
+set -euo pipefail
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_swap_environment
+
+mnt=$(mktemp -d /tmp/vramfs-helper-XXXXXX)
+cleanup() {
+  "$helper" off all --mountpoint "$mnt" >/dev/null 2>&1 || true
+  umount -l "$mnt" 2>/dev/null || true
+  rmdir "$mnt" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+step "usage errors exit 2"
+rc=0; "$helper" on 2>/dev/null || rc=$?; ((rc == 2)) || fail "on without SIZE: exit $rc"
+rc=0; "$helper" on 12X 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad SIZE: exit $rc"
+rc=0; "$helper" frobnicate 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad command: exit $rc"
+"$helper" --help | grep -q "Exit codes" || fail "--help does not document exit codes"
+
+step "on"
+loop=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend")
+swapon --show=NAME,PRIO --noheadings | grep -q "^$loop *7$" || fail "$loop not on with priority 7"
+[[ $(used_mib "$mnt") -eq 128 ]] || fail "128 MiB should be reserved"
+again=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend")
+[[ $again == "$loop" ]] || fail "on twice made a second swap ($again)"
+[[ $(grep -c "^/dev/loop" /proc/swaps) -ge 1 ]]
+
+step "status"
+"$helper" status --mountpoint "$mnt" | tee /dev/stderr | grep -q "^s1 *$loop *128M *128M" ||
+  fail "status does not show s1"
+
+step "off, then off on nothing"
+"$helper" off s1 --mountpoint "$mnt"
+swap_active() { awk -v d="$1" 'NR > 1 && $1 == d { f = 1 } END { exit !f }' /proc/swaps; }
+swap_active "$loop" && fail "$loop still swapping"
+mountpoint -q "$mnt" && fail "mount left behind"
+"$helper" off all --mountpoint "$mnt" || fail "off on nothing failed"
+
+step "off after the daemon was killed"
+loop=$("$helper" on 64M --mountpoint "$mnt" --name s2 --backend "$backend")
+pid=$(daemon_pid "$mnt")
+[[ -n $pid ]] || fail "no daemon"
+kill -9 "$pid"
+sleep 0.5
+"$helper" off all --mountpoint "$mnt" || fail "off after daemon death failed"
+swap_active "$loop" && fail "swap still active"
+losetup --list --noheadings --output BACK-FILE | grep -qF "$mnt/" && fail "loop device left attached"
+grep -q " $mnt " /proc/mounts && fail "dead mount left behind"
+echo "vramfs-swap on $backend: ok"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Swap on vramfs under real memory pressure: a workload 4x its cgroup's memory limit is pushed
+# into a vramfs swap and must come back intact, in bounded time; then again with the vramfs
+# daemon inside the same memory-limited cgroup, so reclaim hits the daemon itself; then the
+# swap's freed clusters must come back to the mount as discards.
+# Environment: VRAMFS_BIN, VRAMFS_TEST_BACKEND, VRAMFS_PRESSURE (the pressure tool),
+# optional PRESSURE_WS (working set, default 768M). Exit 77: skipped.
+set -euo pipefail
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_swap_environment
+pressure=${VRAMFS_PRESSURE:?set VRAMFS_PRESSURE to the vramfs-pressure binary}
+ws_mib=${PRESSURE_WS_MIB:-768}
+limit_mib=$((ws_mib / 4))
+swap_mib=$((ws_mib + 256))
+
+mnt=$(mktemp -d /tmp/vramfs-pressure-XXXXXX)
+cleanup() {
+  "$helper" off all --mountpoint "$mnt" >/dev/null 2>&1 || true
+  rmdir "$mnt" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+step "vramfs-swap on ${swap_mib}M ($backend)"
+loop=$("$helper" on "${swap_mib}M" --mountpoint "$mnt" --name pressure --backend "$backend")
+echo "swap device: $loop"
+awk -v d="$loop" 'NR > 1 && $1 != d && $5 >= 100 { bad = 1; print "other swap with priority >= 100: " $0 }
+                  END { exit bad }' /proc/swaps || fail "another swap would take the pages"
+
+run_pressure() {
+  local label=$1
+  shift
+  step "$label: working set ${ws_mib}M under a ${limit_mib}M cgroup limit"
+  local rc=0
+  "$pressure" --working-set "${ws_mib}M" --limit "${limit_mib}M" --timeout 240 "$@" || rc=$?
+  case $rc in
+    0) ;;
+    3)
+      abort_fuse "$mnt"
+      fail "$label: the workload hung (no progress within 240 s)" ;;
+    *) fail "$label: exit $rc (corruption or the workload died)" ;;
+  esac
+}
+
+run_pressure "workload alone" --json "$mnt.alone.json"
+out=$(grep -o '"swap_out_bytes":[0-9]*' "$mnt.alone.json" | cut -d: -f2)
+((out >= (ws_mib - limit_mib) * 1048576 / 2)) || fail "too little went to swap: $out bytes"
+
+pid=$(daemon_pid "$mnt")
+[[ -n $pid ]] || fail "cannot find the vramfs daemon"
+run_pressure "daemon in the same cgroup" --also-pid "$pid" --json "$mnt.daemon.json"
+rm -f "$mnt.alone.json" "$mnt.daemon.json"
+
+step "discard: freed swap clusters go back to the mount"
+reserved=$swap_mib
+for _ in $(seq 50); do
+  now=$(used_mib "$mnt")
+  ((now < reserved - 64)) && break
+  sleep 0.2
+done
+echo "mount uses ${now} MiB of the ${reserved} MiB reserved by fallocate"
+((now < reserved - 64)) || fail "discards did not free VRAM (still ${now} MiB used)"
+"$helper" status --mountpoint "$mnt"
+
+"$helper" off all --mountpoint "$mnt" >/dev/null
+mountpoint -q "$mnt" && fail "still mounted after off"
+echo "swap under pressure on $backend: ok"

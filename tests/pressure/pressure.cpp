@@ -1,0 +1,315 @@
+// vramfs-pressure: pushes a workload into swap and proves every byte comes back.
+//
+// It runs a child in a memory cgroup (v2 memory.max or v1 memory.limit_in_bytes) limited well
+// below the child's working set, so the kernel must swap. The child fills its working set with
+// incompressible data derived from a seed (the swap-out phase), then reads all of it back and
+// checks every byte (the swap-in phase). Swap traffic is read from /proc/vmstat.
+//
+// Exit codes: 0 all bytes intact, 1 corruption or the workload died, 2 bad usage,
+// 3 timed out (a hang), 4 could not set up the cgroup.
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include "vramfs/size.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::uint64_t splitmix64(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+bool write_file(const std::string& path, const std::string& value) {
+    std::ofstream f(path);
+    f << value;
+    f.flush();
+    return static_cast<bool>(f);
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+std::uint64_t vmstat(const char* key) {
+    std::ifstream f("/proc/vmstat");
+    std::string k;
+    std::uint64_t v;
+    while (f >> k >> v)
+        if (k == key) return v;
+    return 0;
+}
+
+// A memory cgroup of our own, v2 or v1, removed on destruction.
+class MemoryCgroup {
+public:
+    bool create(std::uint64_t limit, std::string& error) {
+        const std::string name = "vramfs-pressure-" + std::to_string(::getpid());
+        struct stat st{};
+        if (::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0 &&
+            read_file("/sys/fs/cgroup/cgroup.controllers").find("memory") != std::string::npos) {
+            v2_ = true;
+            // Nested under our own cgroup where that works, else at the root.
+            std::string self = own_path("0::");
+            std::vector<std::string> parents;
+            if (!self.empty() && self != "/") parents.push_back("/sys/fs/cgroup" + self);
+            parents.push_back("/sys/fs/cgroup");
+            for (const auto& parent : parents) {
+                write_file(parent + "/cgroup.subtree_control", "+memory");
+                if (read_file(parent + "/cgroup.subtree_control").find("memory") == std::string::npos)
+                    continue;
+                dir_ = parent + "/" + name;
+                if (::mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) continue;
+                if (write_file(dir_ + "/memory.max", std::to_string(limit))) {
+                    write_file(dir_ + "/memory.swap.max", "max");
+                    return true;
+                }
+                ::rmdir(dir_.c_str());
+            }
+            error = "cannot create a cgroup v2 with the memory controller";
+            return false;
+        }
+        if (::stat("/sys/fs/cgroup/memory/memory.limit_in_bytes", &st) == 0) {
+            std::string self = own_path("memory:");
+            dir_ = "/sys/fs/cgroup/memory" + (self == "/" ? std::string() : self) + "/" + name;
+            if (::mkdir(dir_.c_str(), 0755) != 0) {
+                error = "mkdir " + dir_ + ": " + std::strerror(errno);
+                return false;
+            }
+            if (!write_file(dir_ + "/memory.limit_in_bytes", std::to_string(limit))) {
+                error = "cannot set " + dir_ + "/memory.limit_in_bytes";
+                ::rmdir(dir_.c_str());
+                return false;
+            }
+            write_file(dir_ + "/memory.swappiness", "100");
+            return true;
+        }
+        error = "no memory cgroup controller (v1 or v2) is mounted under /sys/fs/cgroup";
+        return false;
+    }
+    bool add(pid_t pid) { return write_file(dir_ + "/cgroup.procs", std::to_string(pid)); }
+    const std::string& path() const { return dir_; }
+    bool v2() const { return v2_; }
+    ~MemoryCgroup() {
+        if (!dir_.empty()) ::rmdir(dir_.c_str());
+    }
+
+    // The cgroup directory a process is in now (for moving it back later).
+    static std::string dir_of(pid_t pid, bool v2) {
+        std::ifstream f("/proc/" + std::to_string(pid) + "/cgroup");
+        std::string line;
+        const std::string key = v2 ? "0::" : ":memory:";
+        while (std::getline(f, line)) {
+            auto p = line.find(key);
+            if (p == std::string::npos || (v2 && p != 0)) continue;
+            std::string rel = line.substr(p + key.size());
+            return (v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory") + (rel == "/" ? "" : rel);
+        }
+        return v2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory";
+    }
+
+private:
+    static std::string own_path(const std::string& key) {
+        std::ifstream f("/proc/self/cgroup");
+        std::string line;
+        while (std::getline(f, line)) {
+            auto p = line.find(key);
+            if (p != std::string::npos && (key != "0::" || p == 0)) return line.substr(p + key.size());
+        }
+        return "";
+    }
+    std::string dir_;
+    bool v2_ = false;
+};
+
+struct ChildReport {
+    double fill_s = 0, verify_s = 0;
+    std::uint64_t bad_bytes = 0;
+};
+
+// The workload: fill, then verify. Runs in the child; reports through a pipe.
+ChildReport workload(std::uint64_t bytes, std::uint64_t seed) {
+    ChildReport r;
+    auto* mem = static_cast<std::uint64_t*>(
+        ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (mem == MAP_FAILED) {
+        r.bad_bytes = bytes;
+        return r;
+    }
+    ::madvise(mem, bytes, MADV_NOHUGEPAGE); // 4 KiB pages swap one by one, as usual
+    const std::uint64_t words = bytes / 8;
+    auto t0 = Clock::now();
+    for (std::uint64_t i = 0; i < words; ++i) mem[i] = splitmix64(seed ^ i);
+    auto t1 = Clock::now();
+    for (std::uint64_t i = 0; i < words; ++i) {
+        const std::uint64_t want = splitmix64(seed ^ i);
+        if (mem[i] != want) {
+            const std::uint64_t diff = mem[i] ^ want;
+            for (int b = 0; b < 8; ++b)
+                if ((diff >> (8 * b)) & 0xff) ++r.bad_bytes;
+        }
+    }
+    auto t2 = Clock::now();
+    r.fill_s = std::chrono::duration<double>(t1 - t0).count();
+    r.verify_s = std::chrono::duration<double>(t2 - t1).count();
+    ::munmap(mem, bytes);
+    return r;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"vramfs-pressure: push a workload into swap under a memory cgroup limit and "
+                 "verify every byte"};
+    std::string ws_text = "1G", limit_text, json_path;
+    std::uint64_t seed = 1;
+    double timeout = 600;
+    std::vector<pid_t> also;
+    app.add_option("--working-set", ws_text, "bytes the workload writes and verifies")
+        ->default_val("1G");
+    app.add_option("--limit", limit_text,
+                   "the cgroup's memory limit (default: a quarter of the working set)");
+    app.add_option("--seed", seed, "seed of the data")->default_val(1);
+    app.add_option("--timeout", timeout, "seconds before the run counts as hung")
+        ->default_val(600);
+    app.add_option("--also-pid", also,
+                   "move these processes (e.g. the vramfs daemon) into the same cgroup for the run");
+    app.add_option("--json", json_path, "also write the result as JSON to this file");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;
+    }
+    std::string why;
+    auto ws = vramfs::parse_size(ws_text, &why);
+    if (!ws || *ws < (1u << 20)) {
+        std::fprintf(stderr, "vramfs-pressure: bad --working-set '%s' %s\n", ws_text.c_str(), why.c_str());
+        return 2;
+    }
+    std::uint64_t limit = *ws / 4;
+    if (!limit_text.empty()) {
+        auto l = vramfs::parse_size(limit_text, &why);
+        if (!l || *l == 0) {
+            std::fprintf(stderr, "vramfs-pressure: bad --limit '%s' %s\n", limit_text.c_str(), why.c_str());
+            return 2;
+        }
+        limit = *l;
+    }
+    const std::uint64_t bytes = *ws / 4096 * 4096;
+
+    MemoryCgroup cg;
+    if (!cg.create(limit, why)) {
+        std::fprintf(stderr, "vramfs-pressure: %s\n", why.c_str());
+        return 4;
+    }
+    std::vector<std::pair<pid_t, std::string>> moved;
+    for (pid_t pid : also) {
+        moved.emplace_back(pid, MemoryCgroup::dir_of(pid, cg.v2()));
+        if (!cg.add(pid)) {
+            std::fprintf(stderr, "vramfs-pressure: cannot move pid %d into %s\n", pid, cg.path().c_str());
+            return 4;
+        }
+    }
+    auto restore = [&] {
+        for (auto& [pid, dir] : moved) write_file(dir + "/cgroup.procs", std::to_string(pid));
+    };
+
+    int go[2], result[2];
+    if (::pipe(go) != 0 || ::pipe(result) != 0) return 4;
+    const std::uint64_t out0 = vmstat("pswpout"), in0 = vmstat("pswpin");
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(go[1]);
+        ::close(result[0]);
+        char c;
+        if (::read(go[0], &c, 1) != 1) std::_Exit(4);
+        ChildReport r = workload(bytes, seed);
+        if (::write(result[1], &r, sizeof r) != sizeof r) std::_Exit(4);
+        std::_Exit(0);
+    }
+    ::close(go[0]);
+    ::close(result[1]);
+    if (!cg.add(child)) {
+        ::kill(child, SIGKILL);
+        restore();
+        std::fprintf(stderr, "vramfs-pressure: cannot move the workload into %s\n", cg.path().c_str());
+        return 4;
+    }
+    const auto start = Clock::now();
+    if (::write(go[1], "g", 1) != 1) return 4;
+    ::close(go[1]);
+
+    int status = 0;
+    bool hung = false;
+    for (;;) {
+        pid_t w = ::waitpid(child, &status, WNOHANG);
+        if (w == child) break;
+        if (std::chrono::duration<double>(Clock::now() - start).count() > timeout) {
+            hung = true;
+            ::kill(child, SIGKILL);
+            // A workload stuck in the kernel (D state) may never die: do not wait for it long.
+            for (int i = 0; i < 100 && ::waitpid(child, &status, WNOHANG) != child; ++i)
+                ::usleep(50000);
+            break;
+        }
+        ::usleep(20000);
+    }
+    const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+    restore();
+    ChildReport r;
+    const bool got = !hung && ::read(result[0], &r, sizeof r) == sizeof r;
+    const std::uint64_t out_bytes = (vmstat("pswpout") - out0) * 4096;
+    const std::uint64_t in_bytes = (vmstat("pswpin") - in0) * 4096;
+    const double gib = 1024.0 * 1024 * 1024;
+    const double out_rate = got && r.fill_s > 0 ? out_bytes / gib / r.fill_s : 0;
+    const double in_rate = got && r.verify_s > 0 ? in_bytes / gib / r.verify_s : 0;
+
+    int rc = 0;
+    std::string verdict = "ok";
+    if (hung) {
+        verdict = "timeout";
+        rc = 3;
+    } else if (!got) {
+        verdict = WIFSIGNALED(status) ? "workload killed by signal " + std::to_string(WTERMSIG(status))
+                                      : "workload failed";
+        rc = 1;
+    } else if (r.bad_bytes) {
+        verdict = "corrupted";
+        rc = 1;
+    }
+    std::printf("working set %s, limit %s (cgroup %s): %s\n", vramfs::format_size(bytes).c_str(),
+                vramfs::format_size(limit).c_str(), cg.v2() ? "v2" : "v1", verdict.c_str());
+    std::printf("  corrupted bytes %llu, wall %.2f s\n", static_cast<unsigned long long>(r.bad_bytes), wall);
+    std::printf("  swap-out %s in %.2f s: %.2f GiB/s\n", vramfs::format_size(out_bytes).c_str(), r.fill_s, out_rate);
+    std::printf("  swap-in  %s in %.2f s: %.2f GiB/s\n", vramfs::format_size(in_bytes).c_str(), r.verify_s, in_rate);
+    if (!json_path.empty()) {
+        std::ofstream j(json_path);
+        j << "{\"verdict\":\"" << verdict << "\",\"working_set\":" << bytes << ",\"limit\":" << limit
+          << ",\"corrupted_bytes\":" << r.bad_bytes << ",\"wall_s\":" << wall
+          << ",\"swap_out_bytes\":" << out_bytes << ",\"swap_in_bytes\":" << in_bytes
+          << ",\"fill_s\":" << r.fill_s << ",\"verify_s\":" << r.verify_s
+          << ",\"swap_out_gib_s\":" << out_rate << ",\"swap_in_gib_s\":" << in_rate << "}\n";
+    }
+    return rc;
+}
