@@ -106,7 +106,7 @@ int serve(const Config& cfg, Reporter& reporter) {
             return kExitUsage;
         }
         try {
-            backend = make_host_backend(cfg.device, cfg.size);
+            backend = make_host_backend(cfg.device, cfg.null_io ? 0 : cfg.size);
         } catch (const std::exception& ex) {
             reporter.report(kExitFailure, std::string("vramfs: host backend: ") + ex.what());
             return kExitFailure;

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""vramfs benchmark: one table, every row measured in the same run.
+
+Targets: tmpfs, vramfs --null-io (the FUSE ceiling), vramfs --backend host, vramfs --backend
+cuda. Workloads (vramfs-iobench, pread/pwrite): sequential write and read with 128 KiB and 1 MiB requests,
+buffered and O_DIRECT, 1 and 4 streams; random 4 KiB read and write IOPS, 1 and 4 jobs.
+Also the raw cudaMemcpy ceiling (vramfs-memcpy-bench) and, with --swap, swap-out/in
+throughput under memory pressure (vramfs-pressure) on vramfs and on a loop device over a tmpfs
+file. Each row shows its ratio to the tmpfs row and to the null-I/O row.
+
+Run as root from the build directory's parent, e.g.:
+  python3 tests/perf/bench.py --build build --out bench.json
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+GB = 1e9
+
+
+def sh(cmd, check=True, capture=False):
+    res = subprocess.run(cmd, check=False, text=True,
+                         stdout=subprocess.PIPE if capture else None,
+                         stderr=subprocess.STDOUT if capture else None)
+    if check and res.returncode != 0:
+        out = res.stdout if capture else ""
+        raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}) {out}")
+    return res
+
+
+def unmount(path):
+    if sh(["fusermount3", "-u", path], check=False, capture=True).returncode != 0:
+        sh(["umount", path], check=False, capture=True)
+
+
+class Target:
+    """A directory to benchmark: tmpfs or a vramfs mount."""
+
+    def __init__(self, name, args, kind):
+        self.name, self.args, self.kind = name, args, kind
+        self.dir = tempfile.mkdtemp(prefix=f"vramfs-bench-{name}-")
+
+    def __enter__(self):
+        if self.kind == "tmpfs":
+            sh(["mount", "-t", "tmpfs", "-o", f"size={self.args['size']}", "tmpfs", self.dir])
+        else:
+            t0 = time.monotonic()
+            sh([self.args["bin"], self.dir, self.args["size"]] + self.args["extra"])
+            self.mount_s = time.monotonic() - t0
+        return self
+
+    def __exit__(self, *exc):
+        if self.kind == "tmpfs":
+            sh(["umount", self.dir], check=False)
+        else:
+            unmount(self.dir)
+        os.rmdir(self.dir)
+
+
+def iobench(tool, directory, rw, bs, direct, jobs, size, runtime):
+    if rw.startswith("rand"):
+        size = "256M"  # the file random I/O runs over, per job
+    res = sh([tool, "--dir", directory, "--rw", rw, "--bs", bs, "--direct", str(direct),
+              "--jobs", str(jobs), "--size", size, "--runtime", runtime], capture=True)
+    data = json.loads(res.stdout[res.stdout.index("{"):])
+    return data["gb_s"], data["iops"]
+
+
+def workloads(quick):
+    rows = []
+    for bs in ("128k", "1m"):
+        for direct in (0, 1):
+            for jobs in (1, 4):
+                for rw in ("write", "read"):
+                    rows.append((rw, bs, direct, jobs))
+    for jobs in (1, 4):
+        rows.append(("randread", "4k", 1, jobs))
+        rows.append(("randwrite", "4k", 1, jobs))
+    if quick:
+        rows = [r for r in rows if r[1] != "128k"]
+    return rows
+
+
+def row_name(rw, bs, direct, jobs):
+    mode = "direct" if direct else "buffered"
+    return f"{rw} {bs} {mode} x{jobs}"
+
+
+def run_swap(args, build):
+    """Swap-out/in throughput: tmpfs-loop baseline and vramfs, same pressure run each."""
+    pressure = os.path.join(build, "tests", "vramfs-pressure")
+    helper = os.path.join(os.path.dirname(__file__), "..", "..", "mount-helpers", "vramfs-swap")
+    results = {}
+    ws, limit, swap = args.swap_ws, args.swap_limit, args.swap_size
+
+    def pressure_run(label):
+        out = tempfile.mktemp(suffix=".json")
+        res = sh([pressure, "--working-set", ws, "--limit", limit, "--timeout", "600",
+                  "--json", out], check=False, capture=True)
+        print(res.stdout.strip())
+        data = json.load(open(out)) if os.path.exists(out) else {"verdict": "no result"}
+        if os.path.exists(out):
+            os.unlink(out)
+        results[label] = data
+
+    # Baseline: a loop device over a tmpfs file.
+    tdir = tempfile.mkdtemp(prefix="vramfs-bench-swaptmpfs-")
+    sh(["mount", "-t", "tmpfs", "-o", f"size={swap}", "tmpfs", tdir])
+    sh(["fallocate", "-l", swap, f"{tdir}/swap"])
+    os.chmod(f"{tdir}/swap", 0o600)
+    loop = sh(["losetup", "--find", "--show", f"{tdir}/swap"], capture=True).stdout.strip()
+    sh(["mkswap", loop], capture=True)
+    sh(["swapon", "--priority", "200", loop])
+    try:
+        pressure_run("swap: loop over tmpfs")
+    finally:
+        sh(["swapoff", loop], check=False)
+        sh(["losetup", "-d", loop], check=False)
+        sh(["umount", tdir], check=False)
+        os.rmdir(tdir)
+
+    env = dict(os.environ, VRAMFS_BIN=os.path.join(build, "vramfs"))
+    for backend in args.backends:
+        if backend == "null":
+            continue
+        for dio in ("on", "off"):
+            mnt = tempfile.mkdtemp(prefix="vramfs-bench-swap-")
+            label = f"swap: vramfs {backend} (loop direct-io {dio})"
+            res = subprocess.run([helper, "on", swap, "--mountpoint", mnt, "--name", "bench",
+                                  "--priority", "200", "--direct-io", dio, "--backend", backend],
+                                 env=env, text=True, capture_output=True)
+            if res.returncode != 0:
+                results[label] = {"verdict": "setup failed: " + res.stderr.strip()[-200:]}
+                os.rmdir(mnt)
+                continue
+            try:
+                pressure_run(label)
+            finally:
+                subprocess.run([helper, "off", "all", "--mountpoint", mnt], env=env,
+                               capture_output=True)
+                os.rmdir(mnt)
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build", help="the CMake build directory")
+    ap.add_argument("--backends", default="null,host,cuda",
+                    help="vramfs targets to measure, from null, host, cuda")
+    ap.add_argument("--size", default="1G", help="bytes each fio job writes or reads")
+    ap.add_argument("--runtime", default="3", help="seconds for each random-I/O row")
+    ap.add_argument("--threads", default="8", help="vramfs --threads")
+    ap.add_argument("--extra", default="", help="more vramfs options, space separated")
+    ap.add_argument("--quick", action="store_true", help="only the 1 MiB and 4 KiB rows")
+    ap.add_argument("--swap", action="store_true", help="also measure swap under pressure")
+    ap.add_argument("--swap-ws", default="3G")
+    ap.add_argument("--swap-limit", default="1G")
+    ap.add_argument("--swap-size", default="4G")
+    ap.add_argument("--out", default="bench.json", help="where to write the JSON")
+    args = ap.parse_args()
+    args.backends = [b for b in args.backends.split(",") if b]
+    build = os.path.abspath(args.build)
+    vbin = os.path.join(build, "vramfs")
+    if os.geteuid() != 0:
+        sys.exit("bench.py: run as root (it mounts tmpfs and vramfs)")
+
+    mount_size = "6G"
+    targets = [("tmpfs", {"size": mount_size}, "tmpfs")]
+    for b in args.backends:
+        extra = ["--threads", args.threads] + args.extra.split()
+        if b == "null":
+            extra += ["--backend", "cuda" if "cuda" in args.backends else "host", "--null-io"]
+        else:
+            extra += ["--backend", b]
+        targets.append((f"vramfs-{b}", {"bin": vbin, "size": mount_size, "extra": extra}, "vramfs"))
+
+    tool = os.path.join(build, "tests", "vramfs-iobench")
+    results = {"machine": os.uname().nodename, "rows": {}, "mount_s": {}}
+    rows = workloads(args.quick)
+    for name, targs, kind in targets:
+        with Target(name, targs, kind) as t:
+            if kind == "vramfs":
+                results["mount_s"][name] = t.mount_s
+            for w in rows:
+                gbs, iops = iobench(tool, t.dir, *w, args.size, args.runtime)
+                results["rows"].setdefault(row_name(*w), {})[name] = {"gb_s": gbs, "iops": iops}
+                print(f"{name:14} {row_name(*w):28} {gbs:7.2f} GB/s {iops:10.0f} IOPS", flush=True)
+
+    memcpy = os.path.join(build, "tests", "vramfs-memcpy-bench")
+    results["memcpy"] = {}
+    if "cuda" in args.backends and os.path.exists(memcpy):
+        out = sh([memcpy], capture=True).stdout
+        for line in out.splitlines():
+            if line.startswith("{"):
+                d = json.loads(line)
+                results["memcpy"][d["name"]] = d["gb_s"]
+    if args.swap:
+        results["swap"] = run_swap(args, build)
+
+    # The table.
+    names = [t[0] for t in targets]
+    null = "vramfs-null" if "null" in args.backends else None
+    print()
+    head = f"{'workload':28}" + "".join(f"{n:>16}" for n in names)
+    print(head + "   (GB/s or kIOPS; [x tmpfs | x null])")
+    for row, per in results["rows"].items():
+        rand = row.startswith("rand")
+        cells = []
+        for n in names:
+            v = per.get(n)
+            if not v:
+                cells.append(f"{'-':>16}")
+                continue
+            val = v["iops"] / 1000 if rand else v["gb_s"]
+            base = per.get("tmpfs")
+            bv = (base["iops"] / 1000 if rand else base["gb_s"]) if base else 0
+            ratio = f"{val / bv:.2f}" if bv and n != "tmpfs" else ""
+            nv = per.get(null) if null else None
+            nval = (nv["iops"] / 1000 if rand else nv["gb_s"]) if nv else 0
+            nratio = f"|{val / nval:.2f}" if nval and n not in ("tmpfs", null) else ""
+            cells.append(f"{val:7.2f}{('[' + ratio + nratio + ']') if ratio else '':>9}")
+        print(f"{row:28}" + "".join(cells))
+        v = per
+        for n in names:
+            if per.get(n) and per.get("tmpfs") and n != "tmpfs":
+                key = "iops" if rand else "gb_s"
+                per[n]["x_tmpfs"] = per[n][key] / per["tmpfs"][key] if per["tmpfs"][key] else None
+                if null and per.get(null) and n != null:
+                    per[n]["x_null"] = per[n][key] / per[null][key] if per[null][key] else None
+    for name, gbs in results["memcpy"].items():
+        print(f"{name:40} {gbs:7.2f} GB/s")
+    for name, s in results["mount_s"].items():
+        print(f"mount {name:34} {s:7.3f} s")
+    for label, d in results.get("swap", {}).items():
+        if "swap_out_gib_s" in d:
+            print(f"{label:44} out {d['swap_out_gib_s']:5.2f} GiB/s  in {d['swap_in_gib_s']:5.2f} GiB/s"
+                  f"  {d['verdict']}, {d['corrupted_bytes']} bad bytes")
+        else:
+            print(f"{label:44} {d.get('verdict')}")
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

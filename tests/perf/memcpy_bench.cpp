@@ -1,0 +1,57 @@
+// The PCIe ceiling: raw cudaMemcpy host<->device, pinned and pageable, at the request sizes a
+// filesystem sees. Prints one JSON object per line: {"name", "gb_s"}.
+#include <cuda_runtime_api.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+bool ok(cudaError_t e, const char* what) {
+    if (e == cudaSuccess) return true;
+    std::fprintf(stderr, "memcpy_bench: %s: %s\n", what, cudaGetErrorString(e));
+    return false;
+}
+
+double measure(void* dst, const void* src, std::size_t chunk, std::size_t total, cudaMemcpyKind kind) {
+    for (int i = 0; i < 3; ++i) cudaMemcpy(dst, src, chunk, kind); // warm up
+    cudaDeviceSynchronize();
+    const std::size_t reps = total / chunk;
+    auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t i = 0; i < reps; ++i) cudaMemcpy(dst, src, chunk, kind);
+    cudaDeviceSynchronize();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return static_cast<double>(reps * chunk) / s / 1e9;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    int device = argc > 1 ? std::atoi(argv[1]) : 0;
+    if (!ok(cudaSetDevice(device), "cudaSetDevice")) return 1;
+    const std::size_t max = 256u << 20;
+    void* dev = nullptr;
+    void* pinned = nullptr;
+    if (!ok(cudaMalloc(&dev, max), "cudaMalloc") || !ok(cudaMallocHost(&pinned, max), "cudaMallocHost"))
+        return 1;
+    std::vector<char> pageable(max, 1);
+    std::memset(pinned, 1, max);
+    for (std::size_t chunk : {std::size_t{128} << 10, std::size_t{1} << 20, max}) {
+        const std::size_t total = chunk == max ? 8 * max : 2048u << 20;
+        const char* label = chunk == max ? "256MiB" : chunk == (1u << 20) ? "1MiB" : "128KiB";
+        std::printf("{\"name\":\"cudaMemcpy pinned H2D %s\",\"gb_s\":%.2f}\n", label,
+                    measure(dev, pinned, chunk, total, cudaMemcpyHostToDevice));
+        std::printf("{\"name\":\"cudaMemcpy pinned D2H %s\",\"gb_s\":%.2f}\n", label,
+                    measure(pinned, dev, chunk, total, cudaMemcpyDeviceToHost));
+        std::printf("{\"name\":\"cudaMemcpy pageable H2D %s\",\"gb_s\":%.2f}\n", label,
+                    measure(dev, pageable.data(), chunk, total, cudaMemcpyHostToDevice));
+        std::printf("{\"name\":\"cudaMemcpy pageable D2H %s\",\"gb_s\":%.2f}\n", label,
+                    measure(pageable.data(), dev, chunk, total, cudaMemcpyDeviceToHost));
+    }
+    cudaFree(dev);
+    cudaFreeHost(pinned);
+    return 0;
+}
