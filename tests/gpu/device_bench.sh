@@ -18,7 +18,7 @@ mkdir -p "$mnt"
 start=$(date +%s.%N)
 "$bin" "$mnt" 64G
 end=$(date +%s.%N)
-echo "mount took $(echo "$end - $start" | bc) s"
+awk -v a="$start" -v b="$end" 'BEGIN { printf "mount took %.3f s\n", b - a }'
 pid=$(pgrep -f "^$bin $mnt" | head -n1)
 grep -E "VmRSS|VmLck" "/proc/$pid/status"
 fallocate -l 16G "$mnt/pool" && echo "after fallocate 16G:" && grep -E "VmRSS|VmLck" "/proc/$pid/status"
