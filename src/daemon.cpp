@@ -66,14 +66,10 @@ int list_devices() {
 
 // The daemon may serve a swap device: when the machine runs out of memory, reclaim waits on
 // swap writes that only this process can complete. So it must never wait for memory itself:
-// its pages are locked as they are touched (MCL_ONFAULT: the CUDA driver's huge address
-// reservations are not locked wholesale), the kernel treats it as an I/O flusher (no reclaim
-// recursion into its own writes), and the OOM killer leaves it alone. Each step is best
-// effort: without privileges the mount still works, with a warning.
+// the serve loop locks its pages (see serve_loop.cpp), the kernel treats it as an I/O flusher
+// (no reclaim recursion into its own writes), and the OOM killer leaves it alone. Each step is
+// best effort: without privileges the mount still works, with a warning.
 void harden_for_swap() {
-    if (::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
-        log_warning("mlockall failed (%s): the daemon's memory can be swapped out",
-                    std::strerror(errno));
     if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
         log_warning("PR_SET_IO_FLUSHER failed (%s)", std::strerror(errno));
     if (int fd = ::open("/proc/self/oom_score_adj", O_WRONLY); fd >= 0) {

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <ctime>
 #include <malloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <vector>
 
@@ -29,7 +31,40 @@ struct Worker {
     void* buffer = nullptr;
     pthread_t thread{};
     std::atomic<bool>* finished = nullptr;
+    std::atomic<unsigned>* ready = nullptr;
 };
+
+// Locks (on fault) every mapping the daemon uses: its code, libraries, heap, stacks and
+// buffers. Not the GPU driver's device mappings or its huge address reservations: those are
+// not host RAM, and locking them is how an earlier VRAM filesystem came to show 22 GB locked.
+void lock_own_memory() {
+    std::FILE* maps = std::fopen("/proc/self/maps", "r");
+    if (!maps) return;
+    char line[512];
+    std::uint64_t locked = 0;
+    int failures = 0;
+    while (std::fgets(line, sizeof line, maps)) {
+        unsigned long start = 0, end = 0;
+        char perms[8] = {};
+        int path_at = 0;
+        if (std::sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3)
+            continue;
+        const char* path = line + path_at;
+        const std::uint64_t len = end - start;
+        if (std::strncmp(path, "/dev/", 5) == 0) continue;          // device memory, registers
+        if (std::strncmp(path, "[v", 2) == 0) continue;             // vdso, vvar, vsyscall
+        if (len > (1ull << 30)) continue;                             // address reservations
+        if (perms[0] != 'r' && perms[1] != 'w' && perms[2] != 'x') continue; // guard pages
+        if (mlock2(reinterpret_cast<void*>(start), len, MLOCK_ONFAULT) == 0)
+            locked += len;
+        else
+            ++failures;
+    }
+    std::fclose(maps);
+    if (failures) log_warning("could not lock %d of the daemon's mappings", failures);
+    log_debug("locked %llu MiB of address space (on fault)",
+              static_cast<unsigned long long>(locked >> 20));
+}
 
 __attribute__((noinline)) void touch_stack() {
     volatile char pad[kStackTouch];
@@ -57,6 +92,7 @@ void* worker_main(void* arg) {
     auto* w = static_cast<Worker*>(arg);
     touch_stack();
     std::free(std::malloc(64)); // sets up this thread's malloc cache before the first request
+    w->ready->fetch_add(1);
     fuse_buf buf{};
     buf.mem = w->buffer; // libfuse uses a buffer it is given and allocates none
     while (!fuse_session_exited(w->se)) {
@@ -90,6 +126,7 @@ int serve_session(fuse_session* se, unsigned threads) {
 
     prepare_heap();
     std::atomic<bool> finished{false};
+    std::atomic<unsigned> ready{0};
     std::vector<Worker> workers(threads);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -98,6 +135,7 @@ int serve_session(fuse_session* se, unsigned threads) {
     for (auto& w : workers) {
         w.se = se;
         w.finished = &finished;
+        w.ready = &ready;
         w.buffer = std::aligned_alloc(4096, kReceiveBuffer);
         if (!w.buffer) break;
         std::memset(w.buffer, 0, kReceiveBuffer); // fault it in now
@@ -115,6 +153,8 @@ int serve_session(fuse_session* se, unsigned threads) {
         return -1;
     }
     if (started < threads) log_warning("started %u of %u worker threads", started, threads);
+    for (int i = 0; i < 500 && ready.load() < started; ++i) ::usleep(2000);
+    lock_own_memory();
 
     // Wait for a stop signal or for the kernel to end the session (fusermount3 -u).
     while (!finished.load() && !fuse_session_exited(se)) {

@@ -20,8 +20,8 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 awk -v a="$start" -v b="$end" 'BEGIN { printf "mount took %.3f s\n", b - a }'
 pid=$(pgrep -f "^$bin $mnt" | head -n1)
-grep -E "VmRSS|VmLck" "/proc/$pid/status"
-fallocate -l 16G "$mnt/pool" && echo "after fallocate 16G:" && grep -E "VmRSS|VmLck" "/proc/$pid/status"
+grep -E "VmRSS|VmLck" "/proc/$pid/status"; grep Locked "/proc/$pid/smaps_rollup"
+fallocate -l 16G "$mnt/pool" && echo "after fallocate 16G:" && grep -E "VmRSS|VmLck" "/proc/$pid/status"; grep Locked "/proc/$pid/smaps_rollup"
 df -h "$mnt" | tail -1
 umount "$mnt"
 
