@@ -10,9 +10,10 @@
 namespace vramfs {
 
 BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::uint64_t block_size,
-                     std::uint64_t slab_bytes)
+                     std::uint64_t slab_bytes, std::chrono::milliseconds release_delay)
     : backend_(backend), block_size_(block_size), budget_blocks_(budget_bytes / block_size),
-      slab_blocks_(static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slab_bytes / block_size))) {
+      slab_blocks_(static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slab_bytes / block_size))),
+      release_delay_(release_delay) {
     if (block_size == 0 || (block_size & (block_size - 1)) != 0)
         throw std::invalid_argument("block size must be a power of two");
     if (budget_blocks_ >= kNoBlock)
@@ -25,6 +26,34 @@ BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::u
     for (std::uint32_t s = 0; s < nslabs; ++s) {
         slabs_[s].capacity = capacity_of(s);
         slabs_[s].free.reserve(slabs_[s].capacity);
+    }
+    if (release_delay_.count() > 0) reaper_ = std::thread([this] { reaper_main(); });
+}
+
+void BlockPool::reaper_main() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+        reaper_cv_.wait_for(lock, std::min<std::chrono::milliseconds>(release_delay_, std::chrono::milliseconds(250)));
+        if (stopping_) break;
+        const auto now = std::chrono::steady_clock::now();
+        for (std::uint32_t s = 0; s < slabs_.size(); ++s) {
+            Slab& slab = slabs_[s];
+            if (!slab.allocated || slab.used != 0 || now - slab.empty_since < release_delay_) continue;
+            // Take the slab out of service under the lock, free it on the device without it, so
+            // requests are not held up by a synchronising cudaFree.
+            const DeviceAddr base = slab_base_[s];
+            const std::uint64_t bytes = std::uint64_t{slab.capacity} * block_size_;
+            slab_base_[s] = 0;
+            slab.allocated = false;
+            slab.free.clear();
+            reserved_blocks_ -= slab.capacity;
+            --open_slabs_;
+            --empty_open_slabs_;
+            set_room(s, false);
+            lock.unlock();
+            backend_.release(base, bytes);
+            lock.lock();
+        }
     }
 }
 
@@ -43,6 +72,14 @@ std::uint32_t BlockPool::first_with_room() const noexcept {
 }
 
 BlockPool::~BlockPool() {
+    if (reaper_.joinable()) {
+        {
+            std::lock_guard lock(mu_);
+            stopping_ = true;
+        }
+        reaper_cv_.notify_all();
+        reaper_.join();
+    }
     std::lock_guard lock(mu_);
     for (std::uint32_t s = 0; s < slabs_.size(); ++s)
         if (slabs_[s].allocated) close_slab(s);
@@ -67,6 +104,7 @@ int BlockPool::open_slab(std::uint32_t s) noexcept {
     reserved_blocks_ += slab.capacity;
     ++open_slabs_;
     ++empty_open_slabs_;
+    slab.empty_since = std::chrono::steady_clock::now();
     set_room(s, true);
     return 0;
 }
@@ -138,12 +176,15 @@ void BlockPool::return_blocks(const BlockId* ids, std::size_t n) noexcept {
         set_room(s, true);
         if (--slab.used == 0) {
             ++empty_open_slabs_;
-            // Hand the VRAM back to the device, keeping one empty slab against churn.
-            if (empty_open_slabs_ > 1) close_slab(s);
+            slab.empty_since = std::chrono::steady_clock::now();
+            // Hand the VRAM back to the device, keeping one empty slab against churn (or leave
+            // it all to the reaper).
+            if (release_delay_.count() == 0 && empty_open_slabs_ > 1) close_slab(s);
         }
     }
     // Nothing in use at all: the kept slab goes back too.
-    if (used_.load(std::memory_order_relaxed) == 0 && empty_open_slabs_ > 0)
+    if (release_delay_.count() == 0 && used_.load(std::memory_order_relaxed) == 0 &&
+        empty_open_slabs_ > 0)
         for (std::uint32_t s = 0; s < slabs_.size(); ++s)
             if (slabs_[s].allocated && slabs_[s].used == 0) close_slab(s);
 }

@@ -62,6 +62,9 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     app.add_flag("--null-io", c.null_io,
                  "benchmark mode: store nothing, read zeros (measures FUSE alone)");
     app.add_flag("--direct-io", c.direct_io, "bypass the kernel page cache for file data");
+    app.add_option("--release-delay", c.release_delay,
+                   "seconds freed VRAM waits before going back to the GPU (0: at once)")
+        ->default_val(5);
     app.add_option("--log-level", level_text, "error, warning, info or debug")
         ->default_val("info");
     app.add_flag("-d,--debug", c.fuse_debug, "print every FUSE request (implies -f)");
@@ -120,6 +123,8 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
                     format_size(c.block_size) + ")");
     if (c.threads < 1 || c.threads > 256) return fail("--threads must be from 1 to 256");
     if (c.device < 0) return fail("--device must be 0 or more");
+    if (!(c.release_delay >= 0 && c.release_delay <= 3600))
+        return fail("--release-delay must be from 0 to 3600 seconds");
     return r;
 }
 

@@ -13,6 +13,7 @@
 #include <fuse_lowlevel.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -131,7 +132,9 @@ int serve(const Config& cfg, Reporter& reporter) {
     std::unique_ptr<BlockPool> pool;
     std::unique_ptr<Filesystem> fs;
     try {
-        pool = std::make_unique<BlockPool>(*backend, cfg.size, cfg.block_size);
+        pool = std::make_unique<BlockPool>(
+            *backend, cfg.size, cfg.block_size, 64ull << 20,
+            std::chrono::milliseconds(static_cast<long long>(cfg.release_delay * 1000)));
         FsOptions fo;
         fo.null_io = cfg.null_io;
         fo.direct_io = cfg.direct_io;

@@ -4,6 +4,9 @@
 #include "vramfs/storage.hpp"
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <thread>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -27,8 +30,13 @@ struct PoolStats {
 // more than the budget.
 class BlockPool {
 public:
+    // release_delay 0: a slab that empties goes back to the device at once (keeping one spare).
+    // Otherwise a background thread hands back slabs that stayed empty that long, so the I/O
+    // path never frees device memory and a file that shrinks and regrows (swap with discard)
+    // reuses its slabs instead of asking the driver again.
     BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::uint64_t block_size,
-              std::uint64_t slab_bytes = 64ull << 20);
+              std::uint64_t slab_bytes = 64ull << 20,
+              std::chrono::milliseconds release_delay = std::chrono::milliseconds(0));
     ~BlockPool();
     BlockPool(const BlockPool&) = delete;
     BlockPool& operator=(const BlockPool&) = delete;
@@ -53,7 +61,9 @@ private:
         std::uint32_t capacity = 0;
         std::uint32_t used = 0;
         bool allocated = false;
+        std::chrono::steady_clock::time_point empty_since{};
     };
+    void reaper_main();
     std::uint32_t capacity_of(std::uint32_t slab) const noexcept;
     int open_slab(std::uint32_t slab) noexcept;  // caller holds mu_
     void close_slab(std::uint32_t slab) noexcept; // caller holds mu_
@@ -77,6 +87,11 @@ private:
     std::atomic<std::uint64_t> used_{0};
     std::uint64_t reserved_blocks_ = 0;
     std::uint64_t open_slabs_ = 0;
+
+    const std::chrono::milliseconds release_delay_;
+    std::condition_variable reaper_cv_;
+    bool stopping_ = false;
+    std::thread reaper_;
 };
 
 } // namespace vramfs

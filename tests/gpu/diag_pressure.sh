@@ -19,9 +19,6 @@ dump() {
     echo "thread ${t##*/} $(cat "$t/wchan" 2>/dev/null) $(awk '{print $3}' "$t/stat")"
     grep -q "^\[<0>\] [a-z]" "$t/stack" 2>/dev/null && [[ $(awk '{print $3}' "$t/stat") == D ]] && head -25 "$t/stack"
   done
-  if command -v cuda-gdb >/dev/null; then
-    timeout 30 cuda-gdb -p "$pid" -batch -ex "thread apply all bt 12" 2>&1 | grep -E "^#|^Thread" | head -80
-  fi
 }
 
 try() {

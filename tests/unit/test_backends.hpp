@@ -3,6 +3,7 @@
 
 #include "vramfs/storage.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <memory>
 
@@ -43,9 +44,9 @@ public:
     }
 
     int fail_allocations_after = -1; // refuse new slabs once this many are live
-    bool fail_copies = false;
-    int allocations = 0;
-    int live_slabs = 0;
+    std::atomic<bool> fail_copies{false};
+    std::atomic<int> allocations{0};
+    std::atomic<int> live_slabs{0}; // the pool's reaper thread releases concurrently
 
 private:
     std::unique_ptr<StorageBackend> inner_;

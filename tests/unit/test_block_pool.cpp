@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <set>
+#include <thread>
 #include <vector>
 
 using namespace vramfs;
@@ -72,4 +73,23 @@ TEST_CASE("allocation prefers low slabs so freed space gathers in high ones") {
 TEST_CASE("the block size must be a power of two") {
     test::FlakyBackend be;
     CHECK_THROWS(BlockPool(be, 1 << 20, 3000));
+}
+
+TEST_CASE("with a release delay, empty slabs go back to the device later, not on the I/O path") {
+    test::FlakyBackend be;
+    {
+        BlockPool pool(be, 16 * 4096, 4096, 4 * 4096, std::chrono::milliseconds(100));
+        std::vector<BlockId> ids(16);
+        REQUIRE(pool.allocate(16, ids.data()) == 0);
+        pool.release(ids.data(), 16);
+        CHECK(pool.used_blocks() == 0);
+        CHECK(be.live_slabs == 4); // still open: regrowing now needs no device allocation
+        REQUIRE(pool.allocate(16, ids.data()) == 0);
+        CHECK(be.allocations == 4);
+        pool.release(ids.data(), 16);
+        for (int i = 0; i < 100 && be.live_slabs > 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        CHECK(be.live_slabs == 0);
+        CHECK(pool.stats().reserved_bytes == 0);
+    }
 }

@@ -92,6 +92,7 @@ TEST_CASE("bad input: one line, exit code 2") {
         {"/m", "6G", "--bogus"},
         {"/m", "6G", "extra"},
         {"/m", "6G", "--log-level", "loud"},
+        {"/m", "6G", "--release-delay", "-1"},
     };
     for (const auto& args : bad) {
         auto r = parse(args);
