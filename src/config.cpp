@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <sstream>
+#include <type_traits>
 #include <sys/stat.h>
 
 #ifndef VRAMFS_VERSION
@@ -41,6 +42,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     app.get_formatter()->column_width(26);
 
     std::string size_text, backend_text = "cuda", block_text = "1M", level_text = "info";
+    std::string size_text_o, backend_text_o; // from -o size=..., backend=...
     std::vector<std::string> opts;
     app.add_option("MOUNTPOINT", c.mountpoint, "an existing, empty directory to mount on");
     app.add_option("SIZE", size_text,
@@ -70,6 +72,12 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     app.add_flag("-d,--debug", c.fuse_debug, "print every FUSE request (implies -f)");
     app.add_flag("--list-devices", c.list_devices,
                  "list CUDA devices with free and total VRAM, then exit");
+    app.add_flag("--check", c.check,
+                 "check what vramfs and vramfs-swap need on this machine, then exit");
+    app.footer("Options may also be given as -o size=6G,device=0,backend=cuda,threads=8,\n"
+               "block_size=1M,release_delay=5,log_level=info,null_io,direct_io: that is how\n"
+               "mount -t fuse.vramfs and /etc/fstab pass them, e.g.\n"
+               "  vramfs  /mnt/vram  fuse.vramfs  size=6G,device=0,nofail  0 0");
 
     auto fail = [&](const std::string& msg) {
         r.done = true;
@@ -100,11 +108,70 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
         c.backend = BackendKind::host;
     else
         return fail("unknown backend '" + backend_text + "' (use cuda or host)");
+    if (c.fuse_debug) c.foreground = true;
+
+    // vramfs's own options inside -o (the mount(8)/fstab form) are taken out; the rest go to FUSE.
+    bool size_from_o = false;
+    for (const auto& o : split_commas(opts)) {
+        const auto eq = o.find('=');
+        const std::string key = o.substr(0, eq), val = eq == std::string::npos ? "" : o.substr(eq + 1);
+        auto number = [&](auto& out) {
+            try {
+                std::size_t used = 0;
+                const long long v = std::stoll(val, &used);
+                if (used != val.size()) return false;
+                out = static_cast<std::remove_reference_t<decltype(out)>>(v);
+                return true;
+            } catch (...) {
+                return false;
+            }
+        };
+        bool ok = true;
+        if (key == "size" && eq != std::string::npos) {
+            size_text_o = val;
+            size_from_o = true;
+        } else if (key == "device" && eq != std::string::npos) {
+            ok = number(c.device);
+        } else if (key == "threads" && eq != std::string::npos) {
+            ok = number(c.threads);
+        } else if (key == "backend" && eq != std::string::npos) {
+            backend_text_o = val;
+        } else if (key == "block_size" && eq != std::string::npos) {
+            block_text = val;
+        } else if (key == "release_delay" && eq != std::string::npos) {
+            try {
+                c.release_delay = std::stod(val);
+            } catch (...) {
+                ok = false;
+            }
+        } else if (key == "log_level" && eq != std::string::npos) {
+            level_text = val;
+        } else if (o == "null_io") {
+            c.null_io = true;
+        } else if (o == "direct_io") {
+            c.direct_io = true;
+        } else {
+            c.fuse_options.push_back(o);
+            continue;
+        }
+        if (!ok) return fail("invalid value in -o " + o);
+    }
+    if (!backend_text_o.empty()) {
+        if (backend_text_o == "cuda")
+            c.backend = BackendKind::cuda;
+        else if (backend_text_o == "host")
+            c.backend = BackendKind::host;
+        else
+            return fail("unknown backend '" + backend_text_o + "' (use cuda or host)");
+    }
     if (!parse_log_level(level_text.c_str(), c.log_level))
         return fail("unknown log level '" + level_text + "'");
-    if (c.fuse_debug) c.foreground = true;
-    c.fuse_options = split_commas(opts);
-    if (c.list_devices) return r;
+    if (size_from_o) {
+        // mount.fuse3 runs "vramfs SOURCE MOUNTPOINT -o size=...": the source is a label.
+        if (!size_text.empty()) c.mountpoint = size_text;
+        size_text = size_text_o;
+    }
+    if (c.list_devices || c.check) return r;
 
     if (c.mountpoint.empty()) return fail("missing MOUNTPOINT and SIZE");
     if (size_text.empty()) return fail("missing SIZE, e.g. 6G");

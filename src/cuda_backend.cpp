@@ -129,6 +129,13 @@ bool query_device(int index, DeviceInfo& info, std::string& error) {
 
 } // namespace
 
+void cuda_versions(int& driver, int& runtime) noexcept {
+    driver = runtime = 0;
+    if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0;
+    if (cudaRuntimeGetVersion(&runtime) != cudaSuccess) runtime = 0;
+    (void)cudaGetLastError();
+}
+
 bool list_cuda_devices(std::vector<DeviceInfo>& out, std::string& error) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
@@ -172,6 +179,7 @@ std::unique_ptr<StorageBackend> make_cuda_backend(int device, std::string& error
 #else // built without CUDA
 
 namespace vramfs {
+void cuda_versions(int& driver, int& runtime) noexcept { driver = runtime = 0; }
 bool list_cuda_devices(std::vector<DeviceInfo>&, std::string& error) {
     error = "this vramfs was built without CUDA support";
     return false;

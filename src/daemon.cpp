@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
@@ -78,6 +79,66 @@ void harden_for_swap() {
             log_warning("cannot exempt the daemon from the OOM killer (%s)", std::strerror(errno));
         ::close(fd);
     }
+}
+
+bool on_path(const char* tool) {
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/bin:/bin:/usr/sbin:/sbin";
+    std::size_t start = 0;
+    while (start <= dirs.size()) {
+        const std::size_t end = dirs.find(':', start);
+        const std::string dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (!dir.empty() && ::access((dir + "/" + tool).c_str(), X_OK) == 0) return true;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return false;
+}
+
+std::string version_text(int v) {
+    return v ? std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10) : "none";
+}
+
+// vramfs --check: one line per requirement, OK or what is missing and how to fix it.
+int check_requirements() {
+    int missing = 0;
+    auto line = [&](bool ok, const std::string& what, const std::string& fix, bool required = true) {
+        std::printf("%-8s %s%s\n", ok ? "OK" : required ? "MISSING" : "WARN", what.c_str(),
+                    ok ? "" : (": " + fix).c_str());
+        if (!ok && required) ++missing;
+    };
+    line(::access("/dev/fuse", R_OK | W_OK) == 0, "/dev/fuse",
+         "load the fuse module (modprobe fuse) and install fuse3");
+    line(on_path("fusermount3"), "fusermount3", "install fuse3 (needed to mount as a user and to unmount)",
+         ::geteuid() != 0);
+    line(::access("/dev/loop-control", R_OK | W_OK) == 0, "loop devices (/dev/loop-control)",
+         "load the loop module (modprobe loop); needed for swap", false);
+    line(::geteuid() == 0, "permission for losetup and swapon", "run vramfs-swap as root", false);
+    line(on_path("losetup") && on_path("mkswap") && on_path("swapon"), "losetup, mkswap, swapon",
+         "install util-linux", false);
+    int driver = 0, runtime = 0;
+    cuda_versions(driver, runtime);
+    line(driver != 0, "CUDA driver " + version_text(driver),
+         "install the NVIDIA driver (nvidia-smi should work)");
+    line(runtime != 0, "CUDA runtime " + version_text(runtime) + " (built in)",
+         "this vramfs was built without CUDA");
+    if (driver != 0 && runtime != 0)
+        line(driver >= runtime, "driver supports the runtime",
+             "the driver (" + version_text(driver) + ") is older than the runtime (" +
+                 version_text(runtime) + "): update the driver");
+    std::vector<DeviceInfo> devices;
+    std::string error;
+    if (list_cuda_devices(devices, error)) {
+        for (const auto& d : devices)
+            line(true, "GPU " + std::to_string(d.index) + ": " + d.name + ", " +
+                           format_size(d.free_bytes) + " free of " + format_size(d.total_bytes), "");
+    } else {
+        line(false, "a usable GPU", error);
+    }
+    std::printf("%s\n", missing ? "some requirements are missing (--backend host still works "
+                                  "without a GPU)"
+                                : "all requirements met");
+    return missing ? kExitFailure : 0;
 }
 
 void detach_stdio() {
@@ -183,6 +244,7 @@ int serve(const Config& cfg, Reporter& reporter) {
 int run(const Config& cfg) {
     set_log_level(cfg.log_level);
     if (cfg.list_devices) return list_devices();
+    if (cfg.check) return check_requirements();
 
     if (std::string why = check_mountpoint(cfg.mountpoint); !why.empty()) {
         std::fprintf(stderr, "vramfs: %s\n", why.c_str());

@@ -24,6 +24,7 @@ struct Config {
     bool null_io = false;
     bool direct_io = false;
     bool list_devices = false;
+    bool check = false;
     double release_delay = 5; // seconds an empty slab waits before going back to the GPU
     LogLevel log_level = LogLevel::info;
 };

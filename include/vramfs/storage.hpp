@@ -56,6 +56,9 @@ std::unique_ptr<StorageBackend> make_host_backend(int index = 0, std::uint64_t a
 std::unique_ptr<StorageBackend> make_cuda_backend(int device, std::string& error,
                                                   bool* bad_index = nullptr);
 
+// CUDA driver and runtime versions (e.g. 13000 for 13.0); driver is 0 when no driver is loaded.
+void cuda_versions(int& driver, int& runtime) noexcept;
+
 // Lists CUDA devices; returns false and sets `error` when CUDA is unusable.
 bool list_cuda_devices(std::vector<DeviceInfo>& out, std::string& error);
 

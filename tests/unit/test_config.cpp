@@ -51,6 +51,28 @@ TEST_CASE("-o takes one value each time, before or after the positionals") {
     CHECK(r.config.fuse_options == std::vector<std::string>{"allow_other", "ro"});
 }
 
+TEST_CASE("the mount(8) form: vramfs SOURCE MOUNTPOINT -o size=...,device=...") {
+    auto r = parse({"vramfs", "/mnt/vram", "-o", "rw,nosuid,size=6G,device=1,backend=host,threads=4,null_io,allow_other"});
+    REQUIRE_FALSE(r.done);
+    CHECK(r.config.mountpoint == "/mnt/vram");
+    CHECK(r.config.size == 6ull << 30);
+    CHECK(r.config.device == 1);
+    CHECK(r.config.backend == BackendKind::host);
+    CHECK(r.config.threads == 4);
+    CHECK(r.config.null_io);
+    CHECK(r.config.fuse_options == std::vector<std::string>{"rw", "nosuid", "allow_other"});
+    auto one = parse({"/mnt/vram", "-o", "size=1G"});
+    REQUIRE_FALSE(one.done);
+    CHECK(one.config.mountpoint == "/mnt/vram");
+    CHECK(one.config.size == 1ull << 30);
+    for (const char* bad : {"size=abc", "device=x", "backend=opencl", "threads=0", "release_delay=z"}) {
+        CAPTURE(bad);
+        auto b = parse({"vramfs", "/m", "-o", bad});
+        CHECK(b.done);
+        CHECK(b.exit_code == kExitUsage);
+    }
+}
+
 TEST_CASE("help and version answer on stdout with exit 0") {
     auto h = parse({"--help"});
     CHECK(h.done);
