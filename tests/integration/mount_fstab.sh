@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# mount(8) and /etc/fstab: `mount -t fuse.vramfs -o size=...,backend=... vramfs DIR` goes through
+# mount.fuse3 to the vramfs binary, and an fstab line (given with mount --fstab) mounts too.
+set -euo pipefail
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+[[ -w /dev/fuse ]] || skip "no usable /dev/fuse"
+[[ $(id -u) -eq 0 ]] || skip "mount(8) of a FUSE type needs root here"
+command -v mount.fuse3 >/dev/null || [[ -x /sbin/mount.fuse3 ]] || skip "mount.fuse3 is not installed"
+if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then skip "no CUDA device"; fi
+
+# mount.fuse3 runs the program named by the type ("vramfs") from mount's own PATH
+# (/usr/sbin:/usr/bin:/sbin:/bin for root). Unless vramfs is installed, link the one under test
+# into /usr/sbin for the length of the test.
+link=""
+if [[ ! -e /usr/sbin/vramfs && ! -e /usr/bin/vramfs ]]; then
+  ln -s "$(readlink -f "$bin")" /usr/sbin/vramfs
+  link=/usr/sbin/vramfs
+fi
+mnt=$(mktemp -d /tmp/vramfs-fstab-XXXXXX)
+tab=$(mktemp /tmp/vramfs-fstab-XXXXXX.tab)
+cleanup() {
+  umount "$mnt" 2>/dev/null || true
+  rmdir "$mnt" 2>/dev/null || true
+  rm -f "$tab"
+  if [[ -n $link ]]; then rm -f "$link"; fi
+}
+trap cleanup EXIT
+
+step "mount -t fuse.vramfs"
+mount -t fuse.vramfs -o "size=96M,backend=$backend,threads=2" vramfs "$mnt"
+grep -q " $mnt fuse.vramfs " /proc/mounts || fail "not mounted"
+[[ $(df --block-size=1M --output=size "$mnt" | tail -1 | tr -d ' ') -eq 96 ]] || fail "size is not 96M"
+echo hello >"$mnt/f"
+[[ $(cat "$mnt/f") == hello ]] || fail "cannot use the mount"
+umount "$mnt"
+grep -q " $mnt " /proc/mounts && fail "umount left it mounted"
+
+step "an fstab line"
+echo "vramfs $mnt fuse.vramfs size=64M,backend=$backend,nofail 0 0" >"$tab"
+mount --fstab "$tab" "$mnt"
+[[ $(df --block-size=1M --output=size "$mnt" | tail -1 | tr -d ' ') -eq 64 ]] || fail "size is not 64M"
+umount "$mnt"
+
+step "a bad size through mount fails cleanly"
+if mount -t fuse.vramfs -o "size=lots,backend=$backend" vramfs "$mnt" 2>/dev/null; then
+  fail "mount with size=lots succeeded"
+fi
+grep -q " $mnt " /proc/mounts && fail "a failed mount left something mounted"
+echo "mount(8) and fstab on $backend: ok"
