@@ -98,6 +98,7 @@ int Filesystem::make_node(const Caller& c, InodeNumber parent, const char* name,
             inode->nlink = 1;
         }
         dir->dir->insert(name, inode->ino);
+        inode->name = name;
         ++inode->nlookup;
         if (open_it) ++inode->open_count;
         std::unique_lock dlock(dir->mu);
@@ -152,6 +153,7 @@ int Filesystem::link(InodeNumber ino, InodeNumber newparent, const char* newname
         if (dir->nlink.load() == 0) return ENOENT;
         if (dir->dir->by_name.count(std::string_view(newname))) return EEXIST;
         dir->dir->insert(newname, ino);
+        inode->name = newname;
         ++inode->nlink;
         ++inode->nlookup;
         const std::int64_t now = now_ns();
@@ -289,6 +291,7 @@ int Filesystem::rename(InodeNumber parent, const char* name, InodeNumber newpare
         ddir->dir->insert(target, src->ino);
     }
     sdir->dir->erase(name);
+    src->name = target;
     if (src->dir && parent != newparent) {
         src->dir->parent = newparent;
         --sdir->dir->subdirs;

@@ -6,6 +6,7 @@
 #include "vramfs/log.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -21,19 +22,33 @@ Caller caller_of(fuse_req_t req) {
     return Caller{ctx->uid, ctx->gid, ctx->umask};
 }
 
-template <class Fn> int guarded(const char* op, fuse_ino_t ino, Fn&& fn) noexcept {
+// Runs one operation. Failures that are the system's, not the caller's (EIO, ENOMEM) get a log
+// line naming the operation and the file; exceptions become errno here.
+template <class Fn> int guarded(fuse_req_t req, const char* op, fuse_ino_t ino, Fn&& fn) noexcept {
+    int err;
+    const char* what = nullptr;
     try {
-        return fn();
+        err = fn();
     } catch (const std::bad_alloc&) {
-        log_error("%s (inode %llu): out of memory", op, static_cast<unsigned long long>(ino));
-        return ENOMEM;
+        err = ENOMEM;
+        what = "out of memory";
     } catch (const std::exception& ex) {
-        log_error("%s (inode %llu): %s", op, static_cast<unsigned long long>(ino), ex.what());
-        return EIO;
+        err = EIO;
+        log_error("%s: %s", op, ex.what());
     } catch (...) {
-        log_error("%s (inode %llu): unknown failure", op, static_cast<unsigned long long>(ino));
-        return EIO;
+        err = EIO;
+        what = "unknown failure";
     }
+    if (err == EIO || err == ENOMEM) {
+        try {
+            const std::string file = fs_of(req).table().describe(ino);
+            log_error("%s on %s failed: %s", op, file.c_str(), what ? what : std::strerror(err));
+        } catch (...) {
+            log_error("%s on inode %llu failed: %s", op, static_cast<unsigned long long>(ino),
+                      std::strerror(err));
+        }
+    }
+    return err;
 }
 
 void reply_entry(fuse_req_t req, int err, const fuse_entry_param& e) {
@@ -59,12 +74,12 @@ void op_init(void* userdata, fuse_conn_info* conn) {
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     fuse_entry_param e{};
-    int err = guarded("lookup", parent, [&] { return fs_of(req).lookup(parent, name, e); });
+    int err = guarded(req, "lookup", parent, [&] { return fs_of(req).lookup(parent, name, e); });
     reply_entry(req, err, e);
 }
 
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
-    guarded("forget", ino, [&] {
+    guarded(req, "forget", ino, [&] {
         fs_of(req).forget(ino, n);
         return 0;
     });
@@ -73,7 +88,7 @@ void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
 
 void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
     for (size_t i = 0; i < count; ++i)
-        guarded("forget", forgets[i].ino, [&] {
+        guarded(req, "forget", forgets[i].ino, [&] {
             fs_of(req).forget(forgets[i].ino, forgets[i].nlookup);
             return 0;
         });
@@ -82,7 +97,7 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     struct stat st{};
-    int err = guarded("getattr", ino, [&] { return fs_of(req).getattr(ino, st); });
+    int err = guarded(req, "getattr", ino, [&] { return fs_of(req).getattr(ino, st); });
     if (err)
         fuse_reply_err(req, err);
     else
@@ -91,7 +106,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
     struct stat st{};
-    int err = guarded("setattr", ino, [&] { return fs_of(req).setattr(ino, *attr, to_set, st); });
+    int err = guarded(req, "setattr", ino, [&] { return fs_of(req).setattr(ino, *attr, to_set, st); });
     if (err)
         fuse_reply_err(req, err);
     else
@@ -100,7 +115,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
     std::string target;
-    int err = guarded("readlink", ino, [&] { return fs_of(req).readlink(ino, target); });
+    int err = guarded(req, "readlink", ino, [&] { return fs_of(req).readlink(ino, target); });
     if (err)
         fuse_reply_err(req, err);
     else
@@ -109,7 +124,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
     fuse_entry_param e{};
-    int err = guarded("mknod", parent, [&] {
+    int err = guarded(req, "mknod", parent, [&] {
         return fs_of(req).mknod(caller_of(req), parent, name, mode, rdev, e);
     });
     reply_entry(req, err, e);
@@ -117,35 +132,35 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     fuse_entry_param e{};
-    int err = guarded("mkdir", parent,
+    int err = guarded(req, "mkdir", parent,
                       [&] { return fs_of(req).mkdir(caller_of(req), parent, name, mode, e); });
     reply_entry(req, err, e);
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
     fuse_entry_param e{};
-    int err = guarded("symlink", parent,
+    int err = guarded(req, "symlink", parent,
                       [&] { return fs_of(req).symlink(caller_of(req), link, parent, name, e); });
     reply_entry(req, err, e);
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
     fuse_entry_param e{};
-    int err = guarded("link", ino, [&] { return fs_of(req).link(ino, newparent, newname, e); });
+    int err = guarded(req, "link", ino, [&] { return fs_of(req).link(ino, newparent, newname, e); });
     reply_entry(req, err, e);
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    fuse_reply_err(req, guarded("unlink", parent, [&] { return fs_of(req).unlink(parent, name); }));
+    fuse_reply_err(req, guarded(req, "unlink", parent, [&] { return fs_of(req).unlink(parent, name); }));
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    fuse_reply_err(req, guarded("rmdir", parent, [&] { return fs_of(req).rmdir(parent, name); }));
+    fuse_reply_err(req, guarded(req, "rmdir", parent, [&] { return fs_of(req).rmdir(parent, name); }));
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) {
-    fuse_reply_err(req, guarded("rename", parent, [&] {
+    fuse_reply_err(req, guarded(req, "rename", parent, [&] {
                        return fs_of(req).rename(parent, name, newparent, newname, flags);
                    }));
 }
@@ -153,7 +168,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) {
     fuse_entry_param e{};
-    int err = guarded("create", parent, [&] {
+    int err = guarded(req, "create", parent, [&] {
         return fs_of(req).create(caller_of(req), parent, name, mode, fi->flags, e, *fi);
     });
     if (err) {
@@ -168,7 +183,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-    int err = guarded("open", ino, [&] { return fs_of(req).open(ino, *fi); });
+    int err = guarded(req, "open", ino, [&] { return fs_of(req).open(ino, *fi); });
     if (err) {
         fuse_reply_err(req, err);
         return;
@@ -185,7 +200,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     if (size <= fs.buffers().buffer_size()) {
         auto lease = fs.buffers().take();
         std::size_t got = 0;
-        int err = guarded("read", ino, [&] {
+        int err = guarded(req, "read", ino, [&] {
             return fs.read(ino, static_cast<std::uint64_t>(off), size, lease.get(), got);
         });
         if (err)
@@ -201,7 +216,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
         return;
     }
     std::size_t got = 0;
-    int err = guarded("read", ino, [&] {
+    int err = guarded(req, "read", ino, [&] {
         return fs.read(ino, static_cast<std::uint64_t>(off), size, buf.get(), got);
     });
     if (err)
@@ -216,7 +231,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
         fuse_reply_err(req, EINVAL);
         return;
     }
-    int err = guarded("write", ino, [&] {
+    int err = guarded(req, "write", ino, [&] {
         return fs_of(req).write(ino, static_cast<std::uint64_t>(off), size, buf);
     });
     if (err)
@@ -228,7 +243,7 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
 void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-    guarded("release", ino, [&] { return fs_of(req).release(ino); });
+    guarded(req, "release", ino, [&] { return fs_of(req).release(ino); });
     fuse_reply_err(req, 0);
 }
 
@@ -237,7 +252,7 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 void op_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-    int err = guarded("opendir", ino, [&] { return fs_of(req).opendir(ino); });
+    int err = guarded(req, "opendir", ino, [&] { return fs_of(req).opendir(ino); });
     if (err)
         fuse_reply_err(req, err);
     else
@@ -247,7 +262,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
     std::vector<char> buf;
     std::size_t used = 0;
-    int err = guarded(plus ? "readdirplus" : "readdir", ino, [&] {
+    int err = guarded(req, plus ? "readdirplus" : "readdir", ino, [&] {
         buf.resize(size);
         return fs_of(req).readdir(req, ino, off, plus, buf.data(), size, used);
     });
@@ -271,7 +286,7 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_
 
 void op_statfs(fuse_req_t req, fuse_ino_t ino) {
     struct statvfs st{};
-    int err = guarded("statfs", ino, [&] { return fs_of(req).statfs(st); });
+    int err = guarded(req, "statfs", ino, [&] { return fs_of(req).statfs(st); });
     if (err)
         fuse_reply_err(req, err);
     else
@@ -280,7 +295,7 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino) {
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                  int flags) {
-    fuse_reply_err(req, guarded("setxattr", ino, [&] {
+    fuse_reply_err(req, guarded(req, "setxattr", ino, [&] {
                        return fs_of(req).setxattr(ino, name, value, size, flags);
                    }));
 }
@@ -288,7 +303,7 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     std::string value;
     std::size_t needed = 0;
-    int err = guarded("getxattr", ino,
+    int err = guarded(req, "getxattr", ino,
                       [&] { return fs_of(req).getxattr(ino, name, size, value, needed); });
     if (err)
         fuse_reply_err(req, err);
@@ -301,7 +316,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     std::string names;
     std::size_t needed = 0;
-    int err = guarded("listxattr", ino,
+    int err = guarded(req, "listxattr", ino,
                       [&] { return fs_of(req).listxattr(ino, size, names, needed); });
     if (err)
         fuse_reply_err(req, err);
@@ -312,7 +327,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-    fuse_reply_err(req, guarded("removexattr", ino,
+    fuse_reply_err(req, guarded(req, "removexattr", ino,
                                 [&] { return fs_of(req).removexattr(ino, name); }));
 }
 
@@ -322,7 +337,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t 
         fuse_reply_err(req, EINVAL);
         return;
     }
-    fuse_reply_err(req, guarded("fallocate", ino, [&] {
+    fuse_reply_err(req, guarded(req, "fallocate", ino, [&] {
                        return fs_of(req).fallocate(ino, mode, static_cast<std::uint64_t>(offset),
                                                    static_cast<std::uint64_t>(length));
                    }));

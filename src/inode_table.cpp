@@ -96,6 +96,14 @@ bool InodeTable::forget(InodeNumber ino, std::uint64_t n) {
     return ok;
 }
 
+std::string InodeTable::describe(InodeNumber ino) const {
+    std::shared_lock lock(mu_);
+    auto inode = find_locked(ino);
+    std::string name = ino == kRootInode ? "/" : inode ? inode->name : "";
+    return (name.empty() ? std::string("?") : "'" + name + "'") + " (inode " +
+           std::to_string(ino) + ")";
+}
+
 std::size_t InodeTable::count() const {
     std::shared_lock lock(mu_);
     return inodes_.size();

@@ -51,6 +51,7 @@ struct Inode {
     std::atomic<std::uint32_t> nlink{0};
     std::atomic<std::uint32_t> open_count{0};
     std::unique_ptr<Directory> dir; // directories only
+    std::string name;               // the name it was last given, for log lines
 
     // Guarded by mu. Lock order: the table lock before any inode lock; two inode locks are never
     // held together.
@@ -84,6 +85,8 @@ public:
     bool forget(InodeNumber ino, std::uint64_t n);
 
     std::size_t count() const;
+    // "'name' (inode N)" for log lines; takes the table lock (shared).
+    std::string describe(InodeNumber ino) const;
     BlockPool& pool() const noexcept { return pool_; }
 
 private:
