@@ -30,11 +30,33 @@ int Filesystem::create(const Caller& c, InodeNumber parent, const char* name, mo
 }
 
 int Filesystem::open(InodeNumber ino, fuse_file_info& fi) {
-    std::unique_lock lock(table_.mutex());
-    auto inode = table_.find_locked(ino);
-    if (!inode) return ENOENT;
-    if (inode->dir) return EISDIR;
-    ++inode->open_count;
+    std::shared_ptr<Inode> inode;
+    {
+        std::unique_lock lock(table_.mutex());
+        inode = table_.find_locked(ino);
+        if (!inode) return ENOENT;
+        if (inode->dir) return EISDIR;
+        ++inode->open_count;
+    }
+    // libfuse asks the kernel for atomic O_TRUNC: the truncation is ours to do, here. (Linux
+    // truncates even with O_RDONLY, once it has checked write permission.)
+    if ((fi.flags & O_TRUNC) && inode->data) {
+        std::unique_lock ilock(inode->mu);
+        if (inode->size != 0) {
+            if (!opts_.null_io) {
+                if (int err = inode->data->truncate(0)) {
+                    ilock.unlock();
+                    release(ino);
+                    counters_.errors++;
+                    return err;
+                }
+            }
+            inode->size = 0;
+            const std::int64_t now = now_ns();
+            inode->mtime = now;
+            inode->ctime = now;
+        }
+    }
     set_open_flags(opts_, fi);
     return 0;
 }

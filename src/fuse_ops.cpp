@@ -68,6 +68,8 @@ void op_init(void* userdata, fuse_conn_info* conn) {
     if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
     if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE; // writes go straight to VRAM
+    // The kernel clears set-user-ID and set-group-ID bits on write, truncate and chown itself.
+    conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
     log_debug("init: protocol %u.%u, max_write %u", conn->proto_major, conn->proto_minor,
               conn->max_write);
 }

@@ -210,6 +210,35 @@ TEST_CASE("rename, links and symlinks match tmpfs") {
         CHECK(list_dir(p.vram.path() + dir) == list_dir(p.tmp.path() + dir));
 }
 
+TEST_CASE("O_TRUNC, O_APPEND and O_EXCL match tmpfs") {
+    Pair p;
+    for (const auto& root : {p.vram.path(), p.tmp.path()}) {
+        int fd = ::creat((root + "/f").c_str(), 0644);
+        REQUIRE(::write(fd, "0123456789", 10) == 10);
+        ::close(fd);
+    }
+    p.same([&](auto& r) {
+        int fd = ::open((r + "/f").c_str(), O_WRONLY | O_APPEND);
+        long n = ::write(fd, "ab", 2);
+        ::close(fd);
+        return sys(n);
+    });
+    CHECK(slurp(p.vram.path() + "/f") == slurp(p.tmp.path() + "/f"));
+    p.same([&](auto& r) { return sys(::close(::open((r + "/f").c_str(), O_RDONLY | O_TRUNC))); });
+    CHECK(slurp(p.vram.path() + "/f") == slurp(p.tmp.path() + "/f"));
+    p.same([&](auto& r) {
+        int fd = ::open((r + "/g").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        long n = ::write(fd, "xyz", 3);
+        ::close(fd);
+        fd = ::open((r + "/g").c_str(), O_WRONLY | O_TRUNC);
+        n = ::write(fd, "q", 1);
+        ::close(fd);
+        return sys(n);
+    });
+    CHECK(slurp(p.vram.path() + "/g") == "q");
+    CHECK(slurp(p.tmp.path() + "/g") == "q");
+}
+
 TEST_CASE("attributes: chmod, chown, utimensat") {
     Pair p;
     for (const auto& root : {p.vram.path(), p.tmp.path()}) ::close(::creat((root + "/f").c_str(), 0600));

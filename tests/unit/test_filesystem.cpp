@@ -261,3 +261,22 @@ TEST_CASE("user xattrs") {
     CHECK(f.fs.removexattr(a, "user.k") == 0);
     CHECK(f.fs.getxattr(a, "user.k", 10, v, need) == ENODATA);
 }
+
+TEST_CASE("open with O_TRUNC truncates (libfuse asks for atomic O_TRUNC)") {
+    Fixture f;
+    InodeNumber a = f.create(kRootInode, "a");
+    std::string data(3 * 4096, 'q');
+    REQUIRE(f.fs.write(a, 0, data.size(), data.data()) == 0);
+    REQUIRE(f.fs.release(a) == 0);
+    fuse_file_info fi{};
+    fi.flags = O_WRONLY;
+    REQUIRE(f.fs.open(a, fi) == 0);
+    struct stat st{};
+    REQUIRE(f.fs.getattr(a, st) == 0);
+    CHECK(st.st_size == 3 * 4096);
+    fi.flags = O_WRONLY | O_TRUNC;
+    REQUIRE(f.fs.open(a, fi) == 0);
+    REQUIRE(f.fs.getattr(a, st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(f.pool.used_blocks() == 0);
+}
