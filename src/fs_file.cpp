@@ -88,7 +88,17 @@ int Filesystem::read(InodeNumber ino, std::uint64_t off, std::size_t size, void*
     }
     got = n;
     counters_.bytes_read += n;
+    touch_atime(*inode);
     return 0;
+}
+
+// relatime, as tmpfs and most Linux filesystems: a read updates atime when it is not newer than
+// mtime or ctime, or a day old. FUSE leaves access times to the filesystem.
+void touch_atime(Inode& inode) noexcept {
+    const std::int64_t now = now_ns(), atime = inode.atime.load();
+    if (atime <= inode.mtime.load() || atime <= inode.ctime.load() ||
+        now - atime >= 24ll * 3600 * 1'000'000'000)
+        inode.atime.store(now);
 }
 
 int Filesystem::write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf) {

@@ -333,6 +333,7 @@ int Filesystem::readdir(fuse_req_t req, InodeNumber ino, off_t off, bool plus, c
     std::shared_lock lock(table_.mutex());
     std::shared_ptr<Inode> dir;
     if (int err = find_dir(table_, ino, dir)) return err;
+    if (off == 0) touch_atime(*dir);
 
     // Adds one entry; false when it does not fit. Entries whose inode is counted by the
     // kernel (readdirplus, not "." or "..") take a lookup reference only once they fit.

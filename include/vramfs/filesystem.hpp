@@ -105,6 +105,9 @@ private:
     Counters counters_;
 };
 
+// Updates an inode's atime after a read, relatime style (atime is atomic: no lock needed).
+void touch_atime(Inode& inode) noexcept;
+
 // Checks a name for a new directory entry: ENAMETOOLONG past 255 bytes, EINVAL for "", ".", "..".
 int check_name(const char* name) noexcept;
 

@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <vector>
@@ -265,6 +266,62 @@ TEST_CASE("attributes: chmod, chown, utimensat") {
     p.same([&](auto& r) { return sys(::utimensat(AT_FDCWD, (r + "/f").c_str(), now, 0)); });
     REQUIRE(::stat((p.vram.path() + "/f").c_str(), &sa) == 0);
     CHECK(sa.st_mtim.tv_sec >= ::time(nullptr) - 5);
+}
+
+TEST_CASE("reads update atime as on tmpfs (relatime)") {
+    Pair p;
+    const timespec old[2] = {{1000, 0}, {2000, 0}}; // atime older than mtime
+    for (const auto& root : {p.vram.path(), p.tmp.path()}) {
+        int fd = ::creat((root + "/f").c_str(), 0644);
+        REQUIRE(::write(fd, "data", 4) == 4);
+        ::close(fd);
+        REQUIRE(::utimensat(AT_FDCWD, (root + "/f").c_str(), old, 0) == 0);
+        REQUIRE(slurp(root + "/f") == "data");
+    }
+    struct stat sa{}, sb{};
+    REQUIRE(::stat((p.vram.path() + "/f").c_str(), &sa) == 0);
+    REQUIRE(::stat((p.tmp.path() + "/f").c_str(), &sb) == 0);
+    CHECK((sa.st_atim.tv_sec > 2000) == (sb.st_atim.tv_sec > 2000));
+    CHECK(sa.st_atim.tv_sec > 2000);
+    CHECK(sa.st_mtim.tv_sec == 2000); // reading does not touch mtime
+}
+
+TEST_CASE("every file type tmpfs holds, and long paths") {
+    Pair p;
+    p.same([&](auto& r) { return sys(::mkfifo((r + "/fifo").c_str(), 0640)); });
+    p.same([&](auto& r) { return sys(::mknod((r + "/sock").c_str(), S_IFSOCK | 0600, 0)); });
+    p.same([&](auto& r) { return sys(::mknod((r + "/chr").c_str(), S_IFCHR | 0600, makedev(1, 3))); });
+    p.same([&](auto& r) { return sys(::mknod((r + "/blk").c_str(), S_IFBLK | 0600, makedev(7, 0))); });
+    for (const char* n : {"/fifo", "/sock", "/chr", "/blk"}) {
+        struct stat sa{}, sb{};
+        CAPTURE(n);
+        REQUIRE(::lstat((p.vram.path() + n).c_str(), &sa) == 0);
+        REQUIRE(::lstat((p.tmp.path() + n).c_str(), &sb) == 0);
+        CHECK(sa.st_mode == sb.st_mode);
+        CHECK(sa.st_rdev == sb.st_rdev);
+    }
+    // A path near PATH_MAX: 15 levels of 250-byte names.
+    std::string rel;
+    for (int i = 0; i < 15; ++i) {
+        rel += "/" + std::string(250, static_cast<char>('a' + i));
+        p.same([&](auto& r) { return sys(::mkdir((r + rel).c_str(), 0755)); });
+    }
+    p.same([&](auto& r) { return sys(::close(::creat((r + rel + "/x").c_str(), 0644))); });
+    p.same([&](auto& r) { return sys(::access((r + rel + "/x").c_str(), F_OK)); });
+    CHECK((p.vram.path() + rel + "/x").size() > 3700);
+}
+
+TEST_CASE("huge offsets are EFBIG") {
+    VramfsMount m("64M");
+    int fd = ::open((m.path() + "/f").c_str(), O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    errno = 0;
+    CHECK(::pwrite(fd, "x", 1, 5ll << 40) == -1);
+    CHECK(errno == EFBIG);
+    errno = 0;
+    CHECK(::ftruncate(fd, 5ll << 40) == -1);
+    CHECK(errno == EFBIG);
+    ::close(fd);
 }
 
 TEST_CASE("user xattrs match tmpfs") {

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The daemon dies (kill -9): users get ENOTCONN at once, nobody hangs, and unmounting cleans up.
+# Permissions: without allow_other other users cannot enter the mount; with it the kernel
+# enforces modes (default_permissions) for an unprivileged user.
+set -euo pipefail
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+[[ -w /dev/fuse ]] || skip "no usable /dev/fuse"
+[[ $(id -u) -eq 0 ]] || skip "needs root to act as another user"
+command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
+if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then skip "no CUDA device"; fi
+
+mnt=$(mktemp -d /tmp/vramfs-robust-XXXXXX)
+chmod 755 "$mnt"
+cleanup() {
+  fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+  rmdir "$mnt" 2>/dev/null || true
+}
+trap cleanup EXIT
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+
+step "kill -9 of the daemon"
+"$bin" "$mnt" 64M --backend "$backend" >/dev/null
+echo data >"$mnt/f"
+pid=$(daemon_pid "$mnt")
+[[ -n $pid ]] || fail "no daemon"
+kill -9 "$pid"
+sleep 0.3
+rc=0
+out=$(timeout 10 cat "$mnt/f" 2>&1) || rc=$?
+((rc != 124)) || fail "reading a dead mount hung"
+[[ $out == *"not connected"* ]] || fail "expected ENOTCONN, got: $out"
+rc=0
+timeout 10 ls "$mnt" >/dev/null 2>&1 || rc=$?
+((rc != 124)) || fail "listing a dead mount hung"
+fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+grep -q " $mnt " /proc/mounts && fail "the dead mount is still there"
+
+step "without allow_other, other users cannot enter"
+"$bin" "$mnt" 64M --backend "$backend" >/dev/null
+echo secret >"$mnt/open"
+chmod 644 "$mnt/open"
+if as_nobody cat "$mnt/open" >/dev/null 2>&1; then fail "another user read through a private mount"; fi
+fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+
+step "with allow_other, modes are enforced"
+"$bin" "$mnt" 64M --backend "$backend" -o allow_other >/dev/null
+echo secret >"$mnt/private" && chmod 600 "$mnt/private"
+echo hello >"$mnt/public" && chmod 644 "$mnt/public"
+mkdir "$mnt/d" && chmod 755 "$mnt/d"
+mkdir "$mnt/sticky" && chmod 1777 "$mnt/sticky" && echo mine >"$mnt/sticky/roots"
+[[ $(as_nobody cat "$mnt/public") == hello ]] || fail "nobody cannot read a 0644 file"
+if as_nobody cat "$mnt/private" >/dev/null 2>&1; then fail "nobody read root's 0600 file"; fi
+if as_nobody touch "$mnt/d/x" 2>/dev/null; then fail "nobody wrote into root's 0755 directory"; fi
+as_nobody touch "$mnt/sticky/theirs" || fail "nobody cannot create in a 1777 directory"
+if as_nobody rm -f "$mnt/sticky/roots" 2>/dev/null; then fail "nobody removed root's file from a sticky directory"; fi
+[[ $(stat -c %u "$mnt/sticky/theirs") -eq 65534 ]] || fail "new files must belong to their creator"
+if as_nobody chown 65534 "$mnt/public" 2>/dev/null; then fail "nobody chowned root's file"; fi
+fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+echo "robustness on $backend: ok"
