@@ -72,6 +72,9 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     app.add_flag("-d,--debug", c.fuse_debug, "print every FUSE request (implies -f)");
     app.add_flag("--list-devices", c.list_devices,
                  "list CUDA devices with free and total VRAM, then exit");
+    std::string faults_text;
+    // Test only, so not in --help: make the storage fail on purpose.
+    app.add_option("--inject-faults", faults_text)->group("");
     app.add_flag("--check", c.check,
                  "check what vramfs and vramfs-swap need on this machine, then exit");
     app.footer("Options may also be given as -o size=6G,device=0,backend=cuda,threads=8,\n"
@@ -110,6 +113,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
         return fail("unknown backend '" + backend_text + "' (use cuda or host)");
     if (c.fuse_debug) c.foreground = true;
 
+    std::string why;
     // vramfs's own options inside -o (the mount(8)/fstab form) are taken out; the rest go to FUSE.
     bool size_from_o = false;
     for (const auto& o : split_commas(opts)) {
@@ -171,11 +175,12 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
         if (!size_text.empty()) c.mountpoint = size_text;
         size_text = size_text_o;
     }
+    if (!faults_text.empty() && !parse_fault_plan(faults_text, c.faults, why))
+        return fail("invalid --inject-faults: " + why);
     if (c.list_devices || c.check) return r;
 
     if (c.mountpoint.empty()) return fail("missing MOUNTPOINT and SIZE");
     if (size_text.empty()) return fail("missing SIZE, e.g. 6G");
-    std::string why;
     auto size = parse_size(size_text, &why);
     if (!size) return fail("invalid SIZE '" + size_text + "': " + why);
     if (*size == 0) return fail("SIZE must be more than zero");

@@ -178,6 +178,7 @@ int serve(const Config& cfg, Reporter& reporter) {
             return bad_index ? kExitUsage : kExitFailure;
         }
     }
+    if (cfg.faults.any()) backend = make_fault_injecting_backend(std::move(backend), cfg.faults);
     const DeviceInfo& dev = backend->device();
     const std::uint64_t limit =
         cfg.backend == BackendKind::cuda ? backend->query_free() : dev.total_bytes;

@@ -1,6 +1,7 @@
 // The command line: parsed into a plain Config, validated, then turned into FUSE arguments.
 #pragma once
 
+#include "vramfs/fault_backend.hpp"
 #include "vramfs/log.hpp"
 
 #include <cstdint>
@@ -25,6 +26,7 @@ struct Config {
     bool direct_io = false;
     bool list_devices = false;
     bool check = false;
+    FaultPlan faults; // test only: --inject-faults
     double release_delay = 5; // seconds an empty slab waits before going back to the GPU
     LogLevel log_level = LogLevel::info;
 };

@@ -115,6 +115,8 @@ TEST_CASE("bad input: one line, exit code 2") {
         {"/m", "6G", "extra"},
         {"/m", "6G", "--log-level", "loud"},
         {"/m", "6G", "--release-delay", "-1"},
+        {"/m", "6G", "--inject-faults", "copy-rate=2"},
+        {"/m", "6G", "--inject-faults", "nothing"},
     };
     for (const auto& args : bad) {
         auto r = parse(args);
