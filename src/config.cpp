@@ -105,11 +105,16 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
         return fail(what);
     }
 
-    if (backend_text == "cuda")
-        c.backend = BackendKind::cuda;
-    else if (backend_text == "host")
-        c.backend = BackendKind::host;
-    else
+    auto set_backend = [&](const std::string& text) {
+        if (text == "cuda")
+            c.backend = BackendKind::cuda;
+        else if (text == "host")
+            c.backend = BackendKind::host;
+        else
+            return false;
+        return true;
+    };
+    if (!set_backend(backend_text))
         return fail("unknown backend '" + backend_text + "' (use cuda or host)");
     if (c.fuse_debug) c.foreground = true;
 
@@ -160,14 +165,8 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
         }
         if (!ok) return fail("invalid value in -o " + o);
     }
-    if (!backend_text_o.empty()) {
-        if (backend_text_o == "cuda")
-            c.backend = BackendKind::cuda;
-        else if (backend_text_o == "host")
-            c.backend = BackendKind::host;
-        else
-            return fail("unknown backend '" + backend_text_o + "' (use cuda or host)");
-    }
+    if (!backend_text_o.empty() && !set_backend(backend_text_o))
+        return fail("unknown backend '" + backend_text_o + "' (use cuda or host)");
     if (!parse_log_level(level_text.c_str(), c.log_level))
         return fail("unknown log level '" + level_text + "'");
     if (size_from_o) {

@@ -165,24 +165,37 @@ int Filesystem::link(InodeNumber ino, InodeNumber newparent, const char* newname
     return 0;
 }
 
-int Filesystem::unlink(InodeNumber parent, const char* name) {
-    std::unique_lock lock(table_.mutex());
-    std::shared_ptr<Inode> dir;
-    if (int err = find_dir(table_, parent, dir)) return err;
+namespace {
+// Finds `name` in directory `parent` for removal; the caller holds the table lock exclusively.
+int find_child(const InodeTable& table, InodeNumber parent, const char* name,
+               std::shared_ptr<Inode>& dir, std::shared_ptr<Inode>& child) {
+    if (int err = find_dir(table, parent, dir)) return err;
     auto it = dir->dir->by_name.find(std::string_view(name));
     if (it == dir->dir->by_name.end()) return ENOENT;
-    auto child = table_.find_locked(it->second.ino);
-    if (!child) return ENOENT;
-    if (child->dir) return EISDIR;
-    dir->dir->erase(name);
-    --child->nlink;
+    child = table.find_locked(it->second.ino);
+    return child ? 0 : ENOENT;
+}
+} // namespace
+
+// The common end of unlink and rmdir: the entry is gone; stamp the times, free what is unused.
+void Filesystem::finish_removal(Inode& dir, const std::shared_ptr<Inode>& child) {
     const std::int64_t now = now_ns();
     child->ctime = now;
     {
-        std::unique_lock dlock(dir->mu);
-        touch_dir(*dir, now);
+        std::unique_lock dlock(dir.mu);
+        touch_dir(dir, now);
     }
     table_.reap_locked(child);
+}
+
+int Filesystem::unlink(InodeNumber parent, const char* name) {
+    std::unique_lock lock(table_.mutex());
+    std::shared_ptr<Inode> dir, child;
+    if (int err = find_child(table_, parent, name, dir, child)) return err;
+    if (child->dir) return EISDIR;
+    dir->dir->erase(name);
+    --child->nlink;
+    finish_removal(*dir, child);
     return 0;
 }
 
@@ -190,25 +203,15 @@ int Filesystem::rmdir(InodeNumber parent, const char* name) {
     if (std::strcmp(name, ".") == 0) return EINVAL;
     if (std::strcmp(name, "..") == 0) return ENOTEMPTY;
     std::unique_lock lock(table_.mutex());
-    std::shared_ptr<Inode> dir;
-    if (int err = find_dir(table_, parent, dir)) return err;
-    auto it = dir->dir->by_name.find(std::string_view(name));
-    if (it == dir->dir->by_name.end()) return ENOENT;
-    auto child = table_.find_locked(it->second.ino);
-    if (!child) return ENOENT;
+    std::shared_ptr<Inode> dir, child;
+    if (int err = find_child(table_, parent, name, dir, child)) return err;
     if (!child->dir) return ENOTDIR;
     if (!child->dir->by_name.empty()) return ENOTEMPTY;
     dir->dir->erase(name);
     child->nlink = 0;
     --dir->dir->subdirs;
     --dir->nlink;
-    const std::int64_t now = now_ns();
-    child->ctime = now;
-    {
-        std::unique_lock dlock(dir->mu);
-        touch_dir(*dir, now);
-    }
-    table_.reap_locked(child);
+    finish_removal(*dir, child);
     return 0;
 }
 

@@ -98,6 +98,9 @@ private:
     int make_node(const Caller& c, InodeNumber parent, const char* name, mode_t mode, dev_t rdev,
                   const char* target, fuse_entry_param& e, bool open_it);
 
+    // After unlink/rmdir took the entry out; the caller holds the table lock exclusively.
+    void finish_removal(Inode& dir, const std::shared_ptr<Inode>& child);
+
     BlockPool& pool_;
     FsOptions opts_;
     InodeTable table_;
