@@ -47,8 +47,13 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     app.add_option("MOUNTPOINT", c.mountpoint, "an existing, empty directory to mount on");
     app.add_option("SIZE", size_text,
                    "the VRAM budget: bytes or K/M/G/T (powers of 1024), e.g. 6G");
-    app.add_option("--device", c.device, "CUDA device index (see --list-devices)")
-        ->default_val(0);
+    std::vector<std::string> device_texts;
+    app.add_option("--device", device_texts,
+                   "CUDA device index (see --list-devices); repeat it or give a list (0,1) to "
+                   "span several GPUs, each with SIZE")
+        ->type_size(1)
+        ->allow_extra_args(false)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     app.add_option("--backend", backend_text,
                    "where file data lives: cuda (VRAM) or host (locked RAM, for tests)")
         ->default_val("cuda");
@@ -140,7 +145,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
             size_text_o = val;
             size_from_o = true;
         } else if (key == "device" && eq != std::string::npos) {
-            ok = number(c.device);
+            device_texts.push_back(val);
         } else if (key == "threads" && eq != std::string::npos) {
             ok = number(c.threads);
         } else if (key == "backend" && eq != std::string::npos) {
@@ -180,20 +185,63 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
 
     if (c.mountpoint.empty()) return fail("missing MOUNTPOINT and SIZE");
     if (size_text.empty()) return fail("missing SIZE, e.g. 6G");
-    auto size = parse_size(size_text, &why);
-    if (!size) return fail("invalid SIZE '" + size_text + "': " + why);
-    if (*size == 0) return fail("SIZE must be more than zero");
-    c.size = *size;
+
+    // Devices: "--device 0 --device 1", "--device 0,1", or in SIZE as "0:4G,1:2G".
+    std::vector<int> indices;
+    for (const auto& part : split_commas(device_texts)) {
+        try {
+            std::size_t used = 0;
+            const int d = std::stoi(part, &used);
+            if (used != part.size() || d < 0) throw 0;
+            indices.push_back(d);
+        } catch (...) {
+            return fail("--device takes device indices (0, 1, ...), not '" + part + "'");
+        }
+    }
+    auto parse_budget = [&](const std::string& text, std::uint64_t& out) {
+        auto v = parse_size(text, &why);
+        if (!v) return "invalid SIZE '" + text + "': " + why;
+        if (*v == 0) return std::string("SIZE must be more than zero");
+        out = *v;
+        return std::string();
+    };
+    if (size_text.find(':') != std::string::npos) {
+        if (!indices.empty()) return fail("give the devices either with --device or in SIZE, not both");
+        for (const auto& item : split_commas({size_text})) {
+            const auto colon = item.find(':');
+            DeviceBudget d;
+            try {
+                std::size_t used = 0;
+                d.index = std::stoi(item.substr(0, colon), &used);
+                if (colon == std::string::npos || used != colon || d.index < 0) throw 0;
+            } catch (...) {
+                return fail("invalid SIZE '" + size_text + "': expected DEVICE:SIZE,... as in 0:4G,1:2G");
+            }
+            if (auto err = parse_budget(item.substr(colon + 1), d.size); !err.empty()) return fail(err);
+            c.devices.push_back(d);
+        }
+    } else {
+        std::uint64_t each = 0;
+        if (auto err = parse_budget(size_text, each); !err.empty()) return fail(err);
+        if (indices.empty()) indices.push_back(0);
+        for (int d : indices) c.devices.push_back({d, each});
+    }
+    for (std::size_t i = 0; i < c.devices.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (c.devices[i].index == c.devices[j].index)
+                return fail("device " + std::to_string(c.devices[i].index) + " is given twice");
+    c.device = c.devices.front().index;
+    c.size = c.devices.front().size;
     auto block = parse_size(block_text, &why);
     if (!block) return fail("invalid --block-size '" + block_text + "': " + why);
     if (*block < 4096 || *block > (64u << 20) || (*block & (*block - 1)) != 0)
         return fail("--block-size must be a power of two from 4K to 64M");
     c.block_size = *block;
-    if (c.size < c.block_size)
-        return fail("SIZE " + format_size(c.size) + " is smaller than one block (" +
-                    format_size(c.block_size) + ")");
+    for (const auto& d : c.devices)
+        if (d.size < c.block_size)
+            return fail("SIZE " + format_size(d.size) + " is smaller than one block (" +
+                        format_size(c.block_size) + ")");
     if (c.threads < 1 || c.threads > 256) return fail("--threads must be from 1 to 256");
-    if (c.device < 0) return fail("--device must be 0 or more");
     if (!(c.release_delay >= 0 && c.release_delay <= 3600))
         return fail("--release-delay must be from 0 to 3600 seconds");
     return r;
@@ -221,9 +269,10 @@ std::vector<std::string> fuse_arguments(const Config& c) {
     // default_permissions: the kernel checks modes and owners against the attributes we report.
     // The source names the backend and device ("vramfs-cuda0"), so /proc/mounts and df tell
     // which GPU a mount uses.
-    const std::string source =
-        std::string("vramfs-") + (c.backend == BackendKind::cuda ? "cuda" : "host") +
-        std::to_string(c.device);
+    std::string source = std::string("vramfs-") + (c.backend == BackendKind::cuda ? "cuda" : "host");
+    for (std::size_t i = 0; i < c.devices.size(); ++i)
+        source += (i ? "+" : "") + std::to_string(c.devices[i].index);
+    if (c.devices.empty()) source += std::to_string(c.device);
     std::string opts = "fsname=" + source + ",subtype=vramfs,default_permissions,max_read=" +
                        std::to_string(1 << 20);
     for (const auto& o : c.fuse_options) opts += "," + o;

@@ -155,53 +155,74 @@ void detach_stdio() {
 
 std::uint64_t backend_limit_host() { return make_host_backend(0)->device().total_bytes; }
 
-int serve(const Config& cfg, Reporter& reporter) {
+// Opens one device's backend and checks that its budget fits; reports and returns nullptr if not.
+std::unique_ptr<StorageBackend> open_device(const Config& cfg, const DeviceBudget& d,
+                                            Reporter& reporter, int& rc) {
     std::unique_ptr<StorageBackend> backend;
     if (cfg.backend == BackendKind::host) {
-        if (cfg.size > backend_limit_host()) {
-            reporter.report(kExitUsage, "vramfs: SIZE " + format_size(cfg.size) +
-                                            " is more than the RAM of this machine");
-            return kExitUsage;
+        if (d.size > backend_limit_host()) {
+            rc = kExitUsage;
+            reporter.report(rc, "vramfs: SIZE " + format_size(d.size) +
+                                    " is more than the RAM of this machine");
+            return nullptr;
         }
         try {
-            backend = make_host_backend(cfg.device, cfg.null_io ? 0 : cfg.size);
+            backend = make_host_backend(d.index, cfg.null_io ? 0 : d.size);
         } catch (const std::exception& ex) {
-            reporter.report(kExitFailure, std::string("vramfs: host backend: ") + ex.what());
-            return kExitFailure;
+            rc = kExitFailure;
+            reporter.report(rc, std::string("vramfs: host backend: ") + ex.what());
+            return nullptr;
         }
     } else {
         std::string error;
         bool bad_index = false;
-        backend = make_cuda_backend(cfg.device, error, &bad_index);
+        backend = make_cuda_backend(d.index, error, &bad_index);
         if (!backend) {
-            reporter.report(bad_index ? kExitUsage : kExitFailure, "vramfs: " + error);
-            return bad_index ? kExitUsage : kExitFailure;
+            rc = bad_index ? kExitUsage : kExitFailure;
+            reporter.report(rc, "vramfs: " + error);
+            return nullptr;
+        }
+        const std::uint64_t free = backend->query_free();
+        if (d.size > free) {
+            rc = kExitUsage;
+            reporter.report(rc, "vramfs: SIZE " + format_size(d.size) +
+                                    " is more than the free VRAM of cuda device " +
+                                    std::to_string(d.index) + " (" + format_size(free) + ")");
+            return nullptr;
         }
     }
     if (cfg.faults.any()) backend = make_fault_injecting_backend(std::move(backend), cfg.faults);
-    const DeviceInfo& dev = backend->device();
-    const std::uint64_t limit =
-        cfg.backend == BackendKind::cuda ? backend->query_free() : dev.total_bytes;
-    if (cfg.size > limit) {
-        reporter.report(kExitUsage,
-                        "vramfs: SIZE " + format_size(cfg.size) + " is more than the " +
-                            (cfg.backend == BackendKind::cuda ? "free VRAM" : "RAM") + " of " +
-                            backend->kind() + " device " + std::to_string(dev.index) + " (" +
-                            format_size(limit) + ")");
-        return kExitUsage;
-    }
+    return backend;
+}
 
-    std::unique_ptr<BlockPool> pool;
+int serve(const Config& cfg, Reporter& reporter) {
+    std::vector<std::unique_ptr<StorageBackend>> backends;
+    std::vector<std::unique_ptr<BlockPool>> pools;
     std::unique_ptr<Filesystem> fs;
+    std::string devices_text;
+    std::uint64_t total = 0;
+    for (const DeviceBudget& d : cfg.devices) {
+        int rc = 0;
+        auto backend = open_device(cfg, d, reporter, rc);
+        if (!backend) return rc;
+        devices_text += std::string(devices_text.empty() ? "" : ", ") + backend->kind() +
+                        " device " + std::to_string(d.index) + " (" + backend->device().name + ")";
+        backends.push_back(std::move(backend));
+    }
     try {
-        pool = std::make_unique<BlockPool>(
-            *backend, cfg.size, cfg.block_size, 64ull << 20,
-            std::chrono::milliseconds(static_cast<long long>(cfg.release_delay * 1000)));
+        std::vector<BlockPool*> raw;
+        for (std::size_t i = 0; i < backends.size(); ++i) {
+            pools.push_back(std::make_unique<BlockPool>(
+                *backends[i], cfg.devices[i].size, cfg.block_size, 64ull << 20,
+                std::chrono::milliseconds(static_cast<long long>(cfg.release_delay * 1000))));
+            raw.push_back(pools.back().get());
+            total += pools.back()->budget_blocks() * cfg.block_size;
+        }
         FsOptions fo;
         fo.null_io = cfg.null_io;
         fo.direct_io = cfg.direct_io;
         fo.io_buffers = cfg.threads + 2;
-        fs = std::make_unique<Filesystem>(*pool, fo, Caller{::getuid(), ::getgid(), 0});
+        fs = std::make_unique<Filesystem>(raw, fo, Caller{::getuid(), ::getgid(), 0});
     } catch (const std::exception& ex) {
         reporter.report(kExitFailure, std::string("vramfs: cannot start: ") + ex.what());
         return kExitFailure;
@@ -225,9 +246,8 @@ int serve(const Config& cfg, Reporter& reporter) {
                                           " failed (see the line above)");
         return kExitFailure;
     }
-    reporter.report(0, "vramfs: mounted " + cfg.mountpoint + ": " + format_size(pool->budget_blocks() * cfg.block_size) +
-                           " on " + backend->kind() + " device " + std::to_string(dev.index) +
-                           " (" + dev.name + ")");
+    reporter.report(0, "vramfs: mounted " + cfg.mountpoint + ": " + format_size(total) + " on " +
+                           devices_text);
     if (reporter.detached()) {
         detach_stdio();
         log_to_syslog(true);

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <sys/xattr.h>
 
 namespace vramfs {
@@ -43,7 +44,7 @@ void Filesystem::fill_stat(const Inode& inode, struct stat& st) const {
     st.st_rdev = inode.rdev;
     st.st_size = static_cast<off_t>(inode.size);
     if (inode.dir) st.st_size = kDirentSize * static_cast<off_t>(2 + inode.dir->entries.load());
-    st.st_blksize = static_cast<blksize_t>(std::min<std::uint64_t>(pool_.block_size(), 1 << 20));
+    st.st_blksize = static_cast<blksize_t>(std::min<std::uint64_t>(pools_.front()->block_size(), 1 << 20));
     st.st_blocks = inode.data ? static_cast<blkcnt_t>(inode.data->allocated_bytes() / 512) : 0;
     st.st_atim = to_timespec(inode.atime.load());
     st.st_mtim = to_timespec(inode.mtime.load());
@@ -127,12 +128,17 @@ int Filesystem::setattr(InodeNumber ino, const struct stat& in, int to_set, stru
 
 int Filesystem::statfs(struct statvfs& st) {
     constexpr std::uint64_t unit = 4096; // fine-grained, so df shows exact usage
-    const PoolStats ps = pool_.stats();
+    std::uint64_t budget = 0, used = 0;
+    for (BlockPool* p : pools_) { // the whole mount, all devices
+        const PoolStats ps = p->stats();
+        budget += ps.budget_bytes;
+        used += ps.used_bytes;
+    }
     st = {};
-    st.f_bsize = static_cast<unsigned long>(std::min<std::uint64_t>(ps.block_size, 1 << 20));
+    st.f_bsize = static_cast<unsigned long>(std::min<std::uint64_t>(pool().block_size(), 1 << 20));
     st.f_frsize = unit;
-    st.f_blocks = ps.budget_bytes / unit;
-    st.f_bfree = (ps.budget_bytes - ps.used_bytes) / unit;
+    st.f_blocks = budget / unit;
+    st.f_bfree = (budget - used) / unit;
     st.f_bavail = st.f_bfree;
     st.f_files = 1ull << 31;
     st.f_ffree = st.f_files - std::min<std::uint64_t>(table_.count(), st.f_files);
@@ -141,8 +147,62 @@ int Filesystem::statfs(struct statvfs& st) {
     return 0;
 }
 
+namespace {
+constexpr const char* kDeviceXattr = "user.vramfs.device";
+constexpr const char* kStatusXattr = "user.vramfs.status";
+constexpr const char* kStatusJsonXattr = "user.vramfs.status.json";
+bool is_virtual(const char* name) {
+    return std::strcmp(name, kDeviceXattr) == 0 || std::strcmp(name, kStatusXattr) == 0 ||
+           std::strcmp(name, kStatusJsonXattr) == 0;
+}
+} // namespace
+
+// user.vramfs.device: where a file lives (or a directory's default for new files).
+// user.vramfs.status[.json] on the root: the mount's state. None of them is stored or listed.
+int Filesystem::get_virtual_xattr(const Inode& inode, const char* name, std::string& value) const {
+    if (std::strcmp(name, kDeviceXattr) == 0) {
+        int device = inode.device_pref;
+        if (inode.data && inode.data->allocated_blocks() > 0)
+            device = inode.data->pool().backend().device().index;
+        if (device < 0) return ENODATA;
+        value = std::to_string(device);
+        return 0;
+    }
+    return ENODATA;
+}
+
+int Filesystem::set_virtual_xattr(Inode& inode, const char* name, const std::string& value) {
+    if (std::strcmp(name, kDeviceXattr) != 0) return EPERM; // the status is read-only
+    int device = -1;
+    try {
+        std::size_t used = 0;
+        device = std::stoi(value, &used);
+        if (used != value.size()) return EINVAL;
+    } catch (...) {
+        return EINVAL;
+    }
+    BlockPool* pool = pool_of_device(device);
+    if (!pool) return EINVAL;
+    if (inode.data) {
+        // Data does not move between devices: choose before the first write.
+        if (inode.data->allocated_blocks() > 0 && &inode.data->pool() != pool) return EBUSY;
+        inode.data->rebind(*pool);
+    } else if (!inode.dir) {
+        return EPERM;
+    }
+    inode.device_pref = device;
+    inode.ctime = now_ns();
+    return 0;
+}
+
 int Filesystem::setxattr(InodeNumber ino, const char* name, const char* value, std::size_t size,
                          int flags) {
+    if (is_virtual(name)) {
+        auto inode = table_.find(ino);
+        if (!inode) return ENOENT;
+        std::unique_lock lock(inode->mu);
+        return set_virtual_xattr(*inode, name, std::string(value, size));
+    }
     if (!is_user_xattr(name)) return EOPNOTSUPP;
     if (std::strlen(name) > XATTR_NAME_MAX) return ERANGE;
     if (size > kMaxXattrValue) return E2BIG;
@@ -167,13 +227,24 @@ int Filesystem::getxattr(InodeNumber ino, const char* name, std::size_t size, st
                          std::size_t& needed) {
     auto inode = table_.find(ino);
     if (!inode) return ENOENT;
-    std::shared_lock lock(inode->mu);
-    auto it = inode->xattrs.find(std::string_view(name));
-    if (it == inode->xattrs.end()) return ENODATA;
-    needed = it->second.size();
+    std::string value;
+    if (is_virtual(name)) {
+        if (ino == kRootInode && std::strcmp(name, kDeviceXattr) != 0) {
+            value = status(std::strcmp(name, kStatusJsonXattr) == 0);
+        } else {
+            std::shared_lock lock(inode->mu);
+            if (int err = get_virtual_xattr(*inode, name, value)) return err;
+        }
+    } else {
+        std::shared_lock lock(inode->mu);
+        auto it = inode->xattrs.find(std::string_view(name));
+        if (it == inode->xattrs.end()) return ENODATA;
+        value = it->second;
+    }
+    needed = value.size();
     if (size == 0) return 0;
     if (size < needed) return ERANGE;
-    out = it->second;
+    out = std::move(value);
     return 0;
 }
 
@@ -199,6 +270,11 @@ int Filesystem::removexattr(InodeNumber ino, const char* name) {
     auto inode = table_.find(ino);
     if (!inode) return ENOENT;
     std::unique_lock lock(inode->mu);
+    if (std::strcmp(name, kDeviceXattr) == 0) {
+        if (inode->device_pref < 0) return ENODATA;
+        inode->device_pref = -1;
+        return 0;
+    }
     auto it = inode->xattrs.find(std::string_view(name));
     if (it == inode->xattrs.end()) return ENODATA;
     inode->xattrs.erase(it);

@@ -10,9 +10,31 @@
 
 namespace vramfs {
 
-Filesystem::Filesystem(BlockPool& pool, FsOptions options, Caller owner)
-    : pool_(pool), opts_(options), table_(pool, 0755, owner.uid, owner.gid),
-      buffers_(pool.backend(), options.io_buffers, options.max_io) {}
+Filesystem::Filesystem(std::vector<BlockPool*> pools, FsOptions options, Caller owner)
+    : pools_(std::move(pools)), opts_(options), table_(*pools_.front(), 0755, owner.uid, owner.gid),
+      buffers_(pools_.front()->backend(), options.io_buffers, options.max_io) {}
+
+BlockPool* Filesystem::pool_of_device(int index) const {
+    for (BlockPool* p : pools_)
+        if (p->backend().device().index == index) return p;
+    return nullptr;
+}
+
+void Filesystem::place(Inode& inode) {
+    if (!inode.data || inode.data->allocated_blocks() != 0) return;
+    BlockPool* chosen = inode.device_pref >= 0 ? pool_of_device(inode.device_pref) : nullptr;
+    if (!chosen) {
+        std::uint64_t best = 0;
+        for (BlockPool* p : pools_) {
+            const std::uint64_t free = p->budget_blocks() - std::min(p->budget_blocks(), p->used_blocks());
+            if (!chosen || free > best) {
+                chosen = p;
+                best = free;
+            }
+        }
+    }
+    inode.data->rebind(*chosen);
+}
 
 namespace {
 void set_open_flags(const FsOptions& o, fuse_file_info& fi) {
@@ -126,6 +148,7 @@ int Filesystem::write(InodeNumber ino, std::uint64_t off, std::size_t size, cons
     }
     std::unique_lock lock(inode->mu);
     if (!opts_.null_io) {
+        place(*inode);
         if (int err = inode->data->write(off, size, buf)) {
             counters_.errors++;
             return err;
@@ -165,6 +188,7 @@ int Filesystem::fallocate(InodeNumber ino, int mode, std::uint64_t off, std::uin
     // No overcommit: the range is backed by real storage now, or the call fails with nothing
     // changed.
     if (!opts_.null_io) {
+        place(*inode);
         if (int err = inode->data->allocate(off, len)) {
             if (err != ENOSPC) counters_.errors++;
             return err;

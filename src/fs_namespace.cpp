@@ -75,8 +75,10 @@ int Filesystem::make_node(const Caller& c, InodeNumber parent, const char* name,
         if (dir->dir->by_name.count(std::string_view(name))) return EEXIST;
 
         gid_t gid = c.gid;
+        int device_pref = -1;
         {
             std::shared_lock dlock(dir->mu);
+            device_pref = dir->device_pref; // new files and directories inherit the device
             // A set-group-ID directory passes its group on, and its flag to subdirectories.
             if (dir->mode & S_ISGID) {
                 gid = dir->gid;
@@ -85,6 +87,9 @@ int Filesystem::make_node(const Caller& c, InodeNumber parent, const char* name,
         }
         inode = table_.create_locked(mode, c.uid, gid);
         inode->rdev = rdev;
+        if (inode->data || inode->dir) inode->device_pref = device_pref;
+        if (inode->data && device_pref >= 0)
+            if (BlockPool* p = pool_of_device(device_pref)) inode->data->rebind(*p);
         if (target) {
             inode->target = target;
             inode->size = inode->target.size();

@@ -24,7 +24,7 @@ namespace {
 // leaves room for kernels and libfuse versions that allow larger requests.
 constexpr std::size_t kReceiveBuffer = 2 * (256 + 1) * 4096;
 constexpr std::size_t kStackTouch = 256 * 1024; // stack pages faulted (and so locked) up front
-constexpr std::size_t kStackSize = 1024 * 1024;
+constexpr std::size_t kStackSize = 8 * 1024 * 1024; // virtual; only the touched part is resident
 
 struct Worker {
     fuse_session* se = nullptr;

@@ -12,10 +12,16 @@ namespace vramfs {
 
 enum class BackendKind { cuda, host };
 
+struct DeviceBudget {
+    int index = 0;
+    std::uint64_t size = 0; // bytes of this device the mount may use
+};
+
 struct Config {
     std::string mountpoint;
-    std::uint64_t size = 0; // the mount's budget in bytes
-    int device = 0;
+    std::uint64_t size = 0; // the first device's budget in bytes
+    int device = 0;         // the first device
+    std::vector<DeviceBudget> devices; // every device of the mount, with its budget
     BackendKind backend = BackendKind::cuda;
     bool foreground = false;
     bool fuse_debug = false;

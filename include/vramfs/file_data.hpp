@@ -34,6 +34,10 @@ public:
     // extension reads zeros.
     int truncate(std::uint64_t new_size) noexcept;
     void release_all() noexcept;
+    // Moves an empty file (no blocks) to another pool: where its storage will come from.
+    void rebind(BlockPool& pool) noexcept {
+        if (allocated_ == 0) pool_ = &pool;
+    }
 
     std::uint64_t allocated_blocks() const noexcept { return allocated_; }
     std::uint64_t allocated_bytes() const noexcept { return allocated_ * pool_->block_size(); }

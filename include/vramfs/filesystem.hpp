@@ -8,6 +8,7 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <vector>
 #include <string>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -39,7 +40,10 @@ struct Counters {
 
 class Filesystem {
 public:
-    Filesystem(BlockPool& pool, FsOptions options, Caller owner);
+    // One pool per device; a file lives on one of them.
+    Filesystem(std::vector<BlockPool*> pools, FsOptions options, Caller owner);
+    Filesystem(BlockPool& pool, FsOptions options, Caller owner)
+        : Filesystem(std::vector<BlockPool*>{&pool}, options, owner) {}
     Filesystem(const Filesystem&) = delete;
     Filesystem& operator=(const Filesystem&) = delete;
 
@@ -84,7 +88,10 @@ public:
     int listxattr(InodeNumber ino, std::size_t size, std::string& out, std::size_t& needed);
     int removexattr(InodeNumber ino, const char* name);
 
-    BlockPool& pool() noexcept { return pool_; }
+    BlockPool& pool() noexcept { return *pools_.front(); }
+    const std::vector<BlockPool*>& pools() const noexcept { return pools_; }
+    // The mount's state as text (a table) or JSON: devices, files, counters (fs_status.cpp).
+    std::string status(bool json);
     InodeTable& table() noexcept { return table_; }
     IoBufferPool& buffers() noexcept { return buffers_; }
     const FsOptions& options() const noexcept { return opts_; }
@@ -101,7 +108,14 @@ private:
     // After unlink/rmdir took the entry out; the caller holds the table lock exclusively.
     void finish_removal(Inode& dir, const std::shared_ptr<Inode>& child);
 
-    BlockPool& pool_;
+    // Where an empty file's first storage comes from: its chosen device, else the device with
+    // the most free budget. The caller holds the inode lock exclusively.
+    void place(Inode& inode);
+    BlockPool* pool_of_device(int index) const;
+    int get_virtual_xattr(const Inode& inode, const char* name, std::string& value) const;
+    int set_virtual_xattr(Inode& inode, const char* name, const std::string& value);
+
+    std::vector<BlockPool*> pools_;
     FsOptions opts_;
     InodeTable table_;
     IoBufferPool buffers_;

@@ -65,6 +65,9 @@ struct Inode {
     std::optional<FileData> data; // regular files
     std::string target;           // symlinks
     std::map<std::string, std::string, std::less<>> xattrs;
+    // user.vramfs.device: a file's chosen device, or a directory's default for new files
+    // (-1: none, the device with the most free budget is taken).
+    int device_pref = -1;
 };
 
 class InodeTable {
@@ -85,6 +88,11 @@ public:
     bool forget(InodeNumber ino, std::uint64_t n);
 
     std::size_t count() const;
+    // Calls fn(const Inode&) for every inode, under the table lock (shared).
+    template <class Fn> void for_each(Fn&& fn) const {
+        std::shared_lock lock(mu_);
+        for (const auto& kv : inodes_) fn(*kv.second);
+    }
     // "'name' (inode N)" for log lines; takes the table lock (shared).
     std::string describe(InodeNumber ino) const;
     BlockPool& pool() const noexcept { return pool_; }

@@ -1,0 +1,112 @@
+// Integration: one mount over several devices (emulated by the host backend in CI, real GPUs
+// with VRAMFS_TEST_BACKEND=cuda where there are enough): placement, the user.vramfs.device
+// xattr, per-device ENOSPC, statfs over the whole mount, and the status view.
+#include <doctest/doctest.h>
+
+#include "mount_fixture.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+using namespace vramfs::test;
+
+namespace {
+
+std::string device_of(const std::string& path) {
+    char buf[32] = {};
+    const ssize_t n = ::getxattr(path.c_str(), "user.vramfs.device", buf, sizeof buf - 1);
+    return n < 0 ? "errno " + std::to_string(errno) : std::string(buf, static_cast<std::size_t>(n));
+}
+
+int set_device(const std::string& path, const char* value) {
+    return ::setxattr(path.c_str(), "user.vramfs.device", value, std::strlen(value), 0) == 0 ? 0 : errno;
+}
+
+int fallocate_file(const std::string& path, off_t bytes) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0600);
+    if (fd < 0) return errno;
+    const int rc = ::fallocate(fd, 0, 0, bytes) == 0 ? 0 : errno;
+    ::close(fd);
+    return rc;
+}
+
+std::string status(const std::string& mnt, bool json) {
+    const char* name = json ? "user.vramfs.status.json" : "user.vramfs.status";
+    std::string v(65536, '\0');
+    const ssize_t n = ::getxattr(mnt.c_str(), name, v.data(), v.size());
+    return n < 0 ? "" : v.substr(0, static_cast<std::size_t>(n));
+}
+
+} // namespace
+
+TEST_CASE("several devices in one mount: placement, xattrs, per-device ENOSPC, status") {
+    if (test_backend() == "cuda" && run_program({vramfs_binary(), "--list-devices"}) == 0) {
+        std::string out;
+        run_program({vramfs_binary(), "--list-devices"}, &out);
+        if (std::count(out.begin(), out.end(), '\n') < 3) {
+            MESSAGE("fewer than two GPUs: this case needs the host backend or a multi-GPU machine");
+            return;
+        }
+    }
+    VramfsMount m("0:64M,1:32M");
+    const std::string v = m.path();
+    struct statvfs sv{};
+    REQUIRE(::statvfs(v.c_str(), &sv) == 0);
+    CHECK(sv.f_blocks * sv.f_frsize == 96ull << 20); // the whole mount
+
+    // Default placement: the device with the most free budget when the file first gets storage.
+    REQUIRE(fallocate_file(v + "/a", 40 << 20) == 0);
+    CHECK(device_of(v + "/a") == "0");
+    REQUIRE(fallocate_file(v + "/b", 8 << 20) == 0); // 24 MiB left on 0, 32 on 1
+    CHECK(device_of(v + "/b") == "1");
+
+    // An empty file has no device until it gets storage or is given one.
+    ::close(::creat((v + "/c").c_str(), 0600));
+    CHECK(device_of(v + "/c") == "errno " + std::to_string(ENODATA));
+    CHECK(set_device(v + "/c", "7") == EINVAL);
+    CHECK(set_device(v + "/c", "x") == EINVAL);
+    REQUIRE(set_device(v + "/c", "0") == 0);
+    CHECK(device_of(v + "/c") == "0");
+    // Per-device budget: device 0 has 24 MiB left; device 1's room does not help.
+    CHECK(fallocate_file(v + "/c", 30 << 20) == ENOSPC);
+    REQUIRE(fallocate_file(v + "/c", 20 << 20) == 0);
+    CHECK(device_of(v + "/c") == "0");
+    // Data does not move between devices.
+    CHECK(set_device(v + "/c", "1") == EBUSY);
+    CHECK(set_device(v + "/c", "0") == 0);
+
+    // A directory's device is inherited by what is created in it.
+    REQUIRE(::mkdir((v + "/on1").c_str(), 0755) == 0);
+    REQUIRE(set_device(v + "/on1", "1") == 0);
+    REQUIRE(::mkdir((v + "/on1/sub").c_str(), 0755) == 0);
+    REQUIRE(fallocate_file(v + "/on1/sub/d", 4 << 20) == 0);
+    CHECK(device_of(v + "/on1/sub/d") == "1");
+    CHECK(device_of(v + "/on1/sub") == "1");
+
+    // The virtual xattrs are not listed (cp -a does not copy them) and cannot be written.
+    char names[1024];
+    const ssize_t ln = ::listxattr((v + "/a").c_str(), names, sizeof names);
+    CHECK(ln == 0);
+    CHECK(::setxattr(v.c_str(), "user.vramfs.status", "x", 1, 0) == -1);
+
+    const std::string text = status(v, false);
+    CHECK(text.find("DEVICE") != std::string::npos);
+    CHECK(text.find("b (inode") != std::string::npos);
+    const std::string json = status(v, true);
+    CHECK(json.find("\"devices\":[{\"index\":0") != std::string::npos);
+    CHECK(json.find("{\"index\":1") != std::string::npos);
+    CHECK(json.find("\"name\":\"d\"") != std::string::npos);
+    CHECK(json.find("\"counters\":") != std::string::npos);
+    std::string out;
+    CHECK(run_program({vramfs_binary(), "status", v}, &out) == 0);
+    CHECK(out == text.substr(0, out.size())); // the same table, counters aside
+    CHECK(run_program({vramfs_binary(), "status", "/tmp"}, &out) == 1);
+    CHECK(run_program({vramfs_binary(), "status"}, &out) == 2);
+}
