@@ -268,6 +268,59 @@ TEST_CASE("attributes: chmod, chown, utimensat") {
     CHECK(sa.st_mtim.tv_sec >= ::time(nullptr) - 5);
 }
 
+TEST_CASE("which operations change mtime and ctime: as on tmpfs") {
+    Pair p;
+    for (const auto& root : {p.vram.path(), p.tmp.path()}) {
+        REQUIRE(::mkdir((root + "/d").c_str(), 0755) == 0);
+        ::close(::creat((root + "/d/f").c_str(), 0644));
+    }
+    struct Times {
+        timespec fm, fc, dm, dc;
+    };
+    auto times = [](const std::string& root) {
+        struct stat f{}, d{};
+        ::stat((root + "/d/f").c_str(), &f);
+        ::stat((root + "/d").c_str(), &d);
+        return Times{f.st_mtim, f.st_ctim, d.st_mtim, d.st_ctim};
+    };
+    auto changed = [](const timespec& a, const timespec& b) {
+        return a.tv_sec != b.tv_sec || a.tv_nsec != b.tv_nsec;
+    };
+    const std::vector<std::pair<const char*, std::function<void(const std::string&)>>> steps = {
+        {"write", [](const std::string& r) { int fd = ::open((r + "/d/f").c_str(), O_WRONLY); (void)!::write(fd, "x", 1); ::close(fd); }},
+        {"chmod", [](const std::string& r) { ::chmod((r + "/d/f").c_str(), 0600); }},
+        {"truncate", [](const std::string& r) { (void)!::truncate((r + "/d/f").c_str(), 100); }},
+        {"link", [](const std::string& r) { ::link((r + "/d/f").c_str(), (r + "/d/g").c_str()); }},
+        {"unlink", [](const std::string& r) { ::unlink((r + "/d/g").c_str()); }},
+        {"rename in dir", [](const std::string& r) { ::rename((r + "/d/f").c_str(), (r + "/d/h").c_str()); ::rename((r + "/d/h").c_str(), (r + "/d/f").c_str()); }},
+        {"setxattr", [](const std::string& r) { ::setxattr((r + "/d/f").c_str(), "user.k", "v", 1, 0); }},
+        {"read", [](const std::string& r) { slurp(r + "/d/f"); }},
+        {"mkdir in dir", [](const std::string& r) { ::mkdir((r + "/d/s").c_str(), 0755); }},
+    };
+    for (const auto& [name, op] : steps) {
+        CAPTURE(name);
+        const Times va = times(p.vram.path()), ta = times(p.tmp.path());
+        ::usleep(20000); // timestamps must be able to differ
+        op(p.vram.path());
+        op(p.tmp.path());
+        // The kernel caches attributes for up to the attribute timeout; ask after it.
+        ::usleep(1100000);
+        const Times vb = times(p.vram.path()), tb = times(p.tmp.path());
+        CHECK(changed(va.fm, vb.fm) == changed(ta.fm, tb.fm));
+        CHECK(changed(va.fc, vb.fc) == changed(ta.fc, tb.fc));
+        CHECK(changed(va.dm, vb.dm) == changed(ta.dm, tb.dm));
+        CHECK(changed(va.dc, vb.dc) == changed(ta.dc, tb.dc));
+    }
+}
+
+TEST_CASE("rename across filesystems is EXDEV") {
+    Pair p;
+    ::close(::creat((p.vram.path() + "/f").c_str(), 0644));
+    errno = 0;
+    CHECK(::rename((p.vram.path() + "/f").c_str(), (p.tmp.path() + "/f").c_str()) == -1);
+    CHECK(errno == EXDEV);
+}
+
 TEST_CASE("reads update atime as on tmpfs (relatime)") {
     Pair p;
     const timespec old[2] = {{1000, 0}, {2000, 0}}; // atime older than mtime
