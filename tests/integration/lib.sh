@@ -40,3 +40,14 @@ abort_fuse() {
   echo "aborting the FUSE connection ${dev#*:} of $mnt" >&2
   echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort" || true
 }
+
+# Sets mnt to a new temporary mount point for vramfs-swap; on exit, every swap on it is turned
+# off and it is unmounted and removed.
+helper_mountpoint() {
+  mnt=$(mktemp -d "/tmp/vramfs-$1-XXXXXX")
+  trap helper_cleanup EXIT
+}
+helper_cleanup() {
+  "$helper" off all --mountpoint "$mnt" >/dev/null 2>&1 || true
+  rmdir "$mnt" 2>/dev/null || true
+}

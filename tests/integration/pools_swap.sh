@@ -13,12 +13,7 @@ if [[ $backend == cuda ]] && (($("$bin" --list-devices | wc -l) < 3)); then
   skip "fewer than two GPUs"
 fi
 
-mnt=$(mktemp -d /tmp/vramfs-pools-XXXXXX)
-cleanup() {
-  "$helper" off all --mountpoint "$mnt" >/dev/null 2>&1 || true
-  rmdir "$mnt" 2>/dev/null || true
-}
-trap cleanup EXIT
+helper_mountpoint pools
 
 step "vramfs-swap on 320M --device 0,1"
 mapfile -t loops < <("$helper" on 320M --device 0,1 --mountpoint "$mnt" --priority 50 --backend "$backend")

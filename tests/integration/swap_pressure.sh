@@ -14,12 +14,7 @@ ws_mib=${PRESSURE_WS_MIB:-768}
 limit_mib=$((ws_mib / 4))
 swap_mib=$((ws_mib + 256))
 
-mnt=$(mktemp -d /tmp/vramfs-pressure-XXXXXX)
-cleanup() {
-  "$helper" off all --mountpoint "$mnt" >/dev/null 2>&1 || true
-  rmdir "$mnt" 2>/dev/null || true
-}
-trap cleanup EXIT
+helper_mountpoint pressure
 
 step "vramfs-swap on ${swap_mib}M ($backend)"
 loop=$("$helper" on "${swap_mib}M" --mountpoint "$mnt" --name pressure --backend "$backend")
