@@ -39,6 +39,9 @@ for i in (0, 1):
 print("status JSON parsed: ok")
 '
 
+"$helper" status --mountpoint "$mnt" | tee /dev/stderr | grep -Eq "^gpu1 .* (host|cuda)1$" ||
+  fail "vramfs-swap status does not show gpu1 on device 1"
+
 step "pressure: pages go to both devices and all come back"
 peak=$(mktemp)
 (
