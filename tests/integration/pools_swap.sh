@@ -39,8 +39,10 @@ for i in (0, 1):
 print("status JSON parsed: ok")
 '
 
-"$helper" status --mountpoint "$mnt" | tee /dev/stderr | grep -Eq "^gpu1 .* (host|cuda)1$" ||
-  fail "vramfs-swap status does not show gpu1 on device 1"
+table=$("$helper" status --mountpoint "$mnt")
+echo "$table"
+grep -Eq "^gpu0 .* (host|cuda)0$" <<<"$table" || fail "vramfs-swap status does not show gpu0 on device 0"
+grep -Eq "^gpu1 .* (host|cuda)1$" <<<"$table" || fail "vramfs-swap status does not show gpu1 on device 1"
 
 step "pressure: pages go to both devices and all come back"
 peak=$(mktemp)

@@ -29,8 +29,9 @@ again=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "
 [[ $(grep -c "^/dev/loop" /proc/swaps) -ge 1 ]]
 
 step "status"
-"$helper" status --mountpoint "$mnt" | tee /dev/stderr | grep -q "^s1 *$loop *128M *128M" ||
-  fail "status does not show s1"
+table=$("$helper" status --mountpoint "$mnt")
+echo "$table"
+grep -q "^s1 *$loop *128M *128M" <<<"$table" || fail "status does not show s1"
 
 step "off, then off on nothing"
 "$helper" off s1 --mountpoint "$mnt"
