@@ -137,3 +137,44 @@ TEST_CASE("mount point checks") {
     CHECK(check_mountpoint("/proc").find("already a mount point") != std::string::npos);
     CHECK(check_mountpoint("/").find("already a mount point") != std::string::npos);
 }
+
+TEST_CASE("several devices: --device lists and per-device SIZE") {
+    auto a = parse({"/m", "4G", "--device", "0,1"});
+    REQUIRE_FALSE(a.done);
+    REQUIRE(a.config.devices.size() == 2);
+    CHECK(a.config.devices[1].index == 1);
+    CHECK(a.config.devices[1].size == 4ull << 30);
+    auto b = parse({"/m", "0:4G,1:2G"});
+    REQUIRE_FALSE(b.done);
+    REQUIRE(b.config.devices.size() == 2);
+    CHECK(b.config.devices[0].size == 4ull << 30);
+    CHECK(b.config.devices[1].size == 2ull << 30);
+    CHECK(fuse_arguments(b.config)[2].find("fsname=vramfs-cuda0+1") != std::string::npos);
+    auto c = parse({"/m", "1G", "--device", "2", "--device", "3"});
+    REQUIRE_FALSE(c.done);
+    CHECK(c.config.devices.size() == 2);
+    for (auto bad : std::vector<std::vector<const char*>>{{"/m", "0:4G,0:2G"},
+                                                         {"/m", "0:4G", "--device", "1"},
+                                                         {"/m", "x:4G"},
+                                                         {"/m", "0:"},
+                                                         {"/m", "1G", "--device", "0,0"},
+                                                         {"/m", "1G", "--device", "a"}}) {
+        auto r = parse(bad);
+        CHECK(r.done);
+        CHECK(r.exit_code == kExitUsage);
+    }
+}
+
+TEST_CASE("fault plans") {
+    FaultPlan plan;
+    std::string why;
+    REQUIRE(parse_fault_plan("copy-rate=0.25,alloc-nth=3,seed=9", plan, why));
+    CHECK(plan.copy_rate == doctest::Approx(0.25));
+    CHECK(plan.alloc_nth == 3u);
+    CHECK(plan.seed == 9u);
+    CHECK(plan.any());
+    FaultPlan other;
+    CHECK_FALSE(parse_fault_plan("copy-rate=1.5", other, why));
+    CHECK_FALSE(parse_fault_plan("speed=3", other, why));
+    CHECK(why.find("unknown key") != std::string::npos);
+}
