@@ -15,13 +15,13 @@ fi
 
 helper_mountpoint pools
 
-step "vramfs-swap on 320M --device 0,1"
-mapfile -t loops < <("$helper" on 320M --device 0,1 --mountpoint "$mnt" --priority 50 --backend "$backend")
+step "vramfs-swap on 512M --device 0,1"
+mapfile -t loops < <("$helper" on 512M --device 0,1 --mountpoint "$mnt" --priority 50 --backend "$backend")
 ((${#loops[@]} == 2)) || fail "expected two swap devices, got: ${loops[*]}"
 for l in "${loops[@]}"; do
   awk -v d="$l" '$1 == d && $5 == 50 { f = 1 } END { exit !f }' /proc/swaps || fail "$l is not on at priority 50"
 done
-again=$("$helper" on 320M --device 0,1 --mountpoint "$mnt" --priority 50 --backend "$backend" | wc -l)
+again=$("$helper" on 512M --device 0,1 --mountpoint "$mnt" --priority 50 --backend "$backend" | wc -l)
 ((again == 2)) || fail "on twice changed something"
 [[ $(grep -c "^/dev/loop" /proc/swaps) -ge 2 ]]
 
@@ -35,7 +35,7 @@ assert set(devs) == {0, 1}, devs
 files = {f["name"]: f for f in d["files"]}
 assert files["gpu0"]["device"] == 0 and files["gpu1"]["device"] == 1, files
 for i in (0, 1):
-    assert devs[i]["files"] == 1 and devs[i]["used"] == 320 << 20, devs[i]
+    assert devs[i]["files"] == 1 and devs[i]["used"] == 512 << 20, devs[i]
 print("status JSON parsed: ok")
 '
 
