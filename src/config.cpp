@@ -82,7 +82,8 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     app.add_option("--inject-faults", faults_text)->group("");
     app.add_flag("--check", c.check,
                  "check what vramfs and vramfs-swap need on this machine, then exit");
-    app.footer("Options may also be given as -o size=6G,device=0,backend=cuda,threads=8,\n"
+    app.footer("vramfs status MOUNTPOINT [--json] shows a mount's devices, files and counters.\n\n"
+               "Options may also be given as -o size=6G,device=0,backend=cuda,threads=8,\n"
                "block_size=1M,release_delay=5,log_level=info,null_io,direct_io: that is how\n"
                "mount -t fuse.vramfs and /etc/fstab pass them, e.g.\n"
                "  vramfs  /mnt/vram  fuse.vramfs  size=6G,device=0,nofail  0 0");

@@ -79,6 +79,7 @@ TEST_CASE("help and version answer on stdout with exit 0") {
     CHECK(h.exit_code == 0);
     CHECK(h.output.find("--list-devices") != std::string::npos);
     CHECK(h.output.find("SIZE") != std::string::npos);
+    CHECK(h.output.find("vramfs status MOUNTPOINT") != std::string::npos);
     auto v = parse({"--version"});
     CHECK(v.done);
     CHECK(v.exit_code == 0);
