@@ -41,15 +41,8 @@ void BlockPool::reaper_main() {
             if (!slab.allocated || slab.used != 0 || now - slab.empty_since < release_delay_) continue;
             // Take the slab out of service under the lock, free it on the device without it, so
             // requests are not held up by a synchronising cudaFree.
-            const DeviceAddr base = slab_base_[s];
             const std::uint64_t bytes = std::uint64_t{slab.capacity} * block_size_;
-            slab_base_[s] = 0;
-            slab.allocated = false;
-            slab.free.clear();
-            reserved_blocks_ -= slab.capacity;
-            --open_slabs_;
-            --empty_open_slabs_;
-            set_room(s, false);
+            const DeviceAddr base = detach_slab(s);
             lock.unlock();
             backend_.release(base, bytes);
             lock.lock();
@@ -109,9 +102,9 @@ int BlockPool::open_slab(std::uint32_t s) noexcept {
     return 0;
 }
 
-void BlockPool::close_slab(std::uint32_t s) noexcept {
+DeviceAddr BlockPool::detach_slab(std::uint32_t s) noexcept {
     Slab& slab = slabs_[s];
-    backend_.release(slab_base_[s], std::uint64_t{slab.capacity} * block_size_);
+    const DeviceAddr base = slab_base_[s];
     slab_base_[s] = 0;
     slab.allocated = false;
     slab.free.clear(); // keeps its capacity for the next open
@@ -119,6 +112,12 @@ void BlockPool::close_slab(std::uint32_t s) noexcept {
     --open_slabs_;
     if (slab.used == 0) --empty_open_slabs_;
     set_room(s, false);
+    return base;
+}
+
+void BlockPool::close_slab(std::uint32_t s) noexcept {
+    const std::uint64_t bytes = std::uint64_t{slabs_[s].capacity} * block_size_;
+    backend_.release(detach_slab(s), bytes);
 }
 
 int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {

@@ -66,6 +66,9 @@ private:
     void reaper_main();
     std::uint32_t capacity_of(std::uint32_t slab) const noexcept;
     int open_slab(std::uint32_t slab) noexcept;  // caller holds mu_
+    // Takes an open slab out of service and returns its base, still to be released on the
+    // device; close_slab does both. The caller holds mu_.
+    DeviceAddr detach_slab(std::uint32_t slab) noexcept;
     void close_slab(std::uint32_t slab) noexcept; // caller holds mu_
     void return_blocks(const BlockId* ids, std::size_t n) noexcept; // caller holds mu_
     void set_room(std::uint32_t slab, bool room) noexcept;
