@@ -184,9 +184,9 @@ int Filesystem::set_virtual_xattr(Inode& inode, const char* name, const std::str
     BlockPool* pool = pool_of_device(device);
     if (!pool) return EINVAL;
     if (inode.data) {
-        // Data does not move between devices: choose before the first write.
+        // Data does not move between devices: choose before the first write (place() then
+        // takes this device).
         if (inode.data->allocated_blocks() > 0 && &inode.data->pool() != pool) return EBUSY;
-        inode.data->rebind(*pool);
     } else if (!inode.dir) {
         return EPERM;
     }

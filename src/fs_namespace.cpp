@@ -87,9 +87,8 @@ int Filesystem::make_node(const Caller& c, InodeNumber parent, const char* name,
         }
         inode = table_.create_locked(mode, c.uid, gid);
         inode->rdev = rdev;
+        // place() honours it when the file first gets storage.
         if (inode->data || inode->dir) inode->device_pref = device_pref;
-        if (inode->data && device_pref >= 0)
-            if (BlockPool* p = pool_of_device(device_pref)) inode->data->rebind(*p);
         if (target) {
             inode->target = target;
             inode->size = inode->target.size();
