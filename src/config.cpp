@@ -190,14 +190,9 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     // Devices: "--device 0 --device 1", "--device 0,1", or in SIZE as "0:4G,1:2G".
     std::vector<int> indices;
     for (const auto& part : split_commas(device_texts)) {
-        try {
-            std::size_t used = 0;
-            const int d = std::stoi(part, &used);
-            if (used != part.size() || d < 0) throw 0;
-            indices.push_back(d);
-        } catch (...) {
-            return fail("--device takes device indices (0, 1, ...), not '" + part + "'");
-        }
+        const auto d = parse_device_index(part);
+        if (!d) return fail("--device takes device indices (0, 1, ...), not '" + part + "'");
+        indices.push_back(*d);
     }
     auto parse_budget = [&](const std::string& text, std::uint64_t& out) {
         auto v = parse_size(text, &why);
@@ -210,14 +205,12 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
         if (!indices.empty()) return fail("give the devices either with --device or in SIZE, not both");
         for (const auto& item : split_commas({size_text})) {
             const auto colon = item.find(':');
-            DeviceBudget d;
-            try {
-                std::size_t used = 0;
-                d.index = std::stoi(item.substr(0, colon), &used);
-                if (colon == std::string::npos || used != colon || d.index < 0) throw 0;
-            } catch (...) {
+            const auto index = colon == std::string::npos ? std::nullopt
+                                                          : parse_device_index(item.substr(0, colon));
+            if (!index)
                 return fail("invalid SIZE '" + size_text + "': expected DEVICE:SIZE,... as in 0:4G,1:2G");
-            }
+            DeviceBudget d;
+            d.index = *index;
             if (auto err = parse_budget(item.substr(colon + 1), d.size); !err.empty()) return fail(err);
             c.devices.push_back(d);
         }

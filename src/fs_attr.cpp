@@ -1,5 +1,6 @@
 // Attributes: stat, setattr (including truncate), statfs and user.* extended attributes.
 #include "vramfs/filesystem.hpp"
+#include "vramfs/size.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -173,15 +174,8 @@ int Filesystem::get_virtual_xattr(const Inode& inode, const char* name, std::str
 
 int Filesystem::set_virtual_xattr(Inode& inode, const char* name, const std::string& value) {
     if (std::strcmp(name, kDeviceXattr) != 0) return EPERM; // the status is read-only
-    int device = -1;
-    try {
-        std::size_t used = 0;
-        device = std::stoi(value, &used);
-        if (used != value.size()) return EINVAL;
-    } catch (...) {
-        return EINVAL;
-    }
-    BlockPool* pool = pool_of_device(device);
+    const auto device = parse_device_index(value);
+    BlockPool* pool = device ? pool_of_device(*device) : nullptr;
     if (!pool) return EINVAL;
     if (inode.data) {
         // Data does not move between devices: choose before the first write (place() then
@@ -190,7 +184,7 @@ int Filesystem::set_virtual_xattr(Inode& inode, const char* name, const std::str
     } else if (!inode.dir) {
         return EPERM;
     }
-    inode.device_pref = device;
+    inode.device_pref = *device;
     inode.ctime = now_ns();
     return 0;
 }

@@ -75,6 +75,17 @@ std::optional<std::uint64_t> parse_size(std::string_view text, std::string* why)
     return bytes;
 }
 
+std::optional<int> parse_device_index(const std::string& text) {
+    try {
+        std::size_t used = 0;
+        const int v = std::stoi(text, &used);
+        if (used != text.size() || v < 0) return std::nullopt;
+        return v;
+    } catch (...) {
+        return std::nullopt;
+    }
+}
+
 std::string format_size(std::uint64_t bytes) {
     static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
     if (bytes < 1024) return std::to_string(bytes) + " B";
