@@ -13,7 +13,7 @@ BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::u
                      std::uint64_t slab_bytes, std::chrono::milliseconds release_delay)
     : backend_(backend), block_size_(block_size), budget_blocks_(budget_bytes / block_size),
       slab_blocks_(static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slab_bytes / block_size))),
-      release_delay_(release_delay) {
+      low_water_(std::max<std::uint64_t>(1, slab_blocks_ / 2)), release_delay_(release_delay) {
     if (block_size == 0 || (block_size & (block_size - 1)) != 0)
         throw std::invalid_argument("block size must be a power of two");
     if (budget_blocks_ >= kNoBlock)
@@ -35,18 +35,50 @@ void BlockPool::reaper_main() {
     while (!stopping_) {
         reaper_cv_.wait_for(lock, std::min<std::chrono::milliseconds>(release_delay_, std::chrono::milliseconds(250)));
         if (stopping_) break;
-        const auto now = std::chrono::steady_clock::now();
-        for (std::uint32_t s = 0; s < slabs_.size(); ++s) {
-            Slab& slab = slabs_[s];
-            if (!slab.allocated || slab.used != 0 || now - slab.empty_since < release_delay_) continue;
-            // Take the slab out of service under the lock, free it on the device without it, so
-            // requests are not held up by a synchronising cudaFree.
-            const std::uint64_t bytes = std::uint64_t{slab.capacity} * block_size_;
-            const DeviceAddr base = detach_slab(s);
-            lock.unlock();
-            backend_.release(base, bytes);
-            lock.lock();
-        }
+        open_ahead(lock);
+        release_idle(lock);
+    }
+}
+
+// Opens the next slab when the free blocks of the open ones run below the low-water mark while
+// files hold blocks. The device call runs without the lock, so requests keep being served from
+// the blocks that are left while it runs (or waits for memory).
+void BlockPool::open_ahead(std::unique_lock<std::mutex>& lock) noexcept {
+    const std::uint64_t used = used_.load(std::memory_order_relaxed);
+    if (used == 0 || reserved_blocks_ - used >= low_water_) return;
+    const std::uint32_t s = first_unopened();
+    if (s == slabs_.size()) return;
+    slabs_[s].opening = true;
+    const std::uint64_t bytes = std::uint64_t{slabs_[s].capacity} * block_size_;
+    lock.unlock();
+    DeviceAddr base = 0;
+    const int err = backend_.allocate(bytes, base);
+    lock.lock();
+    slabs_[s].opening = false;
+    if (err) {
+        // Not an error yet: a request that needs the blocks tries again and reports failure.
+        log_debug("block pool: taking a slab ahead of need failed: errno %d", err);
+        return;
+    }
+    install_slab(s, base);
+}
+
+// Hands back slabs that stayed empty for the release delay, except the free blocks the
+// low-water mark keeps while files hold blocks.
+void BlockPool::release_idle(std::unique_lock<std::mutex>& lock) noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    for (std::uint32_t s = 0; s < slabs_.size(); ++s) {
+        Slab& slab = slabs_[s];
+        if (!slab.allocated || slab.used != 0 || now - slab.empty_since < release_delay_) continue;
+        const std::uint64_t used = used_.load(std::memory_order_relaxed);
+        if (used != 0 && reserved_blocks_ - used - slab.capacity < low_water_) continue;
+        // Take the slab out of service under the lock, free it on the device without it, so
+        // requests are not held up by a synchronising cudaFree.
+        const std::uint64_t bytes = std::uint64_t{slab.capacity} * block_size_;
+        const DeviceAddr base = detach_slab(s);
+        lock.unlock();
+        backend_.release(base, bytes);
+        lock.lock();
     }
 }
 
@@ -83,10 +115,22 @@ std::uint32_t BlockPool::capacity_of(std::uint32_t slab) const noexcept {
     return static_cast<std::uint32_t>(std::min<std::uint64_t>(slab_blocks_, budget_blocks_ - first));
 }
 
+std::uint32_t BlockPool::first_unopened() const noexcept {
+    std::uint32_t s = 0;
+    while (s < slabs_.size() && (slabs_[s].allocated || slabs_[s].opening)) ++s;
+    return s;
+}
+
 int BlockPool::open_slab(std::uint32_t s) noexcept {
-    Slab& slab = slabs_[s];
     DeviceAddr base = 0;
-    if (int err = backend_.allocate(std::uint64_t{slab.capacity} * block_size_, base)) return err;
+    if (int err = backend_.allocate(std::uint64_t{slabs_[s].capacity} * block_size_, base))
+        return err;
+    install_slab(s, base);
+    return 0;
+}
+
+void BlockPool::install_slab(std::uint32_t s, DeviceAddr base) noexcept {
+    Slab& slab = slabs_[s];
     // Hand out low indices first, so that a partly used slab stays compact. No allocation:
     // the capacity was reserved at construction.
     slab.free.clear();
@@ -99,7 +143,6 @@ int BlockPool::open_slab(std::uint32_t s) noexcept {
     ++empty_open_slabs_;
     slab.empty_since = std::chrono::steady_clock::now();
     set_room(s, true);
-    return 0;
 }
 
 DeviceAddr BlockPool::detach_slab(std::uint32_t s) noexcept {
@@ -128,9 +171,8 @@ int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {
     while (got < n) {
         std::uint32_t s = first_with_room();
         if (s == slabs_.size()) {
-            // Open the lowest slab not yet taken from the device.
-            s = 0;
-            while (s < slabs_.size() && slabs_[s].allocated) ++s;
+            // Open the lowest slab not yet taken from the device (nor being taken).
+            s = first_unopened();
             int err = s < slabs_.size() ? open_slab(s) : ENOSPC;
             if (err) {
                 if (err != ENOSPC)
@@ -151,7 +193,8 @@ int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {
         }
         if (slab.free.empty()) set_room(s, false);
     }
-    used_.fetch_add(n, std::memory_order_relaxed);
+    const std::uint64_t used = used_.fetch_add(n, std::memory_order_relaxed) + n;
+    if (reaper_.joinable() && reserved_blocks_ - used < low_water_) reaper_cv_.notify_one();
     return 0;
 }
 

@@ -111,6 +111,10 @@ int check_requirements() {
          "load the fuse module (modprobe fuse) and install fuse3");
     line(on_path("fusermount3"), "fusermount3", "install fuse3 (needed to mount as a user and to unmount)",
          ::geteuid() != 0);
+    // mount(8) looks for its helper in /sbin only (not in PATH): mount.fuse.vramfs or mount.fuse.
+    line(::access("/sbin/mount.fuse", X_OK) == 0 || ::access("/sbin/mount.fuse.vramfs", X_OK) == 0,
+         "/sbin/mount.fuse", "install fuse3 (needed for mount -t fuse.vramfs and /etc/fstab)",
+         false);
     line(::access("/dev/loop-control", R_OK | W_OK) == 0, "loop devices (/dev/loop-control)",
          "load the loop module (modprobe loop); needed for swap", false);
     line(::geteuid() == 0, "permission for losetup and swapon", "run vramfs-swap as root", false);
@@ -201,6 +205,7 @@ int serve(const Config& cfg, Reporter& reporter) {
     std::unique_ptr<Filesystem> fs;
     std::string devices_text;
     std::uint64_t total = 0;
+    prepare_heap();
     for (const DeviceBudget& d : cfg.devices) {
         int rc = 0;
         auto backend = open_device(cfg, d, reporter, rc);
@@ -254,7 +259,7 @@ int serve(const Config& cfg, Reporter& reporter) {
     }
     harden_for_swap();
 
-    const int rc = serve_session(se, cfg.threads);
+    const int rc = serve_session(se, cfg.threads, *backends.front());
     fuse_session_destroy(se);
     log_info("unmounted %s", cfg.mountpoint.c_str());
     return rc == 0 ? 0 : kExitFailure;

@@ -25,6 +25,11 @@ namespace {
 constexpr std::size_t kReceiveBuffer = 2 * (256 + 1) * 4096;
 constexpr std::size_t kStackTouch = 256 * 1024; // stack pages faulted (and so locked) up front
 constexpr std::size_t kStackSize = 8 * 1024 * 1024; // virtual; only the touched part is resident
+#ifdef MADV_POPULATE_WRITE
+constexpr int kPopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kPopulateWrite = 23; // Linux 5.14; older kernels answer EINVAL
+#endif
 
 struct Worker {
     fuse_session* se = nullptr;
@@ -55,6 +60,14 @@ void lock_own_memory() {
         if (std::strncmp(path, "[v", 2) == 0) continue;             // vdso, vvar, vsyscall
         if (len > (1ull << 30)) continue;                             // address reservations
         if (perms[0] != 'r' && perms[1] != 'w' && perms[2] != 'x') continue; // guard pages
+        // The heap may hold pages never touched (between early allocations, or never written
+        // free chunks). Locking on fault does not fault them in; malloc writing a chunk header
+        // there later would need a new page while holding the arena lock, and under memory
+        // pressure in the daemon's own cgroup that page can wait on swap I/O which other
+        // workers cannot serve without that lock. Fault them all in now, contents unchanged.
+        if (std::strncmp(path, "[heap]", 6) == 0 &&
+            ::madvise(reinterpret_cast<void*>(start), len, kPopulateWrite) != 0)
+            log_debug("could not populate the heap: %s", std::strerror(errno));
         if (mlock2(reinterpret_cast<void*>(start), len, MLOCK_ONFAULT) == 0)
             locked += len;
         else
@@ -72,6 +85,8 @@ __attribute__((noinline)) void touch_stack() {
     asm volatile("" : : "r"(pad) : "memory");
 }
 
+} // namespace
+
 // libfuse allocates a small request record per request, and so may we (a readdir buffer).
 // Such allocations must be served from pages the process already has: one malloc arena for
 // all threads, grown and faulted now and never trimmed back to the kernel.
@@ -87,6 +102,8 @@ void prepare_heap() {
     }
     for (auto* c : chunks) std::free(c);
 }
+
+namespace {
 
 void* worker_main(void* arg) {
     auto* w = static_cast<Worker*>(arg);
@@ -113,7 +130,7 @@ void* worker_main(void* arg) {
 
 } // namespace
 
-int serve_session(fuse_session* se, unsigned threads) {
+int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers) {
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
@@ -124,7 +141,6 @@ int serve_session(fuse_session* se, unsigned threads) {
     pthread_sigmask(SIG_BLOCK, &stop, &old);
     std::signal(SIGPIPE, SIG_IGN);
 
-    prepare_heap();
     std::atomic<bool> finished{false};
     std::atomic<unsigned> ready{0};
     std::vector<Worker> workers(threads);
@@ -136,11 +152,11 @@ int serve_session(fuse_session* se, unsigned threads) {
         w.se = se;
         w.finished = &finished;
         w.ready = &ready;
-        w.buffer = std::aligned_alloc(4096, kReceiveBuffer);
+        w.buffer = buffers.allocate_host_buffer(kReceiveBuffer);
         if (!w.buffer) break;
         std::memset(w.buffer, 0, kReceiveBuffer); // fault it in now
         if (pthread_create(&w.thread, &attr, worker_main, &w) != 0) {
-            std::free(w.buffer);
+            buffers.release_host_buffer(w.buffer, kReceiveBuffer);
             w.buffer = nullptr;
             break;
         }
@@ -170,7 +186,7 @@ int serve_session(fuse_session* se, unsigned threads) {
     for (auto& w : workers) {
         if (!w.buffer) continue;
         pthread_join(w.thread, nullptr);
-        std::free(w.buffer);
+        buffers.release_host_buffer(w.buffer, kReceiveBuffer);
     }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return 0;

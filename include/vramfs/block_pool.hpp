@@ -33,7 +33,11 @@ public:
     // release_delay 0: a slab that empties goes back to the device at once (keeping one spare).
     // Otherwise a background thread hands back slabs that stayed empty that long, so the I/O
     // path never frees device memory and a file that shrinks and regrows (swap with discard)
-    // reuses its slabs instead of asking the driver again.
+    // reuses its slabs instead of asking the driver again. That thread also keeps half a slab
+    // of free blocks open ahead of need while anything is in use, so that a write into a hole
+    // (swap after discards) rarely waits for the driver: taking device memory may fault in host
+    // memory, and under memory pressure that fault can wait on swap I/O that only this
+    // daemon can serve.
     BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::uint64_t block_size,
               std::uint64_t slab_bytes = 64ull << 20,
               std::chrono::milliseconds release_delay = std::chrono::milliseconds(0));
@@ -61,11 +65,16 @@ private:
         std::uint32_t capacity = 0;
         std::uint32_t used = 0;
         bool allocated = false;
+        bool opening = false; // the background thread is taking it from the device
         std::chrono::steady_clock::time_point empty_since{};
     };
     void reaper_main();
+    void open_ahead(std::unique_lock<std::mutex>& lock) noexcept;
+    void release_idle(std::unique_lock<std::mutex>& lock) noexcept;
     std::uint32_t capacity_of(std::uint32_t slab) const noexcept;
+    std::uint32_t first_unopened() const noexcept; // slabs_.size() when none; caller holds mu_
     int open_slab(std::uint32_t slab) noexcept;  // caller holds mu_
+    void install_slab(std::uint32_t slab, DeviceAddr base) noexcept; // caller holds mu_
     // Takes an open slab out of service and returns its base, still to be released on the
     // device; close_slab does both. The caller holds mu_.
     DeviceAddr detach_slab(std::uint32_t slab) noexcept;
@@ -78,6 +87,7 @@ private:
     const std::uint64_t block_size_;
     const std::uint64_t budget_blocks_;
     const std::uint32_t slab_blocks_;
+    const std::uint64_t low_water_; // free open blocks the background thread keeps (in use)
 
     mutable std::mutex mu_; // a leaf lock: nothing else is taken while it is held
     std::vector<Slab> slabs_;

@@ -10,6 +10,8 @@ mnt=/mnt/vram
 
 nvidia-smi --query-gpu=name,memory.total,memory.free,driver_version --format=csv
 "$bin" --list-devices
+echo "== vramfs --check"; "$bin" --check; echo "exit $?"
+grep -E "^Cap(Eff|Bnd)" /proc/self/status
 
 echo "== ctest (CUDA suites included)"
 (cd "$build" && ctest --output-on-failure 2>&1 | tee "$out/ctest.log" | tail -25)
@@ -24,6 +26,12 @@ df -h "$mnt"
 pid=$(pgrep -f "^$bin $mnt" | head -1)
 grep -E "VmRSS|VmLck|VmPin" "/proc/$pid/status"
 nvidia-smi --query-gpu=memory.used --format=csv
+echo "== status with a swap pool and a scratch file (device chosen by xattr)"
+touch "$mnt/scratch" && setfattr -n user.vramfs.device -v 0 "$mnt/scratch" &&
+  fallocate -l 512M "$mnt/scratch" && getfattr -n user.vramfs.device "$mnt/scratch"
+"$bin" status "$mnt"
+"$bin" status "$mnt" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("status --json parsed:", len(d["files"]), "files")'
+rm -f "$mnt/scratch"
 swapoff "$loop"; losetup -d "$loop"; rm "$mnt/swap"
 nvidia-smi --query-gpu=memory.used --format=csv
 

@@ -12,29 +12,28 @@ export VRAMFS_BIN=$build/vramfs VRAMFS_TEST_BACKEND=$backend
 source "$here/../integration/lib.sh"
 pressure=$build/tests/vramfs-pressure
 
-dump() {
-  local pid=$1 t
-  echo "---- daemon $pid threads"
-  for t in /proc/"$pid"/task/*; do
-    echo "thread ${t##*/} $(cat "$t/wchan" 2>/dev/null) $(awk '{print $3}' "$t/stat")"
-    grep -q "^\[<0>\] [a-z]" "$t/stack" 2>/dev/null && [[ $(awk '{print $3}' "$t/stat") == D ]] && head -25 "$t/stack"
-  done
-}
-
 try() {
   local discard=$1 prerun=$2 mnt
   mnt=$(mktemp -d /tmp/vramfs-diag-XXXXXX)
-  "$helper" on 1024M --mountpoint "$mnt" --name d --discard "$discard" --backend "$backend" >/dev/null
+  "$helper" on 1024M --mountpoint "$mnt" --name d --discard "$discard" --backend "$backend" \
+    --release-delay 1 >/dev/null
   local pid
   pid=$(daemon_pid "$mnt")
-  if [[ $prerun == yes ]]; then "$pressure" --working-set 768M --limit 192M --timeout 60; fi
+  if [[ $prerun == daemon ]]; then
+    "$pressure" --working-set 768M --limit 192M --timeout 60 --also-pid "$pid"
+  fi
+  if [[ $prerun != no ]]; then
+    "$pressure" --working-set 768M --limit 192M --timeout 60
+    sleep 3 # discarded slabs go back to the device (release delay 1 s)
+    echo "device memory held: $(reserved_mib "$mnt") MiB, used $(used_mib "$mnt") MiB"
+  fi
   echo "== discard=$discard prerun=$prerun: daemon in the cgroup"
   "$pressure" --working-set 768M --limit 192M --timeout 60 --also-pid "$pid" &
   local ppid=$!
   for _ in $(seq 55); do kill -0 "$ppid" 2>/dev/null || break; sleep 1; done
   if kill -0 "$ppid" 2>/dev/null; then
     echo "HANG"
-    dump "$pid"
+    dump_threads "$pid"
     abort_fuse "$mnt"
   fi
   wait "$ppid"
@@ -43,5 +42,8 @@ try() {
   rmdir "$mnt" 2>/dev/null
 }
 
-try none no
-try pages yes
+# prerun: no; yes (the workload alone first, so discards hand slabs back); daemon (first with
+# the daemon in the cgroup, then alone: the sequence of the swap_pressure test).
+for case in ${DIAG_CASES:-none:no pages:yes pages:daemon}; do
+  try "${case%%:*}" "${case##*:}"
+done

@@ -27,6 +27,22 @@ require_swap_environment() {
 
 # MiB used on a mount, from statfs.
 used_mib() { df --block-size=1M --output=used "$1" | tail -1 | tr -d ' '; }
+# The kernel state of each of a process's threads, and the kernel stack of those blocked (D):
+# what a hang report needs.
+dump_threads() {
+  local pid=$1 t state
+  echo "---- threads of $pid"
+  for t in /proc/"$pid"/task/*; do
+    state=$(awk '{print $3}' "$t/stat" 2>/dev/null)
+    echo "thread ${t##*/} $state $(cat "$t/wchan" 2>/dev/null)"
+    if [[ $state == D ]]; then head -25 "$t/stack" 2>/dev/null; fi
+  done
+}
+# VRAM the mount holds from its devices (slabs), in MiB, from vramfs status --json.
+reserved_mib() {
+  "$bin" status "$1" --json | grep -o '"reserved":[0-9]*' |
+    awk -F: '{ sum += $2 } END { print int(sum / 1048576) }'
+}
 
 daemon_pid() { pgrep -f "^$bin $1 " | head -n1; }
 

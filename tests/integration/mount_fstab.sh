@@ -6,7 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 [[ -w /dev/fuse ]] || skip "no usable /dev/fuse"
 [[ $(id -u) -eq 0 ]] || skip "mount(8) of a FUSE type needs root here"
-command -v mount.fuse3 >/dev/null || [[ -x /sbin/mount.fuse3 ]] || skip "mount.fuse3 is not installed"
+# mount(8) looks for the helper of type fuse.vramfs in /sbin only, not in PATH.
+[[ -x /sbin/mount.fuse || -x /sbin/mount.fuse.vramfs ]] || skip "/sbin/mount.fuse (fuse3) is not installed"
 if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then skip "no CUDA device"; fi
 
 # mount.fuse3 runs the program named by the type ("vramfs") from mount's own PATH

@@ -17,7 +17,8 @@ swap_mib=$((ws_mib + 256))
 helper_mountpoint pressure
 
 step "vramfs-swap on ${swap_mib}M ($backend)"
-loop=$("$helper" on "${swap_mib}M" --mountpoint "$mnt" --name pressure --backend "$backend")
+loop=$("$helper" on "${swap_mib}M" --mountpoint "$mnt" --name pressure --backend "$backend" \
+  --release-delay 1)
 echo "swap device: $loop"
 awk -v d="$loop" 'NR > 1 && $1 != d && $5 >= 100 { bad = 1; print "other swap with priority >= 100: " $0 }
                   END { exit bad }' /proc/swaps || fail "another swap would take the pages"
@@ -31,6 +32,7 @@ run_pressure() {
   case $rc in
     0) ;;
     3)
+      dump_threads "$(daemon_pid "$mnt")"
       abort_fuse "$mnt"
       fail "$label: the workload hung (no progress within 240 s)" ;;
     *) fail "$label: exit $rc (corruption or the workload died)" ;;
@@ -38,9 +40,9 @@ run_pressure() {
 }
 
 # The daemon in the workload's cgroup first, while the swap file is fully backed by fallocate:
-# serving swap then needs no new device memory. (After discards have handed slabs back to the
-# GPU, re-taking them calls into the CUDA driver, which may need host memory: see the README's
-# "Limits and safety".)
+# serving swap then needs no new device memory. Again at the end, after discards have handed
+# slabs back to the device, so that serving swap means taking device memory again while the
+# daemon's own cgroup is out of memory.
 pid=$(daemon_pid "$mnt")
 [[ -n $pid ]] || fail "cannot find the vramfs daemon"
 run_pressure "daemon in the same cgroup" --also-pid "$pid" --json "$mnt.daemon.json"
@@ -60,6 +62,18 @@ done
 echo "mount uses ${now} MiB of the ${reserved} MiB reserved by fallocate"
 ((now < reserved - 64)) || fail "discards did not free VRAM (still ${now} MiB used)"
 "$helper" status --mountpoint "$mnt"
+
+step "the emptied slabs go back to the device (release delay 1 s)"
+# All but the used blocks' slabs and at most one slab of free blocks kept open ahead of need.
+for _ in $(seq 100); do
+  held=$(reserved_mib "$mnt")
+  ((held <= now + 128)) && break
+  sleep 0.2
+done
+echo "the mount holds ${held} MiB of device memory for ${now} MiB used"
+((held <= now + 128)) || fail "the emptied slabs did not go back to the device (${held} MiB held)"
+run_pressure "daemon in the same cgroup, re-taking device memory" --also-pid "$pid"
+echo "after it the mount holds $(reserved_mib "$mnt") MiB of device memory"
 
 "$helper" off all --mountpoint "$mnt" >/dev/null
 mountpoint -q "$mnt" && fail "still mounted after off"

@@ -199,6 +199,8 @@ def main():
             if line.startswith("{"):
                 d = json.loads(line)
                 results["memcpy"][d["name"]] = d["gb_s"]
+                if "us" in d:
+                    results.setdefault("memcpy_us", {})[d["name"]] = d["us"]
     if args.swap:
         results["swap"] = run_swap(args, build)
 
@@ -233,7 +235,8 @@ def main():
                 if null and per.get(null) and n != null:
                     per[n]["x_null"] = per[n][key] / per[null][key] if per[null][key] else None
     for name, gbs in results["memcpy"].items():
-        print(f"{name:40} {gbs:7.2f} GB/s")
+        us = results.get("memcpy_us", {}).get(name)
+        print(f"{name:40} {gbs:7.2f} GB/s" + (f" {us:9.2f} us per copy" if us else ""))
     for name, s in results["mount_s"].items():
         print(f"mount {name:34} {s:7.3f} s")
     for label, d in results.get("swap", {}).items():

@@ -93,3 +93,30 @@ TEST_CASE("with a release delay, empty slabs go back to the device later, not on
         CHECK(pool.stats().reserved_bytes == 0);
     }
 }
+
+TEST_CASE("with a release delay, free blocks are opened ahead of need while files hold blocks") {
+    test::FlakyBackend be;
+    BlockPool pool(be, 16 * 4096, 4096, 4 * 4096, std::chrono::milliseconds(100));
+    auto wait_for_slabs = [&](int n) {
+        for (int i = 0; i < 100 && be.live_slabs != n; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        return be.live_slabs.load();
+    };
+    std::vector<BlockId> ids(16);
+    // One free block left in the only open slab: below the low-water mark of half a slab, so
+    // the background thread opens the next slab without a request asking for it.
+    REQUIRE(pool.allocate(3, ids.data()) == 0);
+    CHECK(wait_for_slabs(2) == 2);
+    const int before = be.allocations;
+    REQUIRE(pool.allocate(3, ids.data() + 3) == 0);
+    CHECK(be.allocations == before); // served from the slab opened ahead
+    CHECK(pool.stats().reserved_bytes == 8 * 4096);
+    // Slab 1 empties, but handing it back would leave one free block: it stays.
+    pool.release(ids.data() + 3, 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    CHECK(be.live_slabs == 2);
+    // Nothing in use: everything goes back.
+    pool.release(ids.data(), 3);
+    CHECK(wait_for_slabs(0) == 0);
+    CHECK(pool.stats().reserved_bytes == 0);
+}
