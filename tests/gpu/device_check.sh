@@ -33,6 +33,7 @@ touch "$mnt/scratch" && setfattr -n user.vramfs.device -v 0 "$mnt/scratch" &&
 "$bin" status "$mnt" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print("status --json parsed:", len(d["files"]), "files")'
 rm -f "$mnt/scratch"
 swapoff "$loop"; losetup -d "$loop"; rm "$mnt/swap"
+sleep 7 # the release delay (5 s) before emptied slabs go back to the GPU
 nvidia-smi --query-gpu=memory.used --format=csv
 
 echo "== dd, 1 MiB requests, 2 GiB"
