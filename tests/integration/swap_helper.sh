@@ -7,7 +7,9 @@ source "$(dirname "$0")/lib.sh"
 require_swap_environment
 
 mnt=$(mktemp -d /tmp/vramfs-helper-XXXXXX)
+cluster_was=$(cat /proc/sys/vm/page-cluster)
 cleanup() {
+  echo "$cluster_was" >/proc/sys/vm/page-cluster
   "$helper" off all --mountpoint "$mnt" >/dev/null 2>&1 || true
   umount -l "$mnt" 2>/dev/null || true
   rmdir "$mnt" 2>/dev/null || true
@@ -18,14 +20,17 @@ step "usage errors exit 2"
 rc=0; "$helper" on 2>/dev/null || rc=$?; ((rc == 2)) || fail "on without SIZE: exit $rc"
 rc=0; "$helper" on 12X 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad SIZE: exit $rc"
 rc=0; "$helper" frobnicate 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad command: exit $rc"
+rc=0; "$helper" on 64M --page-cluster 32 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad --page-cluster: exit $rc"
 "$helper" --help | grep -q "Exit codes" || fail "--help does not document exit codes"
 
 step "on"
 loop=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend")
 swapon --show=NAME,PRIO --noheadings | grep -q "^$loop *7$" || fail "$loop not on with priority 7"
 [[ $(used_mib "$mnt") -eq 128 ]] || fail "128 MiB should be reserved"
-again=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend")
+again=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend" \
+  --page-cluster 4)
 [[ $again == "$loop" ]] || fail "on twice made a second swap ($again)"
+[[ $(cat /proc/sys/vm/page-cluster) -eq 4 ]] || fail "--page-cluster 4 did not set vm.page-cluster"
 [[ $(grep -c "^/dev/loop" /proc/swaps) -ge 1 ]]
 
 step "status"

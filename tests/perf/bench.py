@@ -161,6 +161,9 @@ def main():
     ap.add_argument("--swap-ws", default="3G")
     ap.add_argument("--swap-limit", default="1G")
     ap.add_argument("--swap-size", default="4G")
+    ap.add_argument("--page-cluster", type=int, default=None,
+                    help="vm.page-cluster for the swap rows, baseline and vramfs alike "
+                         "(restored afterwards; default: leave it)")
     ap.add_argument("--out", default="bench.json", help="where to write the JSON")
     args = ap.parse_args()
     args.backends = [b for b in args.backends.split(",") if b]
@@ -202,7 +205,17 @@ def main():
                 if "us" in d:
                     results.setdefault("memcpy_us", {})[d["name"]] = d["us"]
     if args.swap:
-        results["swap"] = run_swap(args, build)
+        sysctl = "/proc/sys/vm/page-cluster"
+        was = open(sysctl).read().strip()
+        if args.page_cluster is not None:
+            with open(sysctl, "w") as f:
+                f.write(str(args.page_cluster))
+        results["swap_page_cluster"] = int(open(sysctl).read())
+        try:
+            results["swap"] = run_swap(args, build)
+        finally:
+            with open(sysctl, "w") as f:
+                f.write(was)
 
     # The table.
     names = [t[0] for t in targets]
@@ -239,6 +252,8 @@ def main():
         print(f"{name:40} {gbs:7.2f} GB/s" + (f" {us:9.2f} us per copy" if us else ""))
     for name, s in results["mount_s"].items():
         print(f"mount {name:34} {s:7.3f} s")
+    if "swap_page_cluster" in results:
+        print(f"swap rows with vm.page-cluster={results['swap_page_cluster']}")
     for label, d in results.get("swap", {}).items():
         if "swap_out_gib_s" in d:
             print(f"{label:44} out {d['swap_out_gib_s']:5.2f} GiB/s  in {d['swap_in_gib_s']:5.2f} GiB/s"
