@@ -52,6 +52,13 @@ struct Pair {
         CHECK_MESSAGE(a == b, "vramfs ", toString(a), " vs tmpfs ", toString(b));
         return a;
     }
+    // lstat of `rel` under both roots, which must both have it: {vramfs, tmpfs}.
+    std::pair<struct stat, struct stat> lstat_both(const std::string& rel) {
+        struct stat a{}, b{};
+        REQUIRE(::lstat((vram.path() + rel).c_str(), &a) == 0);
+        REQUIRE(::lstat((tmp.path() + rel).c_str(), &b) == 0);
+        return {a, b};
+    }
 };
 
 std::string slurp(const std::string& path) {
@@ -192,10 +199,8 @@ TEST_CASE("rename, links and symlinks match tmpfs") {
     p.same([&](auto& r) { return sys(::symlink("a", (r + "/s").c_str())); });
     p.same([&](auto& r) { return sys(::symlink("a", (r + "/s").c_str())); }); // EEXIST
     for (const char* rel : {"/a", "/a2", "/d", "/e", "/e/sub", "/d/c", "/s"}) {
-        struct stat sa{}, sb{};
         CAPTURE(rel);
-        REQUIRE(::lstat((p.vram.path() + rel).c_str(), &sa) == 0);
-        REQUIRE(::lstat((p.tmp.path() + rel).c_str(), &sb) == 0);
+        const auto [sa, sb] = p.lstat_both(rel);
         CHECK(sa.st_mode == sb.st_mode);
         CHECK(sa.st_nlink == sb.st_nlink);
         CHECK(sa.st_size == sb.st_size);
@@ -247,9 +252,7 @@ TEST_CASE("attributes: chmod, chown, utimensat") {
     p.same([&](auto& r) { return sys(::chown((r + "/f").c_str(), 1234, 5678)); });
     const timespec times[2] = {{1000000, 5}, {2000000, 7}};
     p.same([&](auto& r) { return sys(::utimensat(AT_FDCWD, (r + "/f").c_str(), times, 0)); });
-    struct stat sa{}, sb{};
-    REQUIRE(::stat((p.vram.path() + "/f").c_str(), &sa) == 0);
-    REQUIRE(::stat((p.tmp.path() + "/f").c_str(), &sb) == 0);
+    auto [sa, sb] = p.lstat_both("/f");
     CHECK(sa.st_mode == sb.st_mode);
     CHECK(sa.st_uid == 1234u);
     CHECK(sa.st_gid == 5678u);
@@ -331,9 +334,7 @@ TEST_CASE("reads update atime as on tmpfs (relatime)") {
         REQUIRE(::utimensat(AT_FDCWD, (root + "/f").c_str(), old, 0) == 0);
         REQUIRE(slurp(root + "/f") == "data");
     }
-    struct stat sa{}, sb{};
-    REQUIRE(::stat((p.vram.path() + "/f").c_str(), &sa) == 0);
-    REQUIRE(::stat((p.tmp.path() + "/f").c_str(), &sb) == 0);
+    const auto [sa, sb] = p.lstat_both("/f");
     CHECK((sa.st_atim.tv_sec > 2000) == (sb.st_atim.tv_sec > 2000));
     CHECK(sa.st_atim.tv_sec > 2000);
     CHECK(sa.st_mtim.tv_sec == 2000); // reading does not touch mtime
@@ -346,10 +347,8 @@ TEST_CASE("every file type tmpfs holds, and long paths") {
     p.same([&](auto& r) { return sys(::mknod((r + "/chr").c_str(), S_IFCHR | 0600, makedev(1, 3))); });
     p.same([&](auto& r) { return sys(::mknod((r + "/blk").c_str(), S_IFBLK | 0600, makedev(7, 0))); });
     for (const char* n : {"/fifo", "/sock", "/chr", "/blk"}) {
-        struct stat sa{}, sb{};
         CAPTURE(n);
-        REQUIRE(::lstat((p.vram.path() + n).c_str(), &sa) == 0);
-        REQUIRE(::lstat((p.tmp.path() + n).c_str(), &sb) == 0);
+        const auto [sa, sb] = p.lstat_both(n);
         CHECK(sa.st_mode == sb.st_mode);
         CHECK(sa.st_rdev == sb.st_rdev);
     }
