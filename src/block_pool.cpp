@@ -49,10 +49,9 @@ void BlockPool::open_ahead(std::unique_lock<std::mutex>& lock) noexcept {
     const std::uint32_t s = first_unopened();
     if (s == slabs_.size()) return;
     slabs_[s].opening = true;
-    const std::uint64_t bytes = std::uint64_t{slabs_[s].capacity} * block_size_;
     lock.unlock();
     DeviceAddr base = 0;
-    const int err = backend_.allocate(bytes, base);
+    const int err = backend_.allocate(slab_bytes(s), base);
     lock.lock();
     slabs_[s].opening = false;
     if (err) {
@@ -74,7 +73,7 @@ void BlockPool::release_idle(std::unique_lock<std::mutex>& lock) noexcept {
         if (used != 0 && reserved_blocks_ - used - slab.capacity < low_water_) continue;
         // Take the slab out of service under the lock, free it on the device without it, so
         // requests are not held up by a synchronising cudaFree.
-        const std::uint64_t bytes = std::uint64_t{slab.capacity} * block_size_;
+        const std::uint64_t bytes = slab_bytes(s);
         const DeviceAddr base = detach_slab(s);
         lock.unlock();
         backend_.release(base, bytes);
@@ -123,8 +122,7 @@ std::uint32_t BlockPool::first_unopened() const noexcept {
 
 int BlockPool::open_slab(std::uint32_t s) noexcept {
     DeviceAddr base = 0;
-    if (int err = backend_.allocate(std::uint64_t{slabs_[s].capacity} * block_size_, base))
-        return err;
+    if (int err = backend_.allocate(slab_bytes(s), base)) return err;
     install_slab(s, base);
     return 0;
 }
@@ -159,7 +157,7 @@ DeviceAddr BlockPool::detach_slab(std::uint32_t s) noexcept {
 }
 
 void BlockPool::close_slab(std::uint32_t s) noexcept {
-    const std::uint64_t bytes = std::uint64_t{slabs_[s].capacity} * block_size_;
+    const std::uint64_t bytes = slab_bytes(s);
     backend_.release(detach_slab(s), bytes);
 }
 
@@ -177,7 +175,7 @@ int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {
             if (err) {
                 if (err != ENOSPC)
                     log_error("block pool: taking a %llu-byte slab from %s failed: errno %d",
-                              static_cast<unsigned long long>(capacity_of(s) * block_size_),
+                              static_cast<unsigned long long>(slab_bytes(s)),
                               backend_.kind(), err);
                 // Undo this call's blocks so a failure changes nothing.
                 return_blocks(out, got);

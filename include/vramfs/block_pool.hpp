@@ -72,6 +72,9 @@ private:
     void open_ahead(std::unique_lock<std::mutex>& lock) noexcept;
     void release_idle(std::unique_lock<std::mutex>& lock) noexcept;
     std::uint32_t capacity_of(std::uint32_t slab) const noexcept;
+    std::uint64_t slab_bytes(std::uint32_t slab) const noexcept {
+        return std::uint64_t{slabs_[slab].capacity} * block_size_;
+    }
     std::uint32_t first_unopened() const noexcept; // slabs_.size() when none; caller holds mu_
     int open_slab(std::uint32_t slab) noexcept;  // caller holds mu_
     void install_slab(std::uint32_t slab, DeviceAddr base) noexcept; // caller holds mu_
