@@ -9,7 +9,6 @@ build=${1:-build}
 backend=${2:-cuda}
 shift 2 2>/dev/null || shift $#
 clusters=("${@:-3}")
-[[ ${#clusters[@]} -gt 0 ]] || clusters=(3)
 here=$(cd "$(dirname "$0")" && pwd)
 helper=$here/../../mount-helpers/vramfs-swap
 pressure=$build/tests/vramfs-pressure

@@ -45,10 +45,15 @@ int main(int argc, char** argv) {
     std::memset(pinned, 1, max);
     // 4 KiB is a swapped page: there the time of one call (microseconds), not the bandwidth,
     // is the ceiling.
-    for (std::size_t chunk : {std::size_t{4} << 10, std::size_t{128} << 10, std::size_t{1} << 20, max}) {
-        const std::size_t total = chunk == max ? 8 * max : chunk == 4096 ? 64u << 20 : 2048u << 20;
-        const char* label = chunk == max ? "256MiB" : chunk == (1u << 20) ? "1MiB"
-                          : chunk == 4096 ? "4KiB" : "128KiB";
+    struct Size {
+        std::size_t chunk, total;
+        const char* label;
+    };
+    const Size sizes[] = {{std::size_t{4} << 10, std::size_t{64} << 20, "4KiB"},
+                          {std::size_t{128} << 10, std::size_t{2048} << 20, "128KiB"},
+                          {std::size_t{1} << 20, std::size_t{2048} << 20, "1MiB"},
+                          {max, 8 * max, "256MiB"}};
+    for (const auto& [chunk, total, label] : sizes) {
         auto row = [&](const char* what, double gb_s) {
             std::printf("{\"name\":\"cudaMemcpy %s %s\",\"gb_s\":%.3f,\"us\":%.2f}\n", what,
                         label, gb_s, static_cast<double>(chunk) / (gb_s * 1e3));
