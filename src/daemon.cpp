@@ -226,6 +226,7 @@ int serve(const Config& cfg, Reporter& reporter) {
         FsOptions fo;
         fo.null_io = cfg.null_io;
         fo.direct_io = cfg.direct_io;
+        fo.writeback_cache = cfg.writeback_cache;
         fo.io_buffers = cfg.threads + 2;
         fs = std::make_unique<Filesystem>(raw, fo, Caller{::getuid(), ::getgid(), 0});
     } catch (const std::exception& ex) {
@@ -259,7 +260,7 @@ int serve(const Config& cfg, Reporter& reporter) {
     }
     harden_for_swap();
 
-    const int rc = serve_session(se, cfg.threads, *backends.front());
+    const int rc = serve_session(se, cfg.threads, *backends.front(), cfg.poll_us);
     fuse_session_destroy(se);
     log_info("unmounted %s", cfg.mountpoint.c_str());
     return rc == 0 ? 0 : kExitFailure;

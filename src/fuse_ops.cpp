@@ -67,7 +67,11 @@ void op_init(void* userdata, fuse_conn_info* conn) {
     conn->max_read = max_io;
     if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
     if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE; // writes go straight to VRAM
+    // Off unless asked for: without it every write reaches VRAM (and ENOSPC) before it returns.
+    if (fs.options().writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+        conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+    else
+        conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     // The kernel clears set-user-ID and set-group-ID bits on write, truncate and chown itself.
     conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
     log_debug("init: protocol %u.%u, max_write %u", conn->proto_major, conn->proto_minor,

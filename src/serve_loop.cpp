@@ -5,6 +5,7 @@
 
 #include "vramfs/log.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -13,6 +14,8 @@
 #include <ctime>
 #include <malloc.h>
 #include <sys/mman.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <vector>
@@ -25,11 +28,19 @@ namespace {
 constexpr std::size_t kReceiveBuffer = 2 * (256 + 1) * 4096;
 constexpr std::size_t kStackTouch = 256 * 1024; // stack pages faulted (and so locked) up front
 constexpr std::size_t kStackSize = 8 * 1024 * 1024; // virtual; only the touched part is resident
+constexpr unsigned kMaxSpinners = 2; // --poll-us: workers spinning at once (each burns a core)
 #ifdef MADV_POPULATE_WRITE
 constexpr int kPopulateWrite = MADV_POPULATE_WRITE;
 #else
 constexpr int kPopulateWrite = 23; // Linux 5.14; older kernels answer EINVAL
 #endif
+
+// Busy-polling (--poll-us): shared by the workers of one session.
+struct PollState {
+    std::uint64_t spin_ns = 0;     // 0: workers sleep in read(2) as usual
+    unsigned max_spinners = 0;     // at most this many workers spin at once
+    std::atomic<unsigned> spinners{0};
+};
 
 struct Worker {
     fuse_session* se = nullptr;
@@ -37,7 +48,16 @@ struct Worker {
     pthread_t thread{};
     std::atomic<bool>* finished = nullptr;
     std::atomic<unsigned>* ready = nullptr;
+    PollState* poll = nullptr;
+    int epoll_fd = -1; // with busy-polling: this worker's sleep on /dev/fuse
 };
+
+std::uint64_t now_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
 
 // Locks (on fault) every mapping the daemon uses: its code, libraries, heap, stacks and
 // buffers. Not the GPU driver's device mappings or its huge address reservations: those are
@@ -105,6 +125,32 @@ void prepare_heap() {
 
 namespace {
 
+// What a worker does when /dev/fuse (non-blocking with --poll-us) has no request: spin on it
+// until `spin_until` if a spinner slot is free, else sleep until it is readable. Each worker
+// sleeps on its own epoll instance with EPOLLEXCLUSIVE, so a new request wakes one sleeper, not
+// all of them. Returns whether this worker holds a spinner slot afterwards.
+bool wait_for_request(Worker& w, std::uint64_t spin_until, bool spinning) {
+    PollState& p = *w.poll;
+    if (!spinning && now_ns() < spin_until) {
+        unsigned n = p.spinners.load(std::memory_order_relaxed);
+        while (n < p.max_spinners && !p.spinners.compare_exchange_weak(n, n + 1)) {
+        }
+        spinning = n < p.max_spinners;
+    }
+    if (spinning && now_ns() < spin_until) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        return true;
+    }
+    if (spinning) p.spinners.fetch_sub(1);
+    epoll_event ev{};
+    // A wakeup that finds no request (another worker took it) just comes back here; unmounting
+    // makes the device readable (an error), and the next read returns ENODEV.
+    (void)epoll_wait(w.epoll_fd, &ev, 1, 1000);
+    return false;
+}
+
 void* worker_main(void* arg) {
     auto* w = static_cast<Worker*>(arg);
     touch_stack();
@@ -112,8 +158,15 @@ void* worker_main(void* arg) {
     w->ready->fetch_add(1);
     fuse_buf buf{};
     buf.mem = w->buffer; // libfuse uses a buffer it is given and allocates none
+    const bool polling = w->epoll_fd >= 0;
+    std::uint64_t spin_until = 0;
+    bool spinning = false;
     while (!fuse_session_exited(w->se)) {
         const int res = fuse_session_receive_buf(w->se, &buf);
+        if (res == -EAGAIN && polling) {
+            spinning = wait_for_request(*w, spin_until, spinning);
+            continue;
+        }
         if (res == -EINTR || res == -EAGAIN) continue;
         if (res <= 0) {
             if (res < 0 && res != -ENODEV)
@@ -123,14 +176,40 @@ void* worker_main(void* arg) {
         }
         fuse_session_process_buf(w->se, &buf);
         buf.mem = w->buffer;
+        if (polling) spin_until = now_ns() + w->poll->spin_ns;
     }
+    if (spinning) w->poll->spinners.fetch_sub(1);
     w->finished->store(true);
     return nullptr;
 }
 
+// Sets /dev/fuse non-blocking and gives each worker an epoll instance to sleep on; false (and
+// a warning: the workers then block in read as usual) if the kernel refuses.
+bool prepare_polling(fuse_session* se, std::vector<Worker>& workers) {
+    const int fd = fuse_session_fd(se);
+    const int flags = ::fcntl(fd, F_GETFL);
+    bool ok = flags >= 0;
+    for (auto& w : workers) {
+        if (!ok) break;
+        w.epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+        ok = w.epoll_fd >= 0 && ::epoll_ctl(w.epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0;
+    }
+    if (ok) ok = ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+    if (ok) return true;
+    log_warning("busy-polling is off: %s", std::strerror(errno));
+    for (auto& w : workers) {
+        if (w.epoll_fd >= 0) ::close(w.epoll_fd);
+        w.epoll_fd = -1;
+    }
+    return false;
+}
+
 } // namespace
 
-int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers) {
+int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers,
+                  unsigned poll_us) {
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
@@ -144,6 +223,11 @@ int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers) {
     std::atomic<bool> finished{false};
     std::atomic<unsigned> ready{0};
     std::vector<Worker> workers(threads);
+    PollState poll;
+    poll.spin_ns = std::uint64_t{poll_us} * 1000;
+    poll.max_spinners = std::min(threads, kMaxSpinners);
+    for (auto& w : workers) w.poll = &poll;
+    if (poll_us > 0) prepare_polling(se, workers);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, kStackSize);
@@ -188,6 +272,8 @@ int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers) {
         pthread_join(w.thread, nullptr);
         buffers.release_host_buffer(w.buffer, kReceiveBuffer);
     }
+    for (auto& w : workers)
+        if (w.epoll_fd >= 0) ::close(w.epoll_fd);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return 0;
 }

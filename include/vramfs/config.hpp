@@ -27,9 +27,11 @@ struct Config {
     bool fuse_debug = false;
     std::vector<std::string> fuse_options; // each -o split at commas
     unsigned threads = 8;
+    unsigned poll_us = 0; // busy-poll /dev/fuse this long after each request (0: sleep at once)
     std::uint64_t block_size = 1 << 20;
     bool null_io = false;
     bool direct_io = false;
+    bool writeback_cache = false;
     bool list_devices = false;
     bool check = false;
     FaultPlan faults; // test only: --inject-faults
@@ -50,6 +52,10 @@ struct ParseResult {
 };
 
 ParseResult parse_command_line(int argc, const char* const* argv);
+
+// --poll-us when not given: 200 on a machine with 8 or more CPUs (two spinning workers are a
+// small share of it), 0 on smaller ones, where spinning takes the CPU the I/O needs.
+unsigned default_poll_us();
 
 // Checks that the mount point is an existing, unmounted directory; returns "" or the reason.
 std::string check_mountpoint(const std::string& path);

@@ -22,6 +22,7 @@ inline constexpr std::size_t kMaxNameLength = 255;
 struct FsOptions {
     bool null_io = false;   // skip storage: reads return zeros, writes are dropped (FUSE ceiling)
     bool direct_io = false; // bypass the kernel page cache for regular files
+    bool writeback_cache = false; // the kernel gathers buffered writes (errors show at fsync/close)
     double attr_timeout = 1.0;
     std::size_t max_io = 1 << 20; // largest read or write request
     std::size_t io_buffers = 16;  // preallocated read buffers (one per worker thread)

@@ -16,7 +16,11 @@ void prepare_heap();
 // first request: serving swap I/O under memory pressure must not wait for memory.
 // Receive buffers come from `buffers` (page-locked memory for the CUDA backend, so that the data
 // of a write, which arrives in that buffer, is copied to the device by DMA without staging).
+// poll_us > 0: after serving a request a worker busy-polls /dev/fuse for up to that many
+// microseconds (at most two workers at once) before it sleeps, so that a request arriving
+// soon after needs no wakeup; a sleeping worker still answers at once.
 // Call with the signals unblocked in no other thread; returns 0 on a clean exit.
-int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers);
+int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers,
+                  unsigned poll_us = 0);
 
 } // namespace vramfs

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # vramfs-fsx against tmpfs: 200,000 seeded random operations in one thread (small blocks, so
-# block boundaries are everywhere), then a concurrent run of 4 threads. FSX_OPS and FSX_SEED
+# block boundaries are everywhere), then a concurrent run of 4 threads,
+# that again with workers that busy-poll, and one thread through the writeback cache. FSX_OPS and FSX_SEED
 # override the defaults; a failure prints the seed that reproduces it.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -38,4 +39,10 @@ mount_opts=(--block-size 64K)
 run "one thread, 64 KiB blocks" --ops "$ops" --seed "$seed"
 mount_opts=(--block-size 1M)
 run "4 threads, 1 MiB blocks" --ops $((ops / 8)) --seed "$seed" --threads 4
+# Workers that busy-poll /dev/fuse (non-blocking reads, epoll sleeps) serve the same requests.
+mount_opts=(--block-size 1M --poll-us 200)
+run "4 threads, busy-polling workers" --ops $((ops / 8)) --seed "$seed" --threads 4
+# The kernel's writeback cache in front of vramfs (writes gathered, sizes kept by the kernel).
+mount_opts=(--block-size 64K --writeback-cache)
+run "one thread, writeback cache" --ops $((ops / 4)) --seed "$seed"
 echo "fsx on $backend: ok (seed $seed)"

@@ -28,8 +28,12 @@ TEST_CASE("a plain mount line") {
 TEST_CASE("options") {
     auto r = parse({"/m", "512M", "--device", "1", "--backend", "host", "-f", "-o",
                     "allow_other,ro", "-o", "noatime", "--threads", "4", "--block-size",
-                    "256K", "--null-io"});
+                    "256K", "--null-io", "--poll-us", "50"});
     REQUIRE_FALSE(r.done);
+    CHECK_FALSE(r.config.writeback_cache);
+    CHECK(parse({"/m", "1G"}).config.poll_us == default_poll_us());
+    CHECK(parse({"/m", "1G", "--poll-us", "0"}).config.poll_us == 0);
+    CHECK(r.config.poll_us == 50);
     CHECK(r.config.device == 1);
     CHECK(r.config.backend == BackendKind::host);
     CHECK(r.config.foreground);
@@ -52,8 +56,10 @@ TEST_CASE("-o takes one value each time, before or after the positionals") {
 }
 
 TEST_CASE("the mount(8) form: vramfs SOURCE MOUNTPOINT -o size=...,device=...") {
-    auto r = parse({"vramfs", "/mnt/vram", "-o", "rw,nosuid,size=6G,device=1,backend=host,threads=4,null_io,allow_other"});
+    auto r = parse({"vramfs", "/mnt/vram", "-o", "rw,nosuid,size=6G,device=1,backend=host,threads=4,null_io,allow_other,poll_us=20,writeback_cache"});
     REQUIRE_FALSE(r.done);
+    CHECK(r.config.writeback_cache);
+    CHECK(r.config.poll_us == 20);
     CHECK(r.config.mountpoint == "/mnt/vram");
     CHECK(r.config.size == 6ull << 30);
     CHECK(r.config.device == 1);
@@ -65,7 +71,7 @@ TEST_CASE("the mount(8) form: vramfs SOURCE MOUNTPOINT -o size=...,device=...") 
     REQUIRE_FALSE(one.done);
     CHECK(one.config.mountpoint == "/mnt/vram");
     CHECK(one.config.size == 1ull << 30);
-    for (const char* bad : {"size=abc", "device=x", "backend=opencl", "threads=0", "release_delay=z"}) {
+    for (const char* bad : {"size=abc", "device=x", "backend=opencl", "threads=0", "release_delay=z", "poll_us=x"}) {
         CAPTURE(bad);
         auto b = parse({"vramfs", "/m", "-o", bad});
         CHECK(b.done);
@@ -108,6 +114,8 @@ TEST_CASE("bad input: one line, exit code 2") {
         {"/m", "6G", "--device", "x"},
         {"/m", "6G", "--threads", "0"},
         {"/m", "6G", "--threads", "1000"},
+        {"/m", "6G", "--poll-us", "10001"},
+        {"/m", "6G", "--poll-us", "-1"},
         {"/m", "6G", "--block-size", "3000"},
         {"/m", "6G", "--block-size", "1K"},
         {"/m", "6G", "--block-size", "1G"},
