@@ -69,6 +69,10 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
                    "(0-10000; default 200 with 8 or more CPUs, else 0; lower latency, costs up "
                    "to two cores while busy)");
     bool poll_from_o = false;
+    app.add_option("--read-cache", c.read_cache,
+                   "1 MiB host windows kept for small reads that walk through a file, as swap-in "
+                   "does (0-64; 0 turns it off)")
+        ->default_val(8);
     app.add_option("--block-size", block_text,
                    "allocation unit, a power of two from 4K to 64M")
         ->default_val("1M");
@@ -93,8 +97,9 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
                  "check what vramfs and vramfs-swap need on this machine, then exit");
     app.footer("vramfs status MOUNTPOINT [--json] shows a mount's devices, files and counters.\n\n"
                "Options may also be given as -o size=6G,device=0,backend=cuda,threads=8,\n"
-               "poll_us=200,block_size=1M,release_delay=5,log_level=info,null_io,direct_io,\n"
-               "writeback_cache: that is how mount -t fuse.vramfs and /etc/fstab pass them, e.g.\n"
+               "poll_us=200,read_cache=8,block_size=1M,release_delay=5,log_level=info,\n"
+               "null_io,direct_io,writeback_cache: that is how mount -t fuse.vramfs and\n"
+               "/etc/fstab pass them, e.g.\n"
                "  vramfs  /mnt/vram  fuse.vramfs  size=6G,device=0,nofail  0 0");
 
     auto fail = [&](const std::string& msg) {
@@ -158,6 +163,8 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
             device_texts.push_back(val);
         } else if (key == "threads" && eq != std::string::npos) {
             ok = number(c.threads);
+        } else if (key == "read_cache" && eq != std::string::npos) {
+            ok = number(c.read_cache);
         } else if (key == "poll_us" && eq != std::string::npos) {
             ok = number(c.poll_us);
             poll_from_o = true;
@@ -252,6 +259,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     if (c.threads < 1 || c.threads > 256) return fail("--threads must be from 1 to 256");
     if (poll_opt->count() == 0 && !poll_from_o) c.poll_us = default_poll_us();
     if (c.poll_us > 10000) return fail("--poll-us must be from 0 to 10000");
+    if (c.read_cache > 64) return fail("--read-cache must be from 0 to 64");
     if (!(c.release_delay >= 0 && c.release_delay <= 3600))
         return fail("--release-delay must be from 0 to 3600 seconds");
     return r;

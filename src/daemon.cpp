@@ -227,6 +227,7 @@ int serve(const Config& cfg, Reporter& reporter) {
         fo.null_io = cfg.null_io;
         fo.direct_io = cfg.direct_io;
         fo.writeback_cache = cfg.writeback_cache;
+        fo.read_cache_slots = cfg.read_cache;
         fo.io_buffers = cfg.threads + 2;
         fs = std::make_unique<Filesystem>(raw, fo, Caller{::getuid(), ::getgid(), 0});
     } catch (const std::exception& ex) {

@@ -28,7 +28,26 @@ int for_each_piece(std::uint64_t bs, std::uint64_t off, std::uint64_t len, Fn&& 
 
 } // namespace
 
-int FileData::read(std::uint64_t off, std::size_t len, void* dst) const noexcept {
+int FileData::read(std::uint64_t off, std::size_t len, void* dst, ReadCache* cache) const noexcept {
+    const std::uint64_t previous_end = last_read_end_.exchange(off + len, std::memory_order_relaxed);
+    if (!cache || !cache->enabled() || len == 0) return read_storage(off, len, dst);
+    const std::uint64_t window = std::min<std::uint64_t>(cache->window(), pool_->block_size());
+    const std::uint64_t start = off - off % window;
+    // Only small reads inside one window; a window is filled only when the previous read of
+    // this file ended in it or in the one before (a walk through the file, not random reads).
+    if (len > window / 4 || off + len > start + window) return read_storage(off, len, dst);
+    const bool near = previous_end != ~std::uint64_t{0} && previous_end + window > start &&
+                      previous_end <= start + window;
+    int err = 0;
+    // The generation is read before the window is: a change during the fill makes it stale.
+    const std::uint64_t gen = generation();
+    if (cache->read({id_, start}, gen, off, len, dst, near,
+                    [&](void* buffer) { return read_storage(start, window, buffer); }, err))
+        return 0;
+    return err ? err : read_storage(off, len, dst);
+}
+
+int FileData::read_storage(std::uint64_t off, std::size_t len, void* dst) const noexcept {
     auto* out = static_cast<unsigned char*>(dst);
     StorageBackend& be = pool_->backend();
     return for_each_piece(pool_->block_size(), off, len,
@@ -61,6 +80,7 @@ int FileData::write_in_place(std::uint64_t off, std::size_t len, const void* src
                               if (b == kNoBlock) return EIO; // caller broke the contract
                               int err = be.write(pool_->address(b) + in_block, in, n);
                               in += n;
+                              changed();
                               return err;
                           });
 }
@@ -114,6 +134,7 @@ int FileData::fill_holes(std::uint64_t first, std::uint64_t last, std::uint64_t 
         return err;
     }
     allocated_ += holes;
+    changed();
     return 0;
 }
 
@@ -151,6 +172,7 @@ void FileData::free_range(std::uint64_t first, std::uint64_t last) noexcept {
     }
     pool_->release(batch, n);
     shrink_table();
+    changed();
 }
 
 void FileData::shrink_table() noexcept {
@@ -170,7 +192,10 @@ int FileData::zero_range(std::uint64_t off, std::uint64_t len) noexcept {
     return for_each_piece(pool_->block_size(), off, len,
                           [&](std::uint64_t index, std::uint64_t in_block, std::uint64_t n) {
                               const BlockId b = block_at(index);
-                              return b == kNoBlock ? 0 : be.zero(pool_->address(b) + in_block, n);
+                              if (b == kNoBlock) return 0;
+                              const int err = be.zero(pool_->address(b) + in_block, n);
+                              changed();
+                              return err;
                           });
 }
 

@@ -12,7 +12,8 @@ namespace vramfs {
 
 Filesystem::Filesystem(std::vector<BlockPool*> pools, FsOptions options, Caller owner)
     : pools_(std::move(pools)), opts_(options), table_(*pools_.front(), 0755, owner.uid, owner.gid),
-      buffers_(pools_.front()->backend(), options.io_buffers, options.max_io) {}
+      buffers_(pools_.front()->backend(), options.io_buffers, options.max_io),
+      read_cache_(pools_.front()->backend(), options.read_cache_slots, options.read_cache_window) {}
 
 BlockPool* Filesystem::pool_of_device(int index) const {
     for (BlockPool* p : pools_)
@@ -104,7 +105,7 @@ int Filesystem::read(InodeNumber ino, std::uint64_t off, std::size_t size, void*
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size, inode->size - off));
     if (opts_.null_io) {
         std::memset(buf, 0, n);
-    } else if (int err = inode->data->read(off, n, buf)) {
+    } else if (int err = inode->data->read(off, n, buf, &read_cache_)) {
         counters_.errors++;
         return err;
     }

@@ -111,11 +111,15 @@ std::string Filesystem::status(bool json) {
     if (json) {
         out += "],\"files_truncated\":" + std::string(truncated ? "true" : "false") +
                ",\"counters\":{\"bytes_read\":" + std::to_string(r) + ",\"bytes_written\":" +
-               std::to_string(w) + ",\"errors\":" + std::to_string(e) + "}}\n";
+               std::to_string(w) + ",\"errors\":" + std::to_string(e) +
+               ",\"read_cache_hits\":" + std::to_string(read_cache_.hits()) +
+               ",\"read_cache_fills\":" + std::to_string(read_cache_.fills()) + "}}\n";
     } else {
         if (truncated) out += "(more files not listed)\n";
         out += "\nread " + format_size(r) + ", written " + format_size(w) + ", errors " +
-               std::to_string(e) + " since mount\n";
+               std::to_string(e) + " since mount; read cache: " +
+               std::to_string(read_cache_.hits()) + " hits, " +
+               std::to_string(read_cache_.fills()) + " windows filled\n";
     }
     return out;
 }

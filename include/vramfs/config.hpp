@@ -32,6 +32,7 @@ struct Config {
     bool null_io = false;
     bool direct_io = false;
     bool writeback_cache = false;
+    unsigned read_cache = 8; // ReadCache windows (0: off)
     bool list_devices = false;
     bool check = false;
     FaultPlan faults; // test only: --inject-faults

@@ -2,7 +2,9 @@
 #pragma once
 
 #include "vramfs/block_pool.hpp"
+#include "vramfs/read_cache.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -12,13 +14,15 @@ namespace vramfs {
 // write_in_place, exclusive for everything that changes the block table).
 class FileData {
 public:
-    explicit FileData(BlockPool& pool) : pool_(&pool) {}
+    explicit FileData(BlockPool& pool) : pool_(&pool), id_(next_id_.fetch_add(1) + 1) {}
     ~FileData() { release_all(); }
     FileData(const FileData&) = delete;
     FileData& operator=(const FileData&) = delete;
 
     // Copies [off, off+len) into dst; holes and the space past the last block read as zeros.
-    int read(std::uint64_t off, std::size_t len, void* dst) const noexcept;
+    // With a cache, a small read close after the previous one is served from (or fills) the
+    // cache's host copy of its window (see ReadCache).
+    int read(std::uint64_t off, std::size_t len, void* dst, ReadCache* cache = nullptr) const noexcept;
     // True when every block under [off, off+len) exists, so write_in_place may be used.
     bool covered(std::uint64_t off, std::size_t len) const noexcept;
     // Writes into existing blocks only (see covered); safe under a shared lock for disjoint
@@ -42,6 +46,9 @@ public:
     std::uint64_t allocated_blocks() const noexcept { return allocated_; }
     std::uint64_t allocated_bytes() const noexcept { return allocated_ * pool_->block_size(); }
     BlockPool& pool() const noexcept { return *pool_; }
+    // Bumped after every change of contents, so that cached copies of older contents are
+    // never served.
+    std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
 
 private:
     BlockId block_at(std::uint64_t index) const noexcept {
@@ -54,10 +61,17 @@ private:
     void free_range(std::uint64_t first, std::uint64_t last) noexcept; // whole blocks
     int zero_range(std::uint64_t off, std::uint64_t len) noexcept;     // inside existing blocks
     void shrink_table() noexcept;
+    void changed() const noexcept { generation_.fetch_add(1, std::memory_order_acq_rel); }
+    int read_storage(std::uint64_t off, std::size_t len, void* dst) const noexcept;
+
+    static inline std::atomic<std::uint64_t> next_id_{0};
 
     BlockPool* pool_;
     std::vector<BlockId> blocks_; // index -> block; kNoBlock is a hole
     std::uint64_t allocated_ = 0;
+    const std::uint64_t id_; // unique for the daemon's lifetime: names the file in ReadCache
+    mutable std::atomic<std::uint64_t> generation_{0};
+    mutable std::atomic<std::uint64_t> last_read_end_{~std::uint64_t{0}};
 };
 
 } // namespace vramfs

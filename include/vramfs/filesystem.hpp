@@ -4,6 +4,7 @@
 #include "vramfs/block_pool.hpp"
 #include "vramfs/buffer_pool.hpp"
 #include "vramfs/inode_table.hpp"
+#include "vramfs/read_cache.hpp"
 
 #include <fuse_lowlevel.h>
 
@@ -26,6 +27,8 @@ struct FsOptions {
     double attr_timeout = 1.0;
     std::size_t max_io = 1 << 20; // largest read or write request
     std::size_t io_buffers = 16;  // preallocated read buffers (one per worker thread)
+    std::size_t read_cache_slots = 0; // host windows for small reads that walk a file (ReadCache)
+    std::size_t read_cache_window = 1 << 20;
 };
 
 // Who asks: taken from the FUSE request.
@@ -95,6 +98,7 @@ public:
     std::string status(bool json);
     InodeTable& table() noexcept { return table_; }
     IoBufferPool& buffers() noexcept { return buffers_; }
+    const ReadCache& read_cache() const noexcept { return read_cache_; }
     const FsOptions& options() const noexcept { return opts_; }
     Counters& counters() noexcept { return counters_; }
 
@@ -120,6 +124,7 @@ private:
     FsOptions opts_;
     InodeTable table_;
     IoBufferPool buffers_;
+    ReadCache read_cache_;
     Counters counters_;
 };
 

@@ -6,6 +6,9 @@
 
 #include <cstring>
 #include <random>
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 using namespace vramfs;
@@ -138,4 +141,129 @@ TEST_CASE("destroying a file returns its blocks") {
     }
     CHECK(pool.used_blocks() == 0);
     CHECK(be.live_slabs == 0);
+}
+
+namespace {
+// Reads [off, off+n) through the cache.
+std::vector<unsigned char> read_cached(const FileData& f, ReadCache& c, std::uint64_t off,
+                                       std::size_t n) {
+    std::vector<unsigned char> v(n, 0xAA);
+    REQUIRE(f.read(off, n, v.data(), &c) == 0);
+    return v;
+}
+} // namespace
+
+TEST_CASE("read cache: a walk through a file is served from host windows, never stale") {
+    test::FlakyBackend be;
+    constexpr std::uint64_t kBlock = 64 * 1024; // windows are one block here
+    BlockPool pool(be, 64 * kBlock, kBlock, 16 * kBlock);
+    ReadCache cache(be, 2, 1 << 20);
+    FileData f(pool), g(pool);
+    auto data = pattern(4 * kBlock, 7);
+    REQUIRE(f.write(0, data.size(), data.data()) == 0);
+    REQUIRE(g.write(0, data.size(), data.data()) == 0);
+
+    // The first read of a file fills nothing (no walk yet); the next one close to it fills its
+    // window; the rest of that window are hits.
+    std::vector<unsigned char> got;
+    for (std::uint64_t off = 0; off < 2 * kBlock; off += 8192) {
+        auto piece = read_cached(f, cache, off, 8192);
+        got.insert(got.end(), piece.begin(), piece.end());
+    }
+    CHECK(got == std::vector<unsigned char>(data.begin(), data.begin() + 2 * kBlock));
+    CHECK(cache.fills() == 2);
+    CHECK(cache.hits() == 13);
+
+    SUBCASE("a write into a held window is seen by the next read") {
+        auto fresh = pattern(100, 8);
+        REQUIRE(f.write_in_place(kBlock + 500, fresh.size(), fresh.data()) == 0);
+        CHECK(read_cached(f, cache, kBlock + 500, 100) == fresh);
+        auto after = read_cached(f, cache, kBlock + 4096, 4096);
+        CHECK(std::memcmp(after.data(), data.data() + kBlock + 4096, 4096) == 0);
+    }
+    SUBCASE("punch-hole and truncate are seen too") {
+        REQUIRE(f.punch_hole(kBlock, kBlock) == 0);
+        CHECK(all_zero(read_cached(f, cache, kBlock + 8192, 8192)));
+        REQUIRE(f.write(kBlock, data.size() - kBlock, data.data() + kBlock) == 0);
+        CHECK(read_cached(f, cache, kBlock + 8192, 8192) ==
+              std::vector<unsigned char>(data.begin() + kBlock + 8192, data.begin() + kBlock + 16384));
+        REQUIRE(f.truncate(kBlock + 100) == 0);
+        auto tail = read_cached(f, cache, kBlock + 100, 200);
+        CHECK(all_zero(tail));
+    }
+    SUBCASE("another file's window at the same offset is its own") {
+        auto other = pattern(kBlock, 9);
+        REQUIRE(g.write(kBlock, other.size(), other.data()) == 0);
+        read_cached(g, cache, kBlock, 4096);
+        CHECK(read_cached(g, cache, kBlock + 8192, 4096) ==
+              std::vector<unsigned char>(other.begin() + 8192, other.begin() + 12288));
+        CHECK(read_cached(f, cache, kBlock + 8192, 4096) ==
+              std::vector<unsigned char>(data.begin() + kBlock + 8192, data.begin() + kBlock + 12288));
+    }
+    SUBCASE("reads far apart fill nothing; large reads go straight to storage") {
+        const auto fills = cache.fills();
+        read_cached(f, cache, 3 * kBlock + 4096, 4096);
+        read_cached(f, cache, 0 * kBlock + 4096, 4096);
+        read_cached(f, cache, 3 * kBlock + 8192, 4096);
+        CHECK(read_cached(f, cache, 2 * kBlock, kBlock) ==
+              std::vector<unsigned char>(data.begin() + 2 * kBlock, data.begin() + 3 * kBlock));
+        CHECK(cache.fills() == fills);
+    }
+    SUBCASE("a failing device read is an error, not cached data") {
+        be.fail_copies = true;
+        std::vector<unsigned char> v(4096);
+        CHECK(f.read(2 * kBlock + 4096, 4096, v.data(), &cache) == EIO); // previous end is near
+        be.fail_copies = false;
+        CHECK(read_cached(f, cache, 2 * kBlock + 8192, 4096) ==
+              std::vector<unsigned char>(data.begin() + 2 * kBlock + 8192, data.begin() + 2 * kBlock + 12288));
+    }
+}
+
+TEST_CASE("read cache: concurrent walks and writes never return stale bytes") {
+    test::FlakyBackend be;
+    constexpr std::uint64_t kBlock = 256 * 1024;
+    BlockPool pool(be, 64 * kBlock, kBlock, 16 * kBlock);
+    ReadCache cache(be, 3, 1 << 20);
+    FileData f(pool);
+    // Each 4 KiB page holds one repeated byte: its version, raised by each write. A read that
+    // starts after a write returned must see that version or a newer one.
+    constexpr std::size_t kPages = 2 * kBlock / 4096;
+    std::vector<unsigned char> init(2 * kBlock, 1);
+    REQUIRE(f.write(0, init.size(), init.data()) == 0);
+    std::atomic<bool> stop{false};
+    std::atomic<int> problems{0};
+    std::vector<std::atomic<unsigned char>> version(kPages);
+    for (auto& v : version) v = 1;
+    std::thread writer([&] {
+        std::mt19937 rng(3);
+        std::vector<unsigned char> page(4096);
+        for (int i = 0; i < 4000; ++i) {
+            const std::size_t p = rng() % kPages;
+            if (version[p].load() >= 250) continue;
+            const auto next = static_cast<unsigned char>(version[p].load() + 1);
+            std::memset(page.data(), next, page.size());
+            if (f.write_in_place(p * 4096, 4096, page.data()) != 0) ++problems;
+            version[p] = next; // stored after the write returned
+            if (i % 16 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        stop = true;
+    });
+    std::thread reader([&] {
+        std::vector<unsigned char> buf(4096);
+        while (!stop) {
+            for (std::size_t p = 0; p < kPages && !stop; ++p) {
+                const unsigned char before = version[p].load(); // completed writes so far
+                if (f.read(p * 4096, 4096, buf.data(), &cache) != 0) ++problems;
+                // The bytes must be from a write no older than the one completed before.
+                bool uniform = true;
+                for (auto c : buf) uniform &= c == buf[0];
+                if (!uniform) continue; // a read racing a write of the same page may mix
+                if (buf[0] < before) ++problems;
+            }
+        }
+    });
+    writer.join();
+    reader.join();
+    CHECK(problems == 0);
+    CHECK(cache.hits() > 0);
 }
