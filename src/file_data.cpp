@@ -42,7 +42,12 @@ int FileData::read(std::uint64_t off, std::size_t len, void* dst, ReadCache* cac
     // The generation is read before the window is: a change during the fill makes it stale.
     const std::uint64_t gen = generation();
     if (cache->read({id_, start}, gen, off, len, dst, near,
-                    [&](void* buffer) { return read_storage(start, window, buffer); }, err))
+                    [&](void* buffer) {
+                        std::unique_lock fill(fill_mu_, std::try_to_lock);
+                        if (!fill.owns_lock()) return ReadCache::kSkipFill;
+                        return read_storage(start, window, buffer);
+                    },
+                    err))
         return 0;
     return err ? err : read_storage(off, len, dst);
 }
@@ -72,6 +77,7 @@ bool FileData::covered(std::uint64_t off, std::size_t len) const noexcept {
 }
 
 int FileData::write_in_place(std::uint64_t off, std::size_t len, const void* src) const noexcept {
+    std::shared_lock fills_wait(fill_mu_);
     auto* in = static_cast<const unsigned char*>(src);
     StorageBackend& be = pool_->backend();
     return for_each_piece(pool_->block_size(), off, len,

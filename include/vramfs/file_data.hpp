@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <shared_mutex>
 #include <vector>
 
 namespace vramfs {
@@ -72,6 +73,10 @@ private:
     const std::uint64_t id_; // unique for the daemon's lifetime: names the file in ReadCache
     mutable std::atomic<std::uint64_t> generation_{0};
     mutable std::atomic<std::uint64_t> last_read_end_{~std::uint64_t{0}};
+    // write_in_place runs under the inode's shared lock, beside reads; a cache fill reads a
+    // whole window, which may hold the range such a write is changing. Writes in place hold
+    // this shared, a fill holds it exclusively (and skips the cache rather than wait).
+    mutable std::shared_mutex fill_mu_;
 };
 
 } // namespace vramfs

@@ -29,6 +29,8 @@ public:
     ReadCache(const ReadCache&) = delete;
     ReadCache& operator=(const ReadCache&) = delete;
 
+    static constexpr int kSkipFill = -1; // what a fill returns when it cannot run now
+
     std::size_t window() const noexcept { return window_; }
     bool enabled() const noexcept { return !slots_.empty(); }
 
@@ -39,8 +41,9 @@ public:
     };
     // Copies [off, off+len) (inside the window at key.start) into dst if the window is held at
     // this generation: true. Otherwise, with fill set, takes a slot, calls fill(buffer) to
-    // read the whole window, and copies from it: true, or `err` set by fill. Without fill, or
-    // when every slot is being filled: false, and the caller reads storage itself.
+    // read the whole window, and copies from it: true, or `err` set by fill. Without fill, when
+    // every slot is being filled, or when fill answers kSkipFill: false (err 0), and the caller
+    // reads storage itself.
     template <class Fill>
     bool read(Key key, std::uint64_t generation, std::uint64_t off, std::size_t len, void* dst,
               bool fill, Fill&& fill_fn, int& err);
@@ -98,7 +101,8 @@ bool ReadCache::read(Key key, std::uint64_t generation, std::uint64_t off, std::
     s->busy = false;
     s->valid = err == 0;
     if (!err) fills_.fetch_add(1, std::memory_order_relaxed);
-    return err == 0;
+    if (err == kSkipFill) err = 0;
+    return s->valid;
 }
 
 } // namespace vramfs
