@@ -1,6 +1,7 @@
 // IoBufferPool: a fixed set of host I/O buffers handed out per request.
 #include "vramfs/buffer_pool.hpp"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace vramfs {
@@ -15,6 +16,9 @@ IoBufferPool::IoBufferPool(StorageBackend& backend, std::size_t count, std::size
             for (void* q : all_) backend_.release_host_buffer(q, bytes_);
             throw std::runtime_error("cannot allocate I/O buffers");
         }
+        // Faulted in now: the first request to use it may come when memory is short (swap), and
+        // the daemon locks its memory on fault, so a page touched now stays.
+        std::memset(p, 0, bytes);
         all_.push_back(p);
         free_.push_back(p);
     }

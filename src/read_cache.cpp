@@ -16,6 +16,10 @@ ReadCache::ReadCache(StorageBackend& backend, std::size_t slots, std::size_t win
                 if (t.buffer) backend_.release_host_buffer(t.buffer, window_);
             throw std::runtime_error("cannot allocate read cache buffers");
         }
+        // Faulted in now (and so locked with the daemon's memory): a fill holds a lock that
+        // writes wait for, and under memory pressure a fresh page there could wait on swap
+        // writes that those writers serve. CI's swap_pressure_host deadlocked on exactly that.
+        std::memset(s.buffer, 0, window_);
     }
 }
 
