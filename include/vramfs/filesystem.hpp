@@ -98,7 +98,6 @@ public:
     std::string status(bool json);
     InodeTable& table() noexcept { return table_; }
     IoBufferPool& buffers() noexcept { return buffers_; }
-    const ReadCache& read_cache() const noexcept { return read_cache_; }
     const FsOptions& options() const noexcept { return opts_; }
     Counters& counters() noexcept { return counters_; }
 

@@ -60,6 +60,8 @@ TEST_CASE("the mount(8) form: vramfs SOURCE MOUNTPOINT -o size=...,device=...") 
     REQUIRE_FALSE(r.done);
     CHECK(r.config.writeback_cache);
     CHECK(r.config.poll_us == 20);
+    CHECK(r.config.read_cache == 8);
+    CHECK(parse({"/m", "1G", "-o", "read_cache=0"}).config.read_cache == 0);
     CHECK(r.config.mountpoint == "/mnt/vram");
     CHECK(r.config.size == 6ull << 30);
     CHECK(r.config.device == 1);
@@ -71,7 +73,7 @@ TEST_CASE("the mount(8) form: vramfs SOURCE MOUNTPOINT -o size=...,device=...") 
     REQUIRE_FALSE(one.done);
     CHECK(one.config.mountpoint == "/mnt/vram");
     CHECK(one.config.size == 1ull << 30);
-    for (const char* bad : {"size=abc", "device=x", "backend=opencl", "threads=0", "release_delay=z", "poll_us=x"}) {
+    for (const char* bad : {"size=abc", "device=x", "backend=opencl", "threads=0", "release_delay=z", "poll_us=x", "read_cache=x", "read_cache=65"}) {
         CAPTURE(bad);
         auto b = parse({"vramfs", "/m", "-o", bad});
         CHECK(b.done);
@@ -116,6 +118,7 @@ TEST_CASE("bad input: one line, exit code 2") {
         {"/m", "6G", "--threads", "1000"},
         {"/m", "6G", "--poll-us", "10001"},
         {"/m", "6G", "--poll-us", "-1"},
+        {"/m", "6G", "--read-cache", "65"},
         {"/m", "6G", "--block-size", "3000"},
         {"/m", "6G", "--block-size", "1K"},
         {"/m", "6G", "--block-size", "1G"},
