@@ -4,7 +4,8 @@
 # daemon inside the same memory-limited cgroup, so reclaim hits the daemon itself; then the
 # swap's freed clusters must come back to the mount as discards.
 # Environment: VRAMFS_BIN, VRAMFS_TEST_BACKEND, VRAMFS_PRESSURE (the pressure tool),
-# optional PRESSURE_WS (working set, default 768M). Exit 77: skipped.
+# optional PRESSURE_WS_MIB (working set, default 768) and VRAMFS_MOUNT_OPTS (more vramfs
+# options for the swap's mount, e.g. "--poll-us 200"). Exit 77: skipped.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -13,12 +14,13 @@ pressure=${VRAMFS_PRESSURE:?set VRAMFS_PRESSURE to the vramfs-pressure binary}
 ws_mib=${PRESSURE_WS_MIB:-768}
 limit_mib=$((ws_mib / 4))
 swap_mib=$((ws_mib + 256))
+read -r -a mount_opts <<<"${VRAMFS_MOUNT_OPTS:-}"
 
 helper_mountpoint pressure
 
 step "vramfs-swap on ${swap_mib}M ($backend)"
 loop=$("$helper" on "${swap_mib}M" --mountpoint "$mnt" --name pressure --backend "$backend" \
-  --release-delay 1)
+  --release-delay 1 "${mount_opts[@]}")
 echo "swap device: $loop"
 awk -v d="$loop" 'NR > 1 && $1 != d && $5 >= 100 { bad = 1; print "other swap with priority >= 100: " $0 }
                   END { exit bad }' /proc/swaps || fail "another swap would take the pages"
