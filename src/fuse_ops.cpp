@@ -6,6 +6,7 @@
 #include "vramfs/log.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -27,6 +28,7 @@ Caller caller_of(fuse_req_t req) {
 template <class Fn> int guarded(fuse_req_t req, const char* op, fuse_ino_t ino, Fn&& fn) noexcept {
     int err;
     const char* what = nullptr;
+    char detail[256]; // an exception's message, kept past its catch block without allocating
     try {
         err = fn();
     } catch (const std::bad_alloc&) {
@@ -34,18 +36,19 @@ template <class Fn> int guarded(fuse_req_t req, const char* op, fuse_ino_t ino, 
         what = "out of memory";
     } catch (const std::exception& ex) {
         err = EIO;
-        log_error("%s: %s", op, ex.what());
+        std::snprintf(detail, sizeof detail, "%s", ex.what());
+        what = detail;
     } catch (...) {
         err = EIO;
         what = "unknown failure";
     }
     if (err == EIO || err == ENOMEM) {
+        if (!what) what = std::strerror(err);
         try {
             const std::string file = fs_of(req).table().describe(ino);
-            log_error("%s on %s failed: %s", op, file.c_str(), what ? what : std::strerror(err));
+            log_error("%s on %s failed: %s", op, file.c_str(), what);
         } catch (...) {
-            log_error("%s on inode %llu failed: %s", op, static_cast<unsigned long long>(ino),
-                      std::strerror(err));
+            log_error("%s on inode %llu failed: %s", op, static_cast<unsigned long long>(ino), what);
         }
     }
     return err;
