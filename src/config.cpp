@@ -245,8 +245,6 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
         for (std::size_t j = 0; j < i; ++j)
             if (c.devices[i].index == c.devices[j].index)
                 return fail("device " + std::to_string(c.devices[i].index) + " is given twice");
-    c.device = c.devices.front().index;
-    c.size = c.devices.front().size;
     auto block = parse_size(block_text, &why);
     if (!block) return fail("invalid --block-size '" + block_text + "': " + why);
     if (*block < 4096 || *block > (64u << 20) || (*block & (*block - 1)) != 0)
@@ -295,7 +293,7 @@ std::vector<std::string> fuse_arguments(const Config& c) {
     std::string source = std::string("vramfs-") + (c.backend == BackendKind::cuda ? "cuda" : "host");
     for (std::size_t i = 0; i < c.devices.size(); ++i)
         source += (i ? "+" : "") + std::to_string(c.devices[i].index);
-    if (c.devices.empty()) source += std::to_string(c.device);
+    if (c.devices.empty()) source += "0"; // a Config made by hand: device 0, as the default
     std::string opts = "fsname=" + source + ",subtype=vramfs,default_permissions,max_read=" +
                        std::to_string(1 << 20);
     for (const auto& o : c.fuse_options) opts += "," + o;

@@ -19,8 +19,6 @@ struct DeviceBudget {
 
 struct Config {
     std::string mountpoint;
-    std::uint64_t size = 0; // the first device's budget in bytes
-    int device = 0;         // the first device
     std::vector<DeviceBudget> devices; // every device of the mount, with its budget
     BackendKind backend = BackendKind::cuda;
     bool foreground = false;

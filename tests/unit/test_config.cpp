@@ -19,8 +19,8 @@ TEST_CASE("a plain mount line") {
     auto r = parse({"/mnt/vram", "6G"});
     REQUIRE_FALSE(r.done);
     CHECK(r.config.mountpoint == "/mnt/vram");
-    CHECK(r.config.size == 6ull << 30);
-    CHECK(r.config.device == 0);
+    CHECK(r.config.devices.at(0).size == 6ull << 30);
+    CHECK(r.config.devices.at(0).index == 0);
     CHECK(r.config.backend == BackendKind::cuda);
     CHECK_FALSE(r.config.foreground);
 }
@@ -34,7 +34,7 @@ TEST_CASE("options") {
     CHECK(parse({"/m", "1G"}).config.poll_us == default_poll_us());
     CHECK(parse({"/m", "1G", "--poll-us", "0"}).config.poll_us == 0);
     CHECK(r.config.poll_us == 50);
-    CHECK(r.config.device == 1);
+    CHECK(r.config.devices.at(0).index == 1);
     CHECK(r.config.backend == BackendKind::host);
     CHECK(r.config.foreground);
     CHECK(r.config.fuse_options == std::vector<std::string>{"allow_other", "ro", "noatime"});
@@ -51,7 +51,7 @@ TEST_CASE("-o takes one value each time, before or after the positionals") {
     auto r = parse({"-o", "allow_other", "/m", "1G", "-o", "ro"});
     REQUIRE_FALSE(r.done);
     CHECK(r.config.mountpoint == "/m");
-    CHECK(r.config.size == 1ull << 30);
+    CHECK(r.config.devices.at(0).size == 1ull << 30);
     CHECK(r.config.fuse_options == std::vector<std::string>{"allow_other", "ro"});
 }
 
@@ -63,8 +63,8 @@ TEST_CASE("the mount(8) form: vramfs SOURCE MOUNTPOINT -o size=...,device=...") 
     CHECK(r.config.read_cache == 8);
     CHECK(parse({"/m", "1G", "-o", "read_cache=0"}).config.read_cache == 0);
     CHECK(r.config.mountpoint == "/mnt/vram");
-    CHECK(r.config.size == 6ull << 30);
-    CHECK(r.config.device == 1);
+    CHECK(r.config.devices.at(0).size == 6ull << 30);
+    CHECK(r.config.devices.at(0).index == 1);
     CHECK(r.config.backend == BackendKind::host);
     CHECK(r.config.threads == 4);
     CHECK(r.config.null_io);
@@ -72,7 +72,7 @@ TEST_CASE("the mount(8) form: vramfs SOURCE MOUNTPOINT -o size=...,device=...") 
     auto one = parse({"/mnt/vram", "-o", "size=1G"});
     REQUIRE_FALSE(one.done);
     CHECK(one.config.mountpoint == "/mnt/vram");
-    CHECK(one.config.size == 1ull << 30);
+    CHECK(one.config.devices.at(0).size == 1ull << 30);
     for (const char* bad : {"size=abc", "device=x", "backend=opencl", "threads=0", "release_delay=z", "poll_us=x", "read_cache=x", "read_cache=65"}) {
         CAPTURE(bad);
         auto b = parse({"vramfs", "/m", "-o", bad});
