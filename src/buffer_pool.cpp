@@ -1,31 +1,35 @@
-// IoBufferPool: a fixed set of host I/O buffers handed out per request.
+// HostBuffers and IoBufferPool: a fixed set of host buffers, and handing them out per request.
 #include "vramfs/buffer_pool.hpp"
 
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace vramfs {
 
-IoBufferPool::IoBufferPool(StorageBackend& backend, std::size_t count, std::size_t bytes)
+HostBuffers::HostBuffers(StorageBackend& backend, std::size_t count, std::size_t bytes,
+                         const char* what)
     : backend_(backend), bytes_(bytes) {
     all_.reserve(count);
-    free_.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
         void* p = backend_.allocate_host_buffer(bytes);
         if (!p) {
             for (void* q : all_) backend_.release_host_buffer(q, bytes_);
-            throw std::runtime_error("cannot allocate I/O buffers");
+            throw std::runtime_error(std::string("cannot allocate ") + what);
         }
-        // Faulted in now: the first request to use it may come when memory is short (swap), and
-        // the daemon locks its memory on fault, so a page touched now stays.
-        std::memset(p, 0, bytes);
+        std::memset(p, 0, bytes); // faulted in now (see the header)
         all_.push_back(p);
-        free_.push_back(p);
     }
 }
 
-IoBufferPool::~IoBufferPool() {
+HostBuffers::~HostBuffers() {
     for (void* p : all_) backend_.release_host_buffer(p, bytes_);
+}
+
+IoBufferPool::IoBufferPool(StorageBackend& backend, std::size_t count, std::size_t bytes)
+    : buffers_(backend, count, bytes, "I/O buffers") {
+    free_.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) free_.push_back(buffers_[i]);
 }
 
 IoBufferPool::Lease IoBufferPool::take() {

@@ -1,4 +1,5 @@
-// IoBufferPool: host buffers for the read path, all allocated at mount time.
+// HostBuffers: a fixed set of host buffers allocated at mount time; IoBufferPool hands them
+// out per request.
 #pragma once
 
 #include "vramfs/storage.hpp"
@@ -10,12 +11,32 @@
 
 namespace vramfs {
 
+// `count` buffers of `bytes` from the backend (page-locked for CUDA), each faulted in when it is
+// allocated: the daemon locks its memory on fault, and the first use of a buffer may come when
+// memory is short (serving swap), where a fresh page could wait on swap I/O the daemon itself
+// must serve. Throws std::runtime_error("cannot allocate " + what) if the backend refuses.
+class HostBuffers {
+public:
+    HostBuffers(StorageBackend& backend, std::size_t count, std::size_t bytes, const char* what);
+    ~HostBuffers();
+    HostBuffers(const HostBuffers&) = delete;
+    HostBuffers& operator=(const HostBuffers&) = delete;
+
+    void* operator[](std::size_t i) const noexcept { return all_[i]; }
+    std::size_t count() const noexcept { return all_.size(); }
+    std::size_t bytes() const noexcept { return bytes_; }
+
+private:
+    StorageBackend& backend_;
+    std::size_t bytes_;
+    std::vector<void*> all_;
+};
+
 // Serving swap I/O must not need memory while the machine is short of it, so every buffer a
 // request uses exists before the first request arrives. A request waits if all are in use.
 class IoBufferPool {
 public:
     IoBufferPool(StorageBackend& backend, std::size_t count, std::size_t bytes);
-    ~IoBufferPool();
     IoBufferPool(const IoBufferPool&) = delete;
     IoBufferPool& operator=(const IoBufferPool&) = delete;
 
@@ -36,14 +57,12 @@ public:
     };
 
     Lease take();
-    std::size_t buffer_size() const noexcept { return bytes_; }
-    std::size_t count() const noexcept { return all_.size(); }
+    std::size_t buffer_size() const noexcept { return buffers_.bytes(); }
+    std::size_t count() const noexcept { return buffers_.count(); }
 
 private:
     void put(void* p);
-    StorageBackend& backend_;
-    std::size_t bytes_;
-    std::vector<void*> all_;
+    HostBuffers buffers_;
     std::vector<void*> free_;
     std::mutex mu_;
     std::condition_variable cv_;

@@ -1,6 +1,7 @@
 // ReadCache: host copies of small windows of files, for small reads that walk through a file.
 #pragma once
 
+#include "vramfs/buffer_pool.hpp"
 #include "vramfs/storage.hpp"
 
 #include <atomic>
@@ -25,7 +26,6 @@ class ReadCache {
 public:
     // slots == 0: no cache (every call answers "not served").
     ReadCache(StorageBackend& backend, std::size_t slots, std::size_t window);
-    ~ReadCache();
     ReadCache(const ReadCache&) = delete;
     ReadCache& operator=(const ReadCache&) = delete;
 
@@ -64,8 +64,11 @@ private:
     Slot* victim_locked() noexcept;
     void copy_out(const Slot& s, std::uint64_t off, std::size_t len, void* dst) const noexcept;
 
-    StorageBackend& backend_;
     std::size_t window_;
+    // Faulted in at mount: a fill holds a lock that writes in place wait for, so a fresh page
+    // there under memory pressure could wait on swap writes those writers serve (CI's
+    // swap_pressure_host deadlocked on exactly that before the windows were faulted in).
+    HostBuffers windows_;
     std::vector<Slot> slots_;
     std::mutex mu_;
     std::uint64_t tick_ = 0;
