@@ -5,10 +5,9 @@
 # Usage: tests/gpu/multi_gpu.sh BUILD_DIR [BACKEND]   (root)
 set -euo pipefail
 build=${1:-build}
-backend=${2:-cuda}
-here=$(cd "$(dirname "$0")" && pwd)
-helper=$here/../../mount-helpers/vramfs-swap
-export VRAMFS_BIN=$build/vramfs
+export VRAMFS_BIN=$build/vramfs VRAMFS_TEST_BACKEND=${2:-cuda}
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/../integration/lib.sh" # backend, helper, start/stop_swap_watch
 pressure=$build/tests/vramfs-pressure
 bench=$build/tests/vramfs-iobench
 m=$(mktemp -d)
@@ -17,14 +16,9 @@ trap '"$helper" off all --mountpoint "$m" >/dev/null 2>&1 || true; fusermount3 -
 for devices in 0 0,1; do
   echo "== swap on --device $devices (2 GiB each)"
   "$helper" on 2G --device "$devices" --mountpoint "$m" --priority 200 --backend "$backend"
-  peak=$(mktemp)
-  (while sleep 0.05; do awk 'NR > 1 && $1 ~ /loop/ { print $1, $4 }' /proc/swaps; done >"$peak") &
-  watcher=$!
+  start_swap_watch
   "$pressure" --working-set 2G --limit 512M --timeout 300 | grep -E "swap-|corrupted"
-  kill "$watcher"
-  wait "$watcher" 2>/dev/null || true
-  awk '$2 > m[$1] { m[$1] = $2 } END { for (d in m) print "  ", d, "peak use", m[d], "KiB" }' "$peak"
-  rm -f "$peak"
+  stop_swap_watch | awk '{ print "  ", $1, "peak use", $2, "KiB" }'
   "$helper" off all --mountpoint "$m" >/dev/null
 done
 

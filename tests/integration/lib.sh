@@ -44,6 +44,20 @@ reserved_mib() {
     awk -F: '{ sum += $2 } END { print int(sum / 1048576) }'
 }
 
+# Samples each loop swap's use (KiB, /proc/swaps) every 50 ms in the background until
+# stop_swap_watch, which prints "DEVICE PEAK_KIB" for each loop swap seen.
+start_swap_watch() {
+  swap_watch_file=$(mktemp)
+  (while sleep 0.05; do awk 'NR > 1 && $1 ~ /loop/ { print $1, $4 }' /proc/swaps; done >"$swap_watch_file") &
+  swap_watcher=$!
+}
+stop_swap_watch() {
+  kill "$swap_watcher" 2>/dev/null || true
+  wait "$swap_watcher" 2>/dev/null || true
+  awk '$2 > m[$1] { m[$1] = $2 } END { for (d in m) print d, m[d] }' "$swap_watch_file"
+  rm -f "$swap_watch_file"
+}
+
 daemon_pid() { pgrep -f "^$bin $1 " | head -n1; }
 
 # Aborts the FUSE connection of a mount (through fusectl): the way out of a hung daemon, so a

@@ -45,22 +45,16 @@ grep -Eq "^gpu0 .* (host|cuda)0$" <<<"$table" || fail "vramfs-swap status does n
 grep -Eq "^gpu1 .* (host|cuda)1$" <<<"$table" || fail "vramfs-swap status does not show gpu1 on device 1"
 
 step "pressure: pages go to both devices and all come back"
-peak=$(mktemp)
-(
-  while sleep 0.05; do awk 'NR > 1 && $1 ~ /loop/ { print $1, $4 }' /proc/swaps; done >"$peak"
-) &
-watcher=$!
+start_swap_watch
 rc=0
 "$pressure" --working-set 448M --limit 112M --timeout 240 || rc=$?
-kill "$watcher" 2>/dev/null || true
-wait "$watcher" 2>/dev/null || true
+peaks=$(stop_swap_watch)
 ((rc == 0)) || fail "pressure run failed (exit $rc)"
 for l in "${loops[@]}"; do
-  max=$(awk -v d="$l" '$1 == d && $2 > m { m = $2 } END { print m + 0 }' "$peak")
+  max=$(awk -v d="$l" '$1 == d { m = $2 } END { print m + 0 }' <<<"$peaks")
   echo "$l peak swap use: ${max} KiB"
   ((max > 0)) || fail "$l took no pages: no striping"
 done
-rm -f "$peak"
 "$helper" off all --mountpoint "$mnt" >/dev/null
 mountpoint -q "$mnt" && fail "still mounted"
 echo "swap across two devices on $backend: ok"
