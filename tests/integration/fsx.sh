@@ -7,7 +7,7 @@ set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 [[ -w /dev/fuse ]] || skip "no usable /dev/fuse"
-if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then skip "no CUDA device"; fi
+require_backend
 fsx=${VRAMFS_FSX:?set VRAMFS_FSX to the vramfs-fsx binary}
 ops=${FSX_OPS:-200000}
 seed=${FSX_SEED:-$(date +%s)}

@@ -13,6 +13,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 helper=$here/../../mount-helpers/vramfs-swap
 
+# Skips unless the backend under test can run here (cuda: a usable GPU).
+require_backend() {
+  if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then
+    skip "no CUDA device"
+  fi
+}
+
 require_swap_environment() {
   [[ -w /dev/fuse ]] || skip "no usable /dev/fuse"
   [[ $(id -u) -eq 0 ]] || skip "losetup and swapon need root"
@@ -20,9 +27,7 @@ require_swap_environment() {
   for tool in losetup mkswap swapon swapoff fallocate; do
     command -v "$tool" >/dev/null || skip "$tool is not installed"
   done
-  if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then
-    skip "no CUDA device"
-  fi
+  require_backend
 }
 
 # MiB used on a mount, from statfs.

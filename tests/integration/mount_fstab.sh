@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 [[ $(id -u) -eq 0 ]] || skip "mount(8) of a FUSE type needs root here"
 # mount(8) looks for the helper of type fuse.vramfs in /sbin only, not in PATH.
 [[ -x /sbin/mount.fuse || -x /sbin/mount.fuse.vramfs ]] || skip "/sbin/mount.fuse (fuse3) is not installed"
-if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then skip "no CUDA device"; fi
+require_backend
 
 # mount.fuse3 runs the program named by the type ("vramfs") from mount's own PATH
 # (/usr/sbin:/usr/bin:/sbin:/bin for root). Unless vramfs is installed, link the one under test

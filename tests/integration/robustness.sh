@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 [[ -w /dev/fuse ]] || skip "no usable /dev/fuse"
 [[ $(id -u) -eq 0 ]] || skip "needs root to act as another user"
 command -v setpriv >/dev/null || skip "setpriv (util-linux) is not installed"
-if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then skip "no CUDA device"; fi
+require_backend
 
 mnt=$(mktemp -d /tmp/vramfs-robust-XXXXXX)
 chmod 755 "$mnt"

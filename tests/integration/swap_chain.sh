@@ -3,20 +3,9 @@
 # back; checks that VRAM is reserved up front and handed back at the end.
 # Environment: VRAMFS_BIN (the binary), VRAMFS_TEST_BACKEND (host or cuda). Exit 77: skipped.
 set -euo pipefail
-
-skip() { echo "SKIPPED: $*"; exit 77; }
-fail() { echo "FAILED: $*" >&2; exit 1; }
-
-bin=${VRAMFS_BIN:?set VRAMFS_BIN to the vramfs binary}
-backend=${VRAMFS_TEST_BACKEND:-host}
-[[ -w /dev/fuse ]] || skip "no usable /dev/fuse"
-[[ $(id -u) -eq 0 ]] || skip "losetup and swapon need root"
-for tool in losetup mkswap swapon swapoff fallocate; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed"
-done
-if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then
-  skip "no CUDA device"
-fi
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+require_swap_environment
 
 mnt=$(mktemp -d /tmp/vramfs-swap-XXXXXX)
 loop=""
@@ -30,16 +19,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-used_mib() { df --block-size=1M --output=used "$mnt" | tail -1 | tr -d ' '; }
 
 echo "+ vramfs $mnt 256M --backend $backend"
 "$bin" "$mnt" 256M --backend "$backend"
-[[ $(used_mib) -eq 0 ]] || fail "a new mount should use nothing, uses $(used_mib) MiB"
+[[ $(used_mib "$mnt") -eq 0 ]] || fail "a new mount should use nothing, uses $(used_mib "$mnt") MiB"
 
 echo "+ fallocate -l 128M $mnt/swap"
 fallocate -l 128M "$mnt/swap"
 chmod 600 "$mnt/swap"
-[[ $(used_mib) -eq 128 ]] || fail "fallocate should reserve 128 MiB at once, df says $(used_mib)"
+[[ $(used_mib "$mnt") -eq 128 ]] || fail "fallocate should reserve 128 MiB at once, df says $(used_mib "$mnt")"
 [[ $(du -m "$mnt/swap" | cut -f1) -eq 128 ]] || fail "du should show 128 MiB allocated"
 
 loop=$(losetup --find --show "$mnt/swap")
@@ -56,7 +44,7 @@ losetup -d "$loop"
 loop=""
 rm "$mnt/swap"
 sleep 0.2
-[[ $(used_mib) -eq 0 ]] || fail "after rm the mount still uses $(used_mib) MiB"
+[[ $(used_mib "$mnt") -eq 0 ]] || fail "after rm the mount still uses $(used_mib "$mnt") MiB"
 fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
 if mountpoint -q "$mnt"; then fail "still mounted"; fi
 echo "swap chain on $backend: ok"
