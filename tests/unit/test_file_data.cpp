@@ -210,6 +210,21 @@ TEST_CASE("read cache: a walk through a file is served from host windows, never 
               std::vector<unsigned char>(data.begin() + 2 * kBlock, data.begin() + 3 * kBlock));
         CHECK(cache.fills() == fills);
     }
+    SUBCASE("a read larger than 64 KiB goes to storage, even while walking") {
+        ReadCache big(be, 2, 1 << 20);
+        BlockPool wide(be, 16ull << 20, 1 << 20, 4ull << 20);
+        FileData w(wide);
+        auto bytes = pattern(4ull << 20, 9);
+        REQUIRE(w.write(0, bytes.size(), bytes.data()) == 0);
+        for (std::uint64_t off = 0; off < (2ull << 20); off += 128 * 1024)
+            CHECK(read_cached(w, big, off, 128 * 1024) ==
+                  std::vector<unsigned char>(bytes.begin() + static_cast<long>(off),
+                                             bytes.begin() + static_cast<long>(off + 128 * 1024)));
+        CHECK(big.fills() == 0);
+        for (std::uint64_t off = 0; off < (1ull << 20); off += 64 * 1024)
+            read_cached(w, big, off, 64 * 1024);
+        CHECK(big.fills() == 1); // 64 KiB reads of a 1 MiB window still use it
+    }
     SUBCASE("a failing device read is an error, not cached data") {
         be.fail_copies = true;
         std::vector<unsigned char> v(4096);
