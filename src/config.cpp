@@ -42,7 +42,8 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     app.set_version_flag("--version", "vramfs " VRAMFS_VERSION);
     app.get_formatter()->column_width(26);
 
-    std::string size_text, backend_text = "cuda", block_text = "1M", level_text = "info";
+    std::string size_text, backend_text = "cuda", block_text = "1M", max_io_text = "1M",
+                level_text = "info";
     std::string size_text_o, backend_text_o; // from -o size=..., backend=...
     std::vector<std::string> opts;
     app.add_option("MOUNTPOINT", c.mountpoint, "an existing, empty directory to mount on");
@@ -76,6 +77,10 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     app.add_option("--block-size", block_text,
                    "allocation unit, a power of two from 4K to 64M")
         ->default_val("1M");
+    app.add_option("--max-io", max_io_text,
+                   "largest read or write request, a power of two from 4K to 1M; the kernel "
+                   "splits a larger O_DIRECT request into pieces it sends at once")
+        ->default_val("1M");
     app.add_flag("--null-io", c.null_io,
                  "benchmark mode: store nothing, read zeros (measures FUSE alone)");
     app.add_flag("--direct-io", c.direct_io, "bypass the kernel page cache for file data");
@@ -97,9 +102,9 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
                  "check what vramfs and vramfs-swap need on this machine, then exit");
     app.footer("vramfs status MOUNTPOINT [--json] shows a mount's devices, files and counters.\n\n"
                "Options may also be given as -o size=6G,device=0,backend=cuda,threads=8,\n"
-               "poll_us=200,read_cache=8,block_size=1M,release_delay=5,log_level=info,\n"
-               "null_io,direct_io,writeback_cache: that is how mount -t fuse.vramfs and\n"
-               "/etc/fstab pass them, e.g.\n"
+               "poll_us=200,read_cache=8,block_size=1M,max_io=1M,release_delay=5,\n"
+               "log_level=info,null_io,direct_io,writeback_cache: that is how mount -t\n"
+               "fuse.vramfs and /etc/fstab pass them, e.g.\n"
                "  vramfs  /mnt/vram  fuse.vramfs  size=6G,device=0,nofail  0 0");
 
     auto fail = [&](const std::string& msg) {
@@ -172,6 +177,8 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
             backend_text_o = val;
         } else if (key == "block_size" && eq != std::string::npos) {
             block_text = val;
+        } else if (key == "max_io" && eq != std::string::npos) {
+            max_io_text = val;
         } else if (key == "release_delay" && eq != std::string::npos) {
             try {
                 c.release_delay = std::stod(val);
@@ -250,6 +257,11 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     if (*block < 4096 || *block > (64u << 20) || (*block & (*block - 1)) != 0)
         return fail("--block-size must be a power of two from 4K to 64M");
     c.block_size = *block;
+    auto max_io = parse_size(max_io_text, &why);
+    if (!max_io) return fail("invalid --max-io '" + max_io_text + "': " + why);
+    if (*max_io < 4096 || *max_io > (1u << 20) || (*max_io & (*max_io - 1)) != 0)
+        return fail("--max-io must be a power of two from 4K to 1M");
+    c.max_io = *max_io;
     for (const auto& d : c.devices)
         if (d.size < c.block_size)
             return fail("SIZE " + format_size(d.size) + " is smaller than one block (" +
@@ -295,7 +307,7 @@ std::vector<std::string> fuse_arguments(const Config& c) {
         source += (i ? "+" : "") + std::to_string(c.devices[i].index);
     if (c.devices.empty()) source += "0"; // a Config made by hand: device 0, as the default
     std::string opts = "fsname=" + source + ",subtype=vramfs,default_permissions,max_read=" +
-                       std::to_string(1 << 20);
+                       std::to_string(c.max_io);
     for (const auto& o : c.fuse_options) opts += "," + o;
     args.push_back("-o");
     args.push_back(opts);

@@ -229,6 +229,7 @@ int serve(const Config& cfg, Reporter& reporter) {
         fo.writeback_cache = cfg.writeback_cache;
         fo.read_cache_slots = cfg.read_cache;
         fo.io_buffers = cfg.threads + 2;
+        fo.max_io = cfg.max_io;
         fs = std::make_unique<Filesystem>(raw, fo, Caller{::getuid(), ::getgid(), 0});
     } catch (const std::exception& ex) {
         reporter.report(kExitFailure, std::string("vramfs: cannot start: ") + ex.what());
@@ -261,7 +262,7 @@ int serve(const Config& cfg, Reporter& reporter) {
     }
     harden_for_swap();
 
-    const int rc = serve_session(se, cfg.threads, *backends.front(), cfg.poll_us);
+    const int rc = serve_session(se, cfg.threads, *backends.front(), fs->request_stats(), cfg.poll_us);
     fuse_session_destroy(se);
     log_info("unmounted %s", cfg.mountpoint.c_str());
     return rc == 0 ? 0 : kExitFailure;

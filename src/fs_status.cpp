@@ -108,18 +108,46 @@ std::string Filesystem::status(bool json) {
     }
     const auto r = counters_.bytes_read.load(), w = counters_.bytes_written.load(),
                e = counters_.errors.load();
+    // Per-request timing: totals in JSON (a caller can take differences), means in the table.
+    auto timing_json = [](const char* name, const OpTiming& t) {
+        return std::string("\"") + name + "\":{\"requests\":" + std::to_string(t.requests.load()) +
+               ",\"handle_ns\":" + std::to_string(t.handle_ns.load()) + ",\"storage_ns\":" +
+               std::to_string(t.storage_ns.load()) + ",\"received\":" +
+               std::to_string(t.received.load()) + ",\"receive_ns\":" +
+               std::to_string(t.receive_ns.load()) + "}";
+    };
+    auto timing_line = [](const char* name, const OpTiming& t) {
+        const std::uint64_t n = t.requests.load(), got = t.received.load();
+        if (n == 0) return std::string();
+        char buf[256];
+        const double us = 1e-3 / static_cast<double>(n);
+        const double handle = static_cast<double>(t.handle_ns.load()) * us,
+                     storage = static_cast<double>(t.storage_ns.load()) * us;
+        int len = std::snprintf(buf, sizeof buf, "%-6s %llu requests, per request: storage %.1f us, "
+                                "other handling and reply %.1f us",
+                                name, static_cast<unsigned long long>(n), storage, handle - storage);
+        if (got && len > 0 && static_cast<std::size_t>(len) < sizeof buf)
+            std::snprintf(buf + len, sizeof buf - static_cast<std::size_t>(len), ", receive %.1f us",
+                          static_cast<double>(t.receive_ns.load()) * 1e-3 / static_cast<double>(got));
+        return std::string(buf) + "\n";
+    };
     if (json) {
         out += "],\"files_truncated\":" + std::string(truncated ? "true" : "false") +
                ",\"counters\":{\"bytes_read\":" + std::to_string(r) + ",\"bytes_written\":" +
                std::to_string(w) + ",\"errors\":" + std::to_string(e) +
                ",\"read_cache_hits\":" + std::to_string(read_cache_.hits()) +
-               ",\"read_cache_fills\":" + std::to_string(read_cache_.fills()) + "}}\n";
+               ",\"read_cache_fills\":" + std::to_string(read_cache_.fills()) + "},\"timing\":{" +
+               timing_json("read", request_stats_.read) + "," +
+               timing_json("write", request_stats_.write) + "}}\n";
     } else {
         if (truncated) out += "(more files not listed)\n";
         out += "\nread " + format_size(r) + ", written " + format_size(w) + ", errors " +
                std::to_string(e) + " since mount; read cache: " +
                std::to_string(read_cache_.hits()) + " hits, " +
                std::to_string(read_cache_.fills()) + " windows filled\n";
+        const std::string tr = timing_line("read", request_stats_.read),
+                          tw = timing_line("write", request_stats_.write);
+        if (!tr.empty() || !tw.empty()) out += "\n" + tr + tw;
     }
     return out;
 }

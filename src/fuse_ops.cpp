@@ -200,17 +200,28 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (fuse_reply_open(req, fi) != 0) fs_of(req).release(ino);
 }
 
+// Runs a read or write's Filesystem call and adds its time to the request statistics.
+template <class Fn> int timed(std::atomic<std::uint64_t>& total, Fn&& fn) noexcept {
+    const std::uint64_t t0 = monotonic_ns();
+    const int err = fn();
+    total.fetch_add(monotonic_ns() - t0, std::memory_order_relaxed);
+    return err;
+}
+
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
     Filesystem& fs = fs_of(req);
     if (off < 0) {
         fuse_reply_err(req, EINVAL);
         return;
     }
+    std::atomic<std::uint64_t>& storage_ns = fs.request_stats().read.storage_ns;
     if (size <= fs.buffers().buffer_size()) {
         auto lease = fs.buffers().take();
         std::size_t got = 0;
         int err = guarded(req, "read", ino, [&] {
-            return fs.read(ino, static_cast<std::uint64_t>(off), size, lease.get(), got);
+            return timed(storage_ns, [&] {
+                return fs.read(ino, static_cast<std::uint64_t>(off), size, lease.get(), got);
+            });
         });
         if (err)
             fuse_reply_err(req, err);
@@ -226,7 +237,9 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     }
     std::size_t got = 0;
     int err = guarded(req, "read", ino, [&] {
-        return fs.read(ino, static_cast<std::uint64_t>(off), size, buf.get(), got);
+        return timed(storage_ns, [&] {
+            return fs.read(ino, static_cast<std::uint64_t>(off), size, buf.get(), got);
+        });
     });
     if (err)
         fuse_reply_err(req, err);
@@ -240,8 +253,10 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
         fuse_reply_err(req, EINVAL);
         return;
     }
+    Filesystem& fs = fs_of(req);
     int err = guarded(req, "write", ino, [&] {
-        return fs_of(req).write(ino, static_cast<std::uint64_t>(off), size, buf);
+        return timed(fs.request_stats().write.storage_ns,
+                     [&] { return fs.write(ino, static_cast<std::uint64_t>(off), size, buf); });
     });
     if (err)
         fuse_reply_err(req, err);

@@ -4,6 +4,7 @@
 #include "vramfs/serve_loop.hpp"
 
 #include "vramfs/log.hpp"
+#include "vramfs/request_stats.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -15,6 +16,7 @@
 #include <malloc.h>
 #include <sys/mman.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -49,15 +51,9 @@ struct Worker {
     std::atomic<bool>* finished = nullptr;
     std::atomic<unsigned>* ready = nullptr;
     PollState* poll = nullptr;
+    RequestStats* stats = nullptr;
     int epoll_fd = -1; // with busy-polling: this worker's sleep on /dev/fuse
 };
-
-std::uint64_t now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 // Locks (on fault) every mapping the daemon uses: its code, libraries, heap, stacks and
 // buffers. Not the GPU driver's device mappings or its huge address reservations: those are
@@ -131,13 +127,13 @@ namespace {
 // all of them. Returns whether this worker holds a spinner slot afterwards.
 bool wait_for_request(Worker& w, std::uint64_t spin_until, bool spinning) {
     PollState& p = *w.poll;
-    if (!spinning && now_ns() < spin_until) {
+    if (!spinning && monotonic_ns() < spin_until) {
         unsigned n = p.spinners.load(std::memory_order_relaxed);
         while (n < p.max_spinners && !p.spinners.compare_exchange_weak(n, n + 1)) {
         }
         spinning = n < p.max_spinners;
     }
-    if (spinning && now_ns() < spin_until) {
+    if (spinning && monotonic_ns() < spin_until) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
@@ -162,6 +158,7 @@ void* worker_main(void* arg) {
     std::uint64_t spin_until = 0;
     bool spinning = false;
     while (!fuse_session_exited(w->se)) {
+        const std::uint64_t asked = monotonic_ns();
         const int res = fuse_session_receive_buf(w->se, &buf);
         if (res == -EAGAIN && polling) {
             spinning = wait_for_request(*w, spin_until, spinning);
@@ -174,9 +171,23 @@ void* worker_main(void* arg) {
             fuse_session_exit(w->se);
             break;
         }
+        const std::uint64_t arrived = monotonic_ns();
+        // The request starts with the kernel's header (libfuse reads it into our buffer).
+        OpTiming* timing = static_cast<std::size_t>(res) >= sizeof(fuse_in_header)
+                               ? w->stats->of(static_cast<const fuse_in_header*>(w->buffer)->opcode)
+                               : nullptr;
         fuse_session_process_buf(w->se, &buf);
         buf.mem = w->buffer;
-        if (polling) spin_until = now_ns() + w->poll->spin_ns;
+        const std::uint64_t done = monotonic_ns();
+        if (timing) {
+            timing->requests.fetch_add(1, std::memory_order_relaxed);
+            timing->handle_ns.fetch_add(done - arrived, std::memory_order_relaxed);
+            if (polling) { // a non-blocking read: its time is the copy, not a wait
+                timing->received.fetch_add(1, std::memory_order_relaxed);
+                timing->receive_ns.fetch_add(arrived - asked, std::memory_order_relaxed);
+            }
+        }
+        if (polling) spin_until = done + w->poll->spin_ns;
     }
     if (spinning) w->poll->spinners.fetch_sub(1);
     w->finished->store(true);
@@ -209,7 +220,7 @@ bool prepare_polling(fuse_session* se, std::vector<Worker>& workers) {
 } // namespace
 
 int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers,
-                  unsigned poll_us) {
+                  RequestStats& stats, unsigned poll_us) {
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
@@ -226,7 +237,10 @@ int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers,
     PollState poll;
     poll.spin_ns = std::uint64_t{poll_us} * 1000;
     poll.max_spinners = std::min(threads, kMaxSpinners);
-    for (auto& w : workers) w.poll = &poll;
+    for (auto& w : workers) {
+        w.poll = &poll;
+        w.stats = &stats;
+    }
     if (poll_us > 0) prepare_polling(se, workers);
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -5,6 +5,7 @@
 #include "vramfs/buffer_pool.hpp"
 #include "vramfs/inode_table.hpp"
 #include "vramfs/read_cache.hpp"
+#include "vramfs/request_stats.hpp"
 
 #include <fuse_lowlevel.h>
 
@@ -100,6 +101,7 @@ public:
     IoBufferPool& buffers() noexcept { return buffers_; }
     const FsOptions& options() const noexcept { return opts_; }
     Counters& counters() noexcept { return counters_; }
+    RequestStats& request_stats() noexcept { return request_stats_; }
 
 private:
     void fill_stat(const Inode& inode, struct stat& st) const; // caller holds inode.mu
@@ -125,6 +127,7 @@ private:
     IoBufferPool buffers_;
     ReadCache read_cache_;
     Counters counters_;
+    RequestStats request_stats_;
 };
 
 // Updates an inode's atime after a read, relatime style (atime is atomic: no lock needed).

@@ -1,6 +1,7 @@
 // The FUSE request loop: a fixed set of worker threads prepared before the first request.
 #pragma once
 
+#include "vramfs/request_stats.hpp"
 #include "vramfs/storage.hpp"
 
 #include <fuse_lowlevel.h>
@@ -19,8 +20,9 @@ void prepare_heap();
 // poll_us > 0: after serving a request a worker busy-polls /dev/fuse for up to that many
 // microseconds (at most two workers at once) before it sleeps, so that a request arriving
 // soon after needs no wakeup; a sleeping worker still answers at once.
+// Read and write requests are timed into `stats`.
 // Call with the signals unblocked in no other thread; returns 0 on a clean exit.
 int serve_session(fuse_session* se, unsigned threads, StorageBackend& buffers,
-                  unsigned poll_us = 0);
+                  RequestStats& stats, unsigned poll_us = 0);
 
 } // namespace vramfs

@@ -62,6 +62,31 @@ class Target:
         os.rmdir(self.dir)
 
 
+def timing(directory):
+    """The mount's per-request timing totals (vramfs status JSON), or None for tmpfs."""
+    try:
+        return json.loads(os.getxattr(directory, "user.vramfs.status.json"))["timing"]
+    except OSError:
+        return None
+
+
+def timing_row(before, after, rw):
+    """Mean microseconds per request of one row: storage, the rest of handling and the reply,
+    and (with busy-polling) the read of the request from /dev/fuse."""
+    op = "read" if "read" in rw else "write"
+    b, a = before[op], after[op]
+    n = a["requests"] - b["requests"]
+    if n <= 0:
+        return None
+    got = a["received"] - b["received"]
+    storage = (a["storage_ns"] - b["storage_ns"]) / n / 1e3
+    handle = (a["handle_ns"] - b["handle_ns"]) / n / 1e3
+    row = {"requests": n, "storage_us": storage, "other_us": handle - storage}
+    if got > 0:
+        row["receive_us"] = (a["receive_ns"] - b["receive_ns"]) / got / 1e3
+    return row
+
+
 def iobench(tool, directory, rw, bs, direct, jobs, size, runtime):
     if rw.startswith("rand"):
         size = "256M"  # the file random I/O runs over, per job
@@ -190,8 +215,14 @@ def main():
             if kind == "vramfs":
                 results["mount_s"][name] = t.mount_s
             for w in rows:
+                before = timing(t.dir) if kind == "vramfs" else None
                 gbs, iops = iobench(tool, t.dir, *w, args.size, args.runtime)
                 results["rows"].setdefault(row_name(*w), {})[name] = {"gb_s": gbs, "iops": iops}
+                after = timing(t.dir) if before else None
+                if after:
+                    tr = timing_row(before, after, w[0])
+                    if tr:
+                        results["rows"][row_name(*w)][name]["timing"] = tr
                 print(f"{name:14} {row_name(*w):28} {gbs:7.2f} GB/s {iops:10.0f} IOPS", flush=True)
 
     memcpy = os.path.join(build, "tests", "vramfs-memcpy-bench")
@@ -247,6 +278,21 @@ def main():
                 per[n]["x_tmpfs"] = per[n][key] / per["tmpfs"][key] if per["tmpfs"][key] else None
                 if null and per.get(null) and n != null:
                     per[n]["x_null"] = per[n][key] / per[null][key] if per[null][key] else None
+    # Where a request's time goes in the daemon, per row (means in microseconds).
+    print(f"\n{'per request, us':28}" + "".join(f"{n:>24}" for n in names if n != "tmpfs")
+          + "   (storage / other handling+reply / receive)")
+    for row, per in results["rows"].items():
+        cells = []
+        for n in names:
+            if n == "tmpfs":
+                continue
+            tr = (per.get(n) or {}).get("timing")
+            if not tr:
+                cells.append(f"{'-':>24}")
+                continue
+            rec = f"{tr['receive_us']:.1f}" if "receive_us" in tr else "-"
+            cells.append(f"{tr['storage_us']:.1f} / {tr['other_us']:.1f} / {rec}".rjust(24))
+        print(f"{row:28}" + "".join(cells))
     for name, gbs in results["memcpy"].items():
         us = results.get("memcpy_us", {}).get(name)
         print(f"{name:40} {gbs:7.2f} GB/s" + (f" {us:9.2f} us per copy" if us else ""))

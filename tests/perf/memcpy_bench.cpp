@@ -2,10 +2,12 @@
 // filesystem sees. Prints one JSON object per line: {"name", "gb_s"}.
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -62,6 +64,69 @@ int main(int argc, char** argv) {
         row("pinned D2H", measure(pinned, dev, chunk, total, cudaMemcpyDeviceToHost));
         row("pageable H2D", measure(dev, pageable.data(), chunk, total, cudaMemcpyHostToDevice));
         row("pageable D2H", measure(pageable.data(), dev, chunk, total, cudaMemcpyDeviceToHost));
+    }
+    // What a request's copy meets inside the daemon, which the rows above do not: the buffer was
+    // just touched by the CPU (the kernel copies a write's data in, a read's reply out), there
+    // are several buffers in turn, the copy runs on the per-thread stream, and two workers spin
+    // on /dev/fuse beside it (--poll-us). 1 MiB copies, each waited for; microseconds per copy.
+    {
+        const std::size_t chunk = std::size_t{1} << 20;
+        const int reps = 1024;
+        constexpr int kBuffers = 18; // 8 receive buffers and 10 read buffers, as the daemon has
+        auto* base = static_cast<char*>(pinned);
+        auto timed_copies = [&](const char* name, cudaMemcpyKind kind, bool touch, int buffers,
+                                bool per_thread_stream, int spinners) {
+            std::atomic<bool> stop{false};
+            std::vector<std::thread> spin;
+            for (int i = 0; i < spinners; ++i)
+                spin.emplace_back([&] {
+                    while (!stop.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+                });
+            double total = 0;
+            for (int i = 0; i < reps; ++i) {
+                char* buf = base + (i % buffers) * (2 * chunk) + (kind == cudaMemcpyHostToDevice ? 80 : 0);
+                // The kernel's copy of the request's data in (a write) or the reply out (a read).
+                if (touch) {
+                    if (kind == cudaMemcpyHostToDevice)
+                        std::memcpy(buf, pageable.data(), chunk);
+                    else
+                        std::memcpy(pageable.data(), buf, chunk);
+                }
+                auto t0 = std::chrono::steady_clock::now();
+                void* d = static_cast<char*>(dev) + (i % 64) * chunk;
+                void* dst = kind == cudaMemcpyHostToDevice ? d : static_cast<void*>(buf);
+                const void* src = kind == cudaMemcpyHostToDevice ? static_cast<const void*>(buf) : d;
+                if (per_thread_stream) {
+                    cudaMemcpyAsync(dst, src, chunk, kind, cudaStreamPerThread);
+                    cudaStreamSynchronize(cudaStreamPerThread);
+                } else {
+                    cudaMemcpy(dst, src, chunk, kind);
+                    cudaStreamSynchronize(nullptr);
+                }
+                total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            }
+            stop = true;
+            for (auto& t : spin) t.join();
+            const double us = total / reps * 1e6;
+            std::printf("{\"name\":\"%s\",\"gb_s\":%.3f,\"us\":%.2f}\n", name,
+                        static_cast<double>(chunk) / (us * 1e3), us);
+        };
+        for (auto kind : {cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost}) {
+            const bool h2d = kind == cudaMemcpyHostToDevice;
+            auto name = [&](const char* what) {
+                static char buf[160];
+                std::snprintf(buf, sizeof buf, "daemon-like %s 1MiB: %s", h2d ? "H2D" : "D2H", what);
+                return buf;
+            };
+            timed_copies(name("one buffer, untouched"), kind, false, 1, false, 0);
+            timed_copies(name("one buffer, CPU copy between"), kind, true, 1, false, 0);
+            timed_copies(name("18 buffers in turn, untouched"), kind, false, kBuffers, false, 0);
+            timed_copies(name("18 buffers in turn, CPU copy between"), kind, true, kBuffers, false, 0);
+            timed_copies(name("per-thread stream, untouched"), kind, false, 1, true, 0);
+            timed_copies(name("two spinning threads beside, untouched"), kind, false, 1, false, 2);
+            timed_copies(name("all of it (18 buffers, CPU copy, per-thread stream, 2 spinners)"),
+                         kind, true, kBuffers, true, 2);
+        }
     }
     cudaFree(dev);
     cudaFreeHost(pinned);

@@ -47,6 +47,16 @@ TEST_CASE("options") {
     CHECK(args[2].find("default_permissions") != std::string::npos);
 }
 
+TEST_CASE("--max-io sets the largest request, for the kernel (max_read) and the daemon") {
+    CHECK(parse({"/m", "1G"}).config.max_io == 1 << 20);
+    CHECK(fuse_arguments(parse({"/m", "1G"}).config)[2].find("max_read=1048576") != std::string::npos);
+    auto r = parse({"/m", "1G", "--max-io", "256K"});
+    REQUIRE_FALSE(r.done);
+    CHECK(r.config.max_io == 256 << 10);
+    CHECK(fuse_arguments(r.config)[2].find("max_read=262144") != std::string::npos);
+    CHECK(parse({"vramfs", "/m", "-o", "size=1G,max_io=64K"}).config.max_io == 64 << 10);
+}
+
 TEST_CASE("-o takes one value each time, before or after the positionals") {
     auto r = parse({"-o", "allow_other", "/m", "1G", "-o", "ro"});
     REQUIRE_FALSE(r.done);
@@ -122,6 +132,9 @@ TEST_CASE("bad input: one line, exit code 2") {
         {"/m", "6G", "--block-size", "3000"},
         {"/m", "6G", "--block-size", "1K"},
         {"/m", "6G", "--block-size", "1G"},
+        {"/m", "6G", "--max-io", "2M"},
+        {"/m", "6G", "--max-io", "2K"},
+        {"/m", "6G", "--max-io", "100K"},
         {"/m", "512K"}, // smaller than one 1 MiB block
         {"/m", "6G", "--bogus"},
         {"/m", "6G", "extra"},
