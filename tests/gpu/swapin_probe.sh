@@ -43,6 +43,7 @@ for pc in "${clusters[@]}"; do
   loop=$("$helper" on "$size" --mountpoint "$m" --name probe --priority 200 --backend "$backend" \
     ${PROBE_OPTS:-})
   measure "vramfs $backend ${PROBE_OPTS:-} (page-cluster $pc)" "$loop"
-  "$VRAMFS_BIN" status "$m" | tail -n1 # counters, with the read cache's hits and fills
+  # counters (with the read cache's hits and fills) and the per-request timing of reads and writes
+  "$VRAMFS_BIN" status "$m" | sed -n '/since mount/,$p'
   "$helper" off all --mountpoint "$m" >/dev/null; rmdir "$m"
 done
