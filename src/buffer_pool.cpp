@@ -27,23 +27,24 @@ HostBuffers::~HostBuffers() {
 }
 
 IoBufferPool::IoBufferPool(StorageBackend& backend, std::size_t count, std::size_t bytes)
-    : buffers_(backend, count, bytes, "I/O buffers") {
-    free_.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) free_.push_back(buffers_[i]);
+    : buffers_(backend, count, bytes, "I/O buffers"), free_(count), free_count_(count) {
+    for (std::size_t i = 0; i < count; ++i) free_[i] = buffers_[i];
 }
 
 IoBufferPool::Lease IoBufferPool::take() {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !free_.empty(); });
-    void* p = free_.back();
-    free_.pop_back();
+    cv_.wait(lock, [&] { return free_count_ > 0; });
+    void* p = free_[first_free_];
+    first_free_ = (first_free_ + 1) % free_.size();
+    --free_count_;
     return Lease(*this, p);
 }
 
 void IoBufferPool::put(void* p) {
     {
         std::lock_guard lock(mu_);
-        free_.push_back(p); // capacity reserved up front: never allocates
+        free_[(first_free_ + free_count_) % free_.size()] = p; // slots exist: never allocates
+        ++free_count_;
     }
     cv_.notify_one();
 }

@@ -34,6 +34,10 @@ private:
 
 // Serving swap I/O must not need memory while the machine is short of it, so every buffer a
 // request uses exists before the first request arrives. A request waits if all are in use.
+// Buffers are handed out in turn (the one returned longest ago first), not the one just
+// returned: a read copies from the device into its buffer after the kernel copied the last
+// reply out of it, and a device copy into lines still in a core's cache is slower (measured on
+// an H200: 1 MiB from 45-49 us to 28 us when the lines had left the cache).
 class IoBufferPool {
 public:
     IoBufferPool(StorageBackend& backend, std::size_t count, std::size_t bytes);
@@ -63,7 +67,8 @@ public:
 private:
     void put(void* p);
     HostBuffers buffers_;
-    std::vector<void*> free_;
+    std::vector<void*> free_; // a ring of count() slots: free_count_ buffers from first_free_
+    std::size_t first_free_ = 0, free_count_ = 0;
     std::mutex mu_;
     std::condition_variable cv_;
 };
