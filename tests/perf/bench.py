@@ -180,7 +180,9 @@ def main():
     ap.add_argument("--size", default="1G", help="bytes each fio job writes or reads")
     ap.add_argument("--runtime", default="3", help="seconds for each random-I/O row")
     ap.add_argument("--threads", default="8", help="vramfs --threads")
-    ap.add_argument("--extra", default="", help="more vramfs options, space separated")
+    ap.add_argument("--extra", default="",
+                    help="more vramfs options, space separated; write a single flag as "
+                         "--extra=--writeback-cache (argparse takes a lone --flag for an option)")
     ap.add_argument("--quick", action="store_true", help="only the 1 MiB and 4 KiB rows")
     ap.add_argument("--swap", action="store_true", help="also measure swap under pressure")
     ap.add_argument("--swap-ws", default="3G")
