@@ -200,8 +200,9 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (fuse_reply_open(req, fi) != 0) fs_of(req).release(ino);
 }
 
-// Runs a read or write's Filesystem call and adds its time to the request statistics.
-template <class Fn> int timed(std::atomic<std::uint64_t>& total, Fn&& fn) noexcept {
+// Runs a read or write's Filesystem call and adds its time to the request statistics. Not
+// noexcept: an exception must reach guarded() around it (time of a throwing call is not added).
+template <class Fn> int timed(std::atomic<std::uint64_t>& total, Fn&& fn) {
     const std::uint64_t t0 = monotonic_ns();
     const int err = fn();
     total.fetch_add(monotonic_ns() - t0, std::memory_order_relaxed);

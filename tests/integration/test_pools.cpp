@@ -6,6 +6,8 @@
 #include "mount_fixture.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -111,4 +113,49 @@ TEST_CASE("several devices in one mount: placement, xattrs, per-device ENOSPC, s
     CHECK(out == text.substr(0, out.size())); // the same table, counters aside
     CHECK(run_program({vramfs_binary(), "status", "/tmp"}, &out) == 1);
     CHECK(run_program({vramfs_binary(), "status"}, &out) == 2);
+}
+
+namespace {
+// A number field of the status JSON's timing for one operation ("read" or "write").
+std::uint64_t timing_field(const std::string& json, const char* op, const char* field) {
+    const std::size_t at = json.find(std::string("\"timing\":"));
+    if (at == std::string::npos) return 0;
+    const std::size_t o = json.find(std::string("\"") + op + "\":{", at);
+    const std::size_t f = json.find(std::string("\"") + field + "\":", o);
+    if (o == std::string::npos || f == std::string::npos) return 0;
+    return std::stoull(json.substr(f + std::strlen(field) + 3));
+}
+} // namespace
+
+TEST_CASE("status times read and write requests") {
+    // Busy-polling on, so that the time to receive a request is measured too.
+    VramfsMount m("64M", {"--poll-us", "50"});
+    const std::string f = m.path() + "/t";
+    const std::string before = status(m.path(), true);
+    std::vector<char> data(256 * 1024, 'x');
+    int fd = ::open(f.c_str(), O_RDWR | O_CREAT | O_DIRECT, 0600);
+    REQUIRE(fd >= 0);
+    void* buf = nullptr;
+    REQUIRE(::posix_memalign(&buf, 4096, data.size()) == 0);
+    std::memcpy(buf, data.data(), data.size());
+    for (int i = 0; i < 4; ++i)
+        CHECK(::pwrite(fd, buf, data.size(), static_cast<off_t>(i * data.size())) ==
+              static_cast<ssize_t>(data.size()));
+    for (int i = 0; i < 4; ++i)
+        CHECK(::pread(fd, buf, data.size(), static_cast<off_t>(i * data.size())) ==
+              static_cast<ssize_t>(data.size()));
+    ::close(fd);
+    std::free(buf);
+    const std::string after = status(m.path(), true);
+    for (const char* op : {"read", "write"}) {
+        CAPTURE(op);
+        CHECK(timing_field(after, op, "requests") >= timing_field(before, op, "requests") + 4);
+        CHECK(timing_field(after, op, "storage_ns") > timing_field(before, op, "storage_ns"));
+        CHECK(timing_field(after, op, "handle_ns") >= timing_field(after, op, "storage_ns"));
+        CHECK(timing_field(after, op, "received") > 0);
+        CHECK(timing_field(after, op, "receive_ns") > 0);
+    }
+    const std::string text = status(m.path(), false);
+    CHECK(text.find("write  ") != std::string::npos);
+    CHECK(text.find("per request: storage") != std::string::npos);
 }
