@@ -172,8 +172,10 @@ void* worker_main(void* arg) {
             break;
         }
         const std::uint64_t arrived = monotonic_ns();
-        // The request starts with the kernel's header (libfuse reads it into our buffer).
-        OpTiming* timing = static_cast<std::size_t>(res) >= sizeof(fuse_in_header)
+        // The request starts with the kernel's header (libfuse reads it into our buffer; with
+        // splice, which vramfs does not ask for, it would be in a pipe instead).
+        OpTiming* timing = !(buf.flags & FUSE_BUF_IS_FD) &&
+                                   static_cast<std::size_t>(res) >= sizeof(fuse_in_header)
                                ? w->stats->of(static_cast<const fuse_in_header*>(w->buffer)->opcode)
                                : nullptr;
         fuse_session_process_buf(w->se, &buf);
