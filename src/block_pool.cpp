@@ -237,6 +237,7 @@ PoolStats BlockPool::stats() const {
     st.used_bytes = used_.load(std::memory_order_relaxed) * block_size_;
     st.reserved_bytes = reserved_blocks_ * block_size_;
     st.slabs = open_slabs_;
+    st.empty_slabs = empty_open_slabs_;
     return st;
 }
 

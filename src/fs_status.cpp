@@ -78,6 +78,8 @@ std::string Filesystem::status(bool json) {
                    ",\"kind\":" + json_string(p.backend().kind()) + ",\"name\":" + json_string(d.name) +
                    ",\"budget\":" + std::to_string(ps.budget_bytes) + ",\"used\":" +
                    std::to_string(ps.used_bytes) + ",\"reserved\":" + std::to_string(ps.reserved_bytes) +
+                   ",\"slabs\":" + std::to_string(ps.slabs) + ",\"empty_slabs\":" +
+                   std::to_string(ps.empty_slabs) +
                    ",\"free_on_card\":" + std::to_string(card_free) + ",\"files\":" +
                    std::to_string(files_on[&p]) + "}";
         } else {

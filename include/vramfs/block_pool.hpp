@@ -21,7 +21,8 @@ struct PoolStats {
     std::uint64_t budget_bytes = 0;   // what the mount may use
     std::uint64_t used_bytes = 0;     // blocks held by files
     std::uint64_t reserved_bytes = 0; // slabs held from the device (used + free-in-slab)
-    std::uint64_t slabs = 0;
+    std::uint64_t slabs = 0;       // slabs held from the device
+    std::uint64_t empty_slabs = 0; // of those, the ones no file has a block in
 };
 
 // Blocks are allocated from the lowest-numbered slab with room, so that freed space collects in

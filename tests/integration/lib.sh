@@ -44,6 +44,10 @@ dump_threads() {
   done
 }
 # VRAM the mount holds from its devices (slabs), in MiB, from vramfs status --json.
+# Slabs held from the device with no block of a file in them, over all devices of a mount.
+empty_slabs() {
+  "$bin" status "$1" --json | grep -o '"empty_slabs":[0-9]*' | awk -F: '{ sum += $2 } END { print sum + 0 }'
+}
 reserved_mib() {
   "$bin" status "$1" --json | grep -o '"reserved":[0-9]*' |
     awk -F: '{ sum += $2 } END { print int(sum / 1048576) }'

@@ -115,6 +115,8 @@ TEST_CASE("with a release delay, free blocks are opened ahead of need while file
     pool.release(ids.data() + 3, 3);
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     CHECK(be.live_slabs == 2);
+    CHECK(pool.stats().slabs == 2);
+    CHECK(pool.stats().empty_slabs == 1); // what vramfs status shows as empty_slabs
     // Nothing in use: everything goes back.
     pool.release(ids.data(), 3);
     CHECK(wait_for_slabs(0) == 0);
