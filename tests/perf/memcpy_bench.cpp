@@ -80,7 +80,11 @@ int main(int argc, char** argv) {
             std::vector<std::thread> spin;
             for (int i = 0; i < spinners; ++i)
                 spin.emplace_back([&] {
-                    while (!stop.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+                    while (!stop.load(std::memory_order_relaxed)) {
+#if defined(__x86_64__)
+                        __builtin_ia32_pause();
+#endif
+                    }
                 });
             double total = 0;
             for (int i = 0; i < reps; ++i) {
@@ -144,12 +148,13 @@ int main(int argc, char** argv) {
             std::printf("{\"name\":\"read order D2H 1MiB then CPU copy out, %d buffers in turn\",\"gb_s\":%.3f,\"us\":%.2f}\n",
                         buffers, static_cast<double>(chunk) / (us * 1e3), us);
         }
+#if defined(__x86_64__)
         // A write's data was just written into the receive buffer by the CPU. Does pushing the
         // lines out of the core's cache first (clwb, cldemote, clflushopt) make the device copy
         // faster by more than it costs? Timed: the cache instructions and the device copy.
         unsigned a = 0, b = 0, c = 0, d = 0;
         __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
-        std::printf("{\"name\":\"cpu has cldemote: %d\",\"gb_s\":0}\n", (c >> 25) & 1);
+        std::printf("cpu has cldemote: %s\n", (c >> 25) & 1 ? "yes" : "no (it runs as a no-op)");
         enum class Op { none, clwb, cldemote, clflushopt };
         for (Op op : {Op::none, Op::clwb, Op::cldemote, Op::clflushopt}) {
             double total = 0;
@@ -172,6 +177,7 @@ int main(int argc, char** argv) {
             std::printf("{\"name\":\"write order CPU copy in, %s, then H2D 1MiB\",\"gb_s\":%.3f,\"us\":%.2f}\n",
                         names[static_cast<int>(op)], static_cast<double>(chunk) / (us * 1e3), us);
         }
+#endif
     }
     cudaFree(dev);
     cudaFreeHost(pinned);
