@@ -43,15 +43,14 @@ dump_threads() {
     if [[ $state == D ]]; then head -25 "$t/stack" 2>/dev/null; fi
   done
 }
-# VRAM the mount holds from its devices (slabs), in MiB, from vramfs status --json.
-# Slabs held from the device with no block of a file in them, over all devices of a mount.
-empty_slabs() {
-  "$bin" status "$1" --json | grep -o '"empty_slabs":[0-9]*' | awk -F: '{ sum += $2 } END { print sum + 0 }'
+# The sum over the devices of one number of the mount's status JSON ("reserved", "empty_slabs").
+status_total() {
+  "$bin" status "$1" --json | grep -o "\"$2\":[0-9]*" | awk -F: '{ sum += $2 } END { printf "%.0f\n", sum }'
 }
-reserved_mib() {
-  "$bin" status "$1" --json | grep -o '"reserved":[0-9]*' |
-    awk -F: '{ sum += $2 } END { print int(sum / 1048576) }'
-}
+# VRAM the mount holds from its devices (slabs), in MiB.
+reserved_mib() { echo $(($(status_total "$1" reserved) / 1048576)); }
+# Slabs held from the device with no block of a file in them.
+empty_slabs() { status_total "$1" empty_slabs; }
 
 # Samples each loop swap's use (KiB, /proc/swaps) every 50 ms in the background until
 # stop_swap_watch, which prints "DEVICE PEAK_KIB" for each loop swap seen.
