@@ -132,18 +132,16 @@ TEST_CASE("status times read and write requests") {
     VramfsMount m("64M", {"--poll-us", "50"});
     const std::string f = m.path() + "/t";
     const std::string before = status(m.path(), true);
-    std::vector<char> data(256 * 1024, 'x');
+    constexpr std::size_t kSize = 256 * 1024;
     int fd = ::open(f.c_str(), O_RDWR | O_CREAT | O_DIRECT, 0600);
     REQUIRE(fd >= 0);
     void* buf = nullptr;
-    REQUIRE(::posix_memalign(&buf, 4096, data.size()) == 0);
-    std::memcpy(buf, data.data(), data.size());
+    REQUIRE(::posix_memalign(&buf, 4096, kSize) == 0); // O_DIRECT wants an aligned buffer
+    std::memset(buf, 'x', kSize);
     for (int i = 0; i < 4; ++i)
-        CHECK(::pwrite(fd, buf, data.size(), static_cast<off_t>(i * data.size())) ==
-              static_cast<ssize_t>(data.size()));
+        CHECK(::pwrite(fd, buf, kSize, static_cast<off_t>(i * kSize)) == static_cast<ssize_t>(kSize));
     for (int i = 0; i < 4; ++i)
-        CHECK(::pread(fd, buf, data.size(), static_cast<off_t>(i * data.size())) ==
-              static_cast<ssize_t>(data.size()));
+        CHECK(::pread(fd, buf, kSize, static_cast<off_t>(i * kSize)) == static_cast<ssize_t>(kSize));
     ::close(fd);
     std::free(buf);
     const std::string after = status(m.path(), true);
