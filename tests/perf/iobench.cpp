@@ -5,7 +5,7 @@
 // for --runtime seconds over a laid-out file. Prints {"gb_s": ..., "iops": ...}.
 #include <CLI/CLI.hpp>
 
-#include "vramfs/size.hpp"
+#include "vramfs/util/size.hpp"
 
 #include <atomic>
 #include <barrier>

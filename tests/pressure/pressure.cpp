@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <vector>
 
-#include "vramfs/size.hpp"
+#include "vramfs/util/size.hpp"
 
 namespace {
 

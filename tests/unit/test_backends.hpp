@@ -1,7 +1,7 @@
 // Test backends: a host backend that can be told to fail, for error-path tests.
 #pragma once
 
-#include "vramfs/storage.hpp"
+#include "vramfs/storage/backend.hpp"
 
 #include <atomic>
 #include <cerrno>

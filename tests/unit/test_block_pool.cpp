@@ -1,6 +1,6 @@
 // BlockPool: budget enforcement, all-or-nothing allocation, slabs handed back to the device.
 #include "test_backends.hpp"
-#include "vramfs/block_pool.hpp"
+#include "vramfs/data/block_pool.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // IoBufferPool: a fixed set of buffers, handed out in turn, waited for when all are in use.
-#include "vramfs/buffer_pool.hpp"
+#include "vramfs/data/buffer_pool.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // The command line: every malformed input gets one line and exit code 2; good input parses.
-#include "vramfs/config.hpp"
+#include "vramfs/app/config.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // FileData: data across block boundaries, sparse holes, truncate and punch-hole freeing, ENOSPC.
 #include "test_backends.hpp"
-#include "vramfs/file_data.hpp"
+#include "vramfs/data/file_data.hpp"
 
 #include <doctest/doctest.h>
 

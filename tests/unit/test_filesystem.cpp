@@ -1,6 +1,6 @@
 // Filesystem and InodeTable without FUSE: lookup counts, link counts, unlink while open, rename.
 #include "test_backends.hpp"
-#include "vramfs/filesystem.hpp"
+#include "vramfs/fs/filesystem.hpp"
 
 #include <doctest/doctest.h>
 
@@ -8,8 +8,9 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
-#include <linux/fuse.h> // struct fuse_dirent, to decode readdir buffers
 #include <set>
+#include <utility>
+#include <vector>
 #include <string>
 #include <sys/xattr.h>
 
@@ -23,26 +24,35 @@ struct Fixture {
     Caller me{1000, 1000, 022};
 
     InodeNumber create(InodeNumber parent, const char* name) {
-        fuse_entry_param e{};
-        fuse_file_info fi{};
-        REQUIRE(fs.create(me, parent, name, 0644, O_RDWR, e, fi) == 0);
+        Entry e{};
+        OpenReply open{};
+        REQUIRE(fs.create(me, parent, name, 0644, e, open) == 0);
         return e.ino;
     }
     InodeNumber mkdir(InodeNumber parent, const char* name) {
-        fuse_entry_param e{};
+        Entry e{};
         REQUIRE(fs.mkdir(me, parent, name, 0755, e) == 0);
         return e.ino;
     }
-    std::set<std::string> list(InodeNumber dir) {
-        char buf[4096];
+    // One readdir call from `off` into a reply of `room` bytes, each entry taking what a FUSE
+    // dirent takes (24 bytes and the name, 8-aligned): the names and each entry's next offset.
+    std::vector<std::pair<std::string, std::uint64_t>> page(InodeNumber dir, std::uint64_t off,
+                                                            std::size_t room) {
+        std::vector<std::pair<std::string, std::uint64_t>> out;
         std::size_t used = 0;
-        REQUIRE(fs.readdir(nullptr, dir, 0, false, buf, sizeof buf, used) == 0);
+        auto fill = [&](const char* name, const Entry&, std::uint64_t next) {
+            const std::size_t len = (24 + std::strlen(name) + 7) & ~std::size_t{7};
+            if (used + len > room) return false;
+            used += len;
+            out.emplace_back(name, next);
+            return true;
+        };
+        REQUIRE(fs.readdir(dir, off, false, fill) == 0);
+        return out;
+    }
+    std::set<std::string> list(InodeNumber dir) {
         std::set<std::string> names;
-        for (std::size_t p = 0; p < used;) {
-            auto* d = reinterpret_cast<const fuse_dirent*>(buf + p);
-            names.insert(std::string(d->name, d->namelen));
-            p += FUSE_DIRENT_SIZE(d);
-        }
+        for (const auto& [name, next] : page(dir, 0, 4096)) names.insert(name);
         return names;
     }
 };
@@ -89,7 +99,7 @@ TEST_CASE("lookup counts: the inode lives until forgotten") {
     Fixture f;
     InodeNumber ino = f.create(kRootInode, "x");
     REQUIRE(f.fs.release(ino) == 0);
-    fuse_entry_param e{};
+    Entry e{};
     REQUIRE(f.fs.lookup(kRootInode, "x", e) == 0);
     CHECK(e.ino == ino);
     REQUIRE(f.fs.unlink(kRootInode, "x") == 0);
@@ -103,7 +113,7 @@ TEST_CASE("lookup counts: the inode lives until forgotten") {
 TEST_CASE("hard links share data and count links") {
     Fixture f;
     InodeNumber ino = f.create(kRootInode, "a");
-    fuse_entry_param e{};
+    Entry e{};
     REQUIRE(f.fs.link(ino, kRootInode, "b", e) == 0);
     CHECK(e.attr.st_nlink == 2);
     CHECK(f.fs.link(ino, kRootInode, "b", e) == EEXIST);
@@ -140,7 +150,7 @@ TEST_CASE("rename: replace, noreplace, exchange, and no move into itself") {
     InodeNumber sub = f.mkdir(d, "sub");
     CHECK(f.fs.rename(kRootInode, "a", kRootInode, "b", RENAME_NOREPLACE) == EEXIST);
     CHECK(f.fs.rename(kRootInode, "a", kRootInode, "b", RENAME_EXCHANGE) == 0);
-    fuse_entry_param e{};
+    Entry e{};
     REQUIRE(f.fs.lookup(kRootInode, "a", e) == 0);
     CHECK(e.ino == b);
     CHECK(f.fs.rename(kRootInode, "d", sub, "inside", 0) == EINVAL);
@@ -162,13 +172,13 @@ TEST_CASE("rename: replace, noreplace, exchange, and no move into itself") {
 TEST_CASE("names: too long, empty, dot") {
     Fixture f;
     std::string longname(256, 'x');
-    fuse_entry_param e{};
-    fuse_file_info fi{};
-    CHECK(f.fs.create(f.me, kRootInode, longname.c_str(), 0644, 0, e, fi) == ENAMETOOLONG);
+    Entry e{};
+    OpenReply open{};
+    CHECK(f.fs.create(f.me, kRootInode, longname.c_str(), 0644, e, open) == ENAMETOOLONG);
     CHECK(f.fs.lookup(kRootInode, longname.c_str(), e) == ENAMETOOLONG);
     std::string ok(255, 'y');
-    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, 0, e, fi) == 0);
-    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, 0, e, fi) == EEXIST);
+    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, e, open) == 0);
+    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, e, open) == EEXIST);
 }
 
 TEST_CASE("readdir offsets stay valid while entries come and go") {
@@ -180,23 +190,18 @@ TEST_CASE("readdir offsets stay valid while entries come and go") {
     }
     // Read in small pieces, deleting entries already listed: nothing is skipped or repeated.
     std::set<std::string> seen;
-    off_t off = 0;
+    std::uint64_t off = 0;
     int deleted = 0;
     for (;;) {
-        char buf[200];
-        std::size_t used = 0;
-        REQUIRE(f.fs.readdir(nullptr, kRootInode, off, false, buf, sizeof buf, used) == 0);
-        if (used == 0) break;
-        for (std::size_t p = 0; p < used;) {
-            auto* d = reinterpret_cast<const fuse_dirent*>(buf + p);
-            std::string name(d->name, d->namelen);
+        const auto entries = f.page(kRootInode, off, 200);
+        if (entries.empty()) break;
+        for (const auto& [name, next] : entries) {
             CHECK(seen.insert(name).second);
-            off = static_cast<off_t>(d->off);
+            off = next;
             if (name[0] == 'f' && deleted < 20) {
                 REQUIRE(f.fs.unlink(kRootInode, name.c_str()) == 0);
                 ++deleted;
             }
-            p += FUSE_DIRENT_SIZE(d);
         }
     }
     CHECK(seen.size() == 52);
@@ -234,11 +239,11 @@ TEST_CASE("truncate through setattr frees storage; EFBIG past the maximum") {
     REQUIRE(f.fs.write(a, 0, data.size(), data.data()) == 0);
     struct stat in{}, out{};
     in.st_size = 4096;
-    REQUIRE(f.fs.setattr(a, in, FUSE_SET_ATTR_SIZE, out) == 0);
+    REQUIRE(f.fs.setattr(a, in, set_attr::size, out) == 0);
     CHECK(out.st_size == 4096);
     CHECK(f.pool.used_blocks() == 1);
     in.st_size = static_cast<off_t>(kMaxFileSize) + 1;
-    CHECK(f.fs.setattr(a, in, FUSE_SET_ATTR_SIZE, out) == EFBIG);
+    CHECK(f.fs.setattr(a, in, set_attr::size, out) == EFBIG);
     CHECK(f.fs.write(a, kMaxFileSize, 1, data.data()) == EFBIG);
 }
 
@@ -268,14 +273,12 @@ TEST_CASE("open with O_TRUNC truncates (libfuse asks for atomic O_TRUNC)") {
     std::string data(3 * 4096, 'q');
     REQUIRE(f.fs.write(a, 0, data.size(), data.data()) == 0);
     REQUIRE(f.fs.release(a) == 0);
-    fuse_file_info fi{};
-    fi.flags = O_WRONLY;
-    REQUIRE(f.fs.open(a, fi) == 0);
+    OpenReply open{};
+    REQUIRE(f.fs.open(a, O_WRONLY, open) == 0);
     struct stat st{};
     REQUIRE(f.fs.getattr(a, st) == 0);
     CHECK(st.st_size == 3 * 4096);
-    fi.flags = O_WRONLY | O_TRUNC;
-    REQUIRE(f.fs.open(a, fi) == 0);
+    REQUIRE(f.fs.open(a, O_WRONLY | O_TRUNC, open) == 0);
     REQUIRE(f.fs.getattr(a, st) == 0);
     CHECK(st.st_size == 0);
     CHECK(f.pool.used_blocks() == 0);

@@ -1,5 +1,5 @@
 // Size parsing: units, fractions, and rejection of malformed input.
-#include "vramfs/size.hpp"
+#include "vramfs/util/size.hpp"
 
 #include <doctest/doctest.h>
 

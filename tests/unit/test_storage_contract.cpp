@@ -4,9 +4,9 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
-#include "vramfs/block_pool.hpp"
-#include "vramfs/file_data.hpp"
-#include "vramfs/storage.hpp"
+#include "vramfs/data/block_pool.hpp"
+#include "vramfs/data/file_data.hpp"
+#include "vramfs/storage/backend.hpp"
 
 #include <cstdio>
 #include <cstring>

@@ -1,0 +1,66 @@
+// The command line: parsed into a plain Config, validated, then turned into FUSE arguments.
+#pragma once
+
+#include "vramfs/storage/fault_backend.hpp"
+#include "vramfs/util/log.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vramfs {
+
+enum class BackendKind { cuda, host };
+
+struct DeviceBudget {
+    int index = 0;
+    std::uint64_t size = 0; // bytes of this device the mount may use
+};
+
+struct Config {
+    std::string mountpoint;
+    std::vector<DeviceBudget> devices; // every device of the mount, with its budget
+    BackendKind backend = BackendKind::cuda;
+    bool foreground = false;
+    bool fuse_debug = false;
+    std::vector<std::string> fuse_options; // each -o split at commas
+    unsigned threads = 8;
+    unsigned poll_us = 0; // busy-poll /dev/fuse this long after each request (0: sleep at once)
+    std::uint64_t block_size = 1 << 20;
+    std::uint64_t max_io = 1 << 20; // the largest read or write request the kernel sends
+    bool null_io = false;
+    bool direct_io = false;
+    bool writeback_cache = false;
+    unsigned read_cache = 8; // ReadCache windows (0: off)
+    bool list_devices = false;
+    bool check = false;
+    FaultPlan faults; // test only: --inject-faults
+    double release_delay = 5; // seconds an empty slab waits before going back to the GPU
+    LogLevel log_level = LogLevel::info;
+};
+
+// Exit codes: 0 success, 1 a failure of the system (no GPU, mount refused), 2 bad input.
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+struct ParseResult {
+    Config config;
+    bool done = false;    // --help or --version was answered, or parsing failed: just exit
+    int exit_code = 0;
+    std::string output;   // for stdout (help, version)
+    std::string error;    // one line for stderr
+};
+
+ParseResult parse_command_line(int argc, const char* const* argv);
+
+// --poll-us when not given: 200 on a machine with 8 or more CPUs (two spinning workers are a
+// small share of it), 0 on smaller ones, where spinning takes the CPU the I/O needs.
+unsigned default_poll_us();
+
+// Checks that the mount point is an existing, unmounted directory; returns "" or the reason.
+std::string check_mountpoint(const std::string& path);
+
+// The argument vector for fuse_session_new.
+std::vector<std::string> fuse_arguments(const Config& config);
+
+} // namespace vramfs

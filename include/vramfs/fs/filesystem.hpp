@@ -1,0 +1,148 @@
+// Filesystem: the vramfs operations, each returning 0 or a positive errno. This layer knows
+// nothing of FUSE (src/fuse wires it to the kernel) nor of any GPU API (src/storage).
+#pragma once
+
+#include "vramfs/data/block_pool.hpp"
+#include "vramfs/data/buffer_pool.hpp"
+#include "vramfs/data/read_cache.hpp"
+#include "vramfs/fs/inode_table.hpp"
+#include "vramfs/fs/status.hpp"
+#include "vramfs/fs/types.hpp"
+
+#include <atomic>
+#include <vector>
+#include <string>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+namespace vramfs {
+
+// The largest file size accepted (EFBIG past it): it bounds the block table of a sparse file.
+inline constexpr std::uint64_t kMaxFileSize = 4ull << 40;
+inline constexpr std::size_t kMaxNameLength = 255;
+
+struct FsOptions {
+    bool direct_io = false; // bypass the kernel page cache for regular files
+    bool writeback_cache = false; // the kernel gathers buffered writes (errors show at fsync/close)
+    double attr_timeout = 1.0;
+    std::size_t max_io = 1 << 20; // largest read or write request
+    std::size_t io_buffers = 16;  // preallocated read buffers (one per worker thread)
+    std::size_t read_cache_slots = 0; // host windows for small reads that walk a file (ReadCache)
+    std::size_t read_cache_window = 1 << 20;
+};
+
+struct Counters {
+    std::atomic<std::uint64_t> bytes_read{0}, bytes_written{0}, errors{0};
+};
+
+class Filesystem {
+public:
+    // One pool per device; a file lives on one of them.
+    Filesystem(std::vector<BlockPool*> pools, FsOptions options, Caller owner);
+    Filesystem(BlockPool& pool, FsOptions options, Caller owner)
+        : Filesystem(std::vector<BlockPool*>{&pool}, options, owner) {}
+    Filesystem(const Filesystem&) = delete;
+    Filesystem& operator=(const Filesystem&) = delete;
+
+    // Namespace (fs_namespace.cpp).
+    int lookup(InodeNumber parent, const char* name, Entry& e);
+    void forget(InodeNumber ino, std::uint64_t n);
+    int mknod(const Caller& c, InodeNumber parent, const char* name, mode_t mode, dev_t rdev,
+              Entry& e);
+    int mkdir(const Caller& c, InodeNumber parent, const char* name, mode_t mode,
+              Entry& e);
+    int symlink(const Caller& c, const char* target, InodeNumber parent, const char* name,
+                Entry& e);
+    int link(InodeNumber ino, InodeNumber newparent, const char* newname, Entry& e);
+    int unlink(InodeNumber parent, const char* name);
+    int rmdir(InodeNumber parent, const char* name);
+    int rename(InodeNumber parent, const char* name, InodeNumber newparent, const char* newname,
+               unsigned flags);
+    int readlink(InodeNumber ino, std::string& target);
+    int opendir(InodeNumber ino);
+    // Fills `buf` with entries after offset `off`; `used` is the bytes written.
+    // Plain readdir or readdirplus (`plus`: full attributes, and each entry that fits takes
+    // a lookup reference, as the kernel then holds one).
+    int readdir(InodeNumber ino, std::uint64_t off, bool plus, DirFiller fill);
+
+    // Files (fs_file.cpp).
+    int create(const Caller& c, InodeNumber parent, const char* name, mode_t mode, Entry& e,
+               OpenReply& reply);
+    // `flags` are open(2)'s; O_TRUNC truncates here (the kernel asks the server to).
+    int open(InodeNumber ino, int flags, OpenReply& reply);
+    int release(InodeNumber ino);
+    int read(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
+    int write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf);
+    int fallocate(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
+
+    // Null I/O (--null-io, the FUSE ceiling): the same requests with storage left out. Sizes
+    // and times change as for real I/O; reads return zeros; nothing is allocated. The FUSE
+    // layer picks these instead of read/write/fallocate once, when it wires the operations.
+    int read_null(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf,
+                  std::size_t& got);
+    int write_null(InodeNumber ino, std::uint64_t off, std::size_t size);
+    int fallocate_null(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
+
+    // Attributes (fs_attr.cpp).
+    int getattr(InodeNumber ino, struct stat& st);
+    // `to_set` is a mask of set_attr bits.
+    int setattr(InodeNumber ino, const struct stat& in, unsigned to_set, struct stat& out);
+    int statfs(struct statvfs& st);
+    int setxattr(InodeNumber ino, const char* name, const char* value, std::size_t size,
+                 int flags);
+    // With size 0, `out` gets only the needed length (value left empty).
+    int getxattr(InodeNumber ino, const char* name, std::size_t size, std::string& out,
+                 std::size_t& needed);
+    int listxattr(InodeNumber ino, std::size_t size, std::string& out, std::size_t& needed);
+    int removexattr(InodeNumber ino, const char* name);
+
+    BlockPool& pool() noexcept { return *pools_.front(); }
+    const std::vector<BlockPool*>& pools() const noexcept { return pools_; }
+    // The mount's state: devices, files, counters (fs_status.cpp). Formatting is not ours:
+    // see src/status. The caller fills in what other layers count (request timing).
+    StatusSnapshot snapshot();
+    InodeTable& table() noexcept { return table_; }
+    IoBufferPool& buffers() noexcept { return buffers_; }
+    const FsOptions& options() const noexcept { return opts_; }
+    Counters& counters() noexcept { return counters_; }
+
+private:
+    void fill_stat(const Inode& inode, struct stat& st) const; // caller holds inode.mu
+    void fill_entry(const Inode& inode, Entry& e) const; // takes inode.mu shared
+    // Creates and links a new inode under `parent`; the shared part of mknod/mkdir/symlink/create.
+    // With open_it the new inode also counts one open handle (create).
+    int make_node(const Caller& c, InodeNumber parent, const char* name, mode_t mode, dev_t rdev,
+                  const char* target, Entry& e, bool open_it);
+
+    // After unlink/rmdir took the entry out; the caller holds the table lock exclusively.
+    void finish_removal(Inode& dir, const std::shared_ptr<Inode>& child);
+
+    // Where an empty file's first storage comes from: its chosen device, else the device with
+    // the most free budget. The caller holds the inode lock exclusively.
+    void place(Inode& inode);
+    BlockPool* pool_of_device(int index) const;
+    int get_virtual_xattr(const Inode& inode, const char* name, std::string& value) const;
+    // read, write and fallocate with (kStore) or without storage (null I/O).
+    template <bool kStore>
+    int read_as(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
+    template <bool kStore>
+    int write_as(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf);
+    template <bool kStore>
+    int fallocate_as(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
+    int set_virtual_xattr(Inode& inode, const char* name, const std::string& value);
+
+    std::vector<BlockPool*> pools_;
+    FsOptions opts_;
+    InodeTable table_;
+    IoBufferPool buffers_;
+    ReadCache read_cache_;
+    Counters counters_;
+};
+
+// Updates an inode's atime after a read, relatime style (atime is atomic: no lock needed).
+void touch_atime(Inode& inode) noexcept;
+
+// Checks a name for a new directory entry: ENAMETOOLONG past 255 bytes, EINVAL for "", ".", "..".
+int check_name(const char* name) noexcept;
+
+} // namespace vramfs

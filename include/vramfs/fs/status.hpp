@@ -1,0 +1,47 @@
+// StatusSnapshot: a mount's state as plain numbers and names (devices, files, counters, request
+// timing), taken by the fs layer and turned into text, JSON or Prometheus by src/status.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vramfs {
+
+// The virtual attributes of the mount's root that carry the status; read-only, never listed.
+inline constexpr const char* kStatusXattr = "user.vramfs.status";           // a table
+inline constexpr const char* kStatusJsonXattr = "user.vramfs.status.json";  // JSON
+
+struct DeviceStatus {
+    int index = 0;
+    std::string kind; // the backend: cuda, host
+    std::string name;
+    std::uint64_t budget = 0, used = 0, reserved = 0, slabs = 0, empty_slabs = 0;
+    std::uint64_t free_on_card = 0;
+    std::uint64_t files = 0; // files with storage on this device
+};
+
+struct FileStatus {
+    std::string name;
+    std::uint64_t inode = 0, size = 0, allocated = 0;
+    int device = -1;
+};
+
+// Totals since mount for one kind of request (read or write); see fuse/request_stats.hpp.
+struct TimingTotals {
+    std::uint64_t requests = 0, handle_ns = 0, storage_ns = 0, received = 0, receive_ns = 0;
+};
+
+struct StatusSnapshot {
+    std::vector<DeviceStatus> devices;
+    std::vector<FileStatus> files; // at most kMaxStatusFiles
+    bool files_truncated = false;
+    std::uint64_t bytes_read = 0, bytes_written = 0, errors = 0;
+    std::uint64_t read_cache_hits = 0, read_cache_fills = 0;
+    TimingTotals read, write; // filled in by the FUSE layer, which does the timing
+};
+
+// Files listed at most, so that the JSON stays within an xattr's 64 KiB.
+inline constexpr std::size_t kMaxStatusFiles = 300;
+
+} // namespace vramfs

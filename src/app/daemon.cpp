@@ -1,0 +1,326 @@
+// Mount and serve. CUDA is started only in the process that serves, after the fork: a CUDA
+// context does not survive fork(). The parent waits for the child's verdict on a pipe, so the
+// user sees one line and a meaningful exit code whether or not the mount worked.
+#include "vramfs/app/daemon.hpp"
+
+#include "vramfs/data/block_pool.hpp"
+#include "vramfs/fs/filesystem.hpp"
+#include "vramfs/fuse/fuse_ops.hpp"
+#include "vramfs/fuse/transport.hpp"
+#include "vramfs/storage/backend.hpp"
+#include "vramfs/util/memory.hpp"
+#include "vramfs/util/size.hpp"
+
+#include <fuse_lowlevel.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <string>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace vramfs {
+namespace {
+
+// Where the serving process reports its start-up verdict: the parent's pipe, or the terminal.
+class Reporter {
+public:
+    explicit Reporter(int fd) : fd_(fd) {}
+    void report(int code, const std::string& line) {
+        if (fd_ < 0) {
+            std::fprintf(code == 0 ? stdout : stderr, "%s\n", line.c_str());
+            std::fflush(nullptr);
+            return;
+        }
+        const std::string msg = std::to_string(code) + " " + line;
+        ssize_t ignored = ::write(fd_, msg.data(), msg.size());
+        (void)ignored;
+        ::close(fd_);
+        fd_ = -1;
+        reported_ = true;
+    }
+    bool detached() const noexcept { return reported_; }
+
+private:
+    int fd_;
+    bool reported_ = false;
+};
+
+int list_devices() {
+    std::vector<DeviceInfo> devices;
+    std::string error;
+    if (!list_cuda_devices(devices, error)) {
+        std::fprintf(stderr, "vramfs: %s\n", error.c_str());
+        return kExitFailure;
+    }
+    std::printf("%-6s %-32s %12s %12s\n", "INDEX", "NAME", "FREE", "TOTAL");
+    for (const auto& d : devices)
+        std::printf("%-6d %-32s %12s %12s\n", d.index, d.name.c_str(),
+                    format_size(d.free_bytes).c_str(), format_size(d.total_bytes).c_str());
+    return 0;
+}
+
+bool on_path(const char* tool) {
+    const char* path = std::getenv("PATH");
+    std::string dirs = path ? path : "/usr/bin:/bin:/usr/sbin:/sbin";
+    std::size_t start = 0;
+    while (start <= dirs.size()) {
+        const std::size_t end = dirs.find(':', start);
+        const std::string dir = dirs.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (!dir.empty() && ::access((dir + "/" + tool).c_str(), X_OK) == 0) return true;
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return false;
+}
+
+std::string version_text(int v) {
+    return v ? std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10) : "none";
+}
+
+// vramfs --check: one line per requirement, OK or what is missing and how to fix it.
+int check_requirements() {
+    int missing = 0;
+    auto line = [&](bool ok, const std::string& what, const std::string& fix, bool required = true) {
+        std::printf("%-8s %s%s\n", ok ? "OK" : required ? "MISSING" : "WARN", what.c_str(),
+                    ok ? "" : (": " + fix).c_str());
+        if (!ok && required) ++missing;
+    };
+    line(::access("/dev/fuse", R_OK | W_OK) == 0, "/dev/fuse",
+         "load the fuse module (modprobe fuse) and install fuse3");
+    line(on_path("fusermount3"), "fusermount3", "install fuse3 (needed to mount as a user and to unmount)",
+         ::geteuid() != 0);
+    // mount(8) looks for its helper in /sbin only (not in PATH): mount.fuse.vramfs or mount.fuse.
+    line(::access("/sbin/mount.fuse", X_OK) == 0 || ::access("/sbin/mount.fuse.vramfs", X_OK) == 0,
+         "/sbin/mount.fuse", "install fuse3 (needed for mount -t fuse.vramfs and /etc/fstab)",
+         false);
+    line(::access("/dev/loop-control", R_OK | W_OK) == 0, "loop devices (/dev/loop-control)",
+         "load the loop module (modprobe loop); needed for swap", false);
+    line(::geteuid() == 0, "permission for losetup and swapon", "run vramfs-swap as root", false);
+    line(on_path("losetup") && on_path("mkswap") && on_path("swapon"), "losetup, mkswap, swapon",
+         "install util-linux", false);
+    int driver = 0, runtime = 0;
+    cuda_versions(driver, runtime);
+    line(driver != 0, "CUDA driver " + version_text(driver),
+         "install the NVIDIA driver (nvidia-smi should work)");
+    line(runtime != 0, "CUDA runtime " + version_text(runtime) + " (built in)",
+         "this vramfs was built without CUDA");
+    if (driver != 0 && runtime != 0)
+        line(driver >= runtime, "driver supports the runtime",
+             "the driver (" + version_text(driver) + ") is older than the runtime (" +
+                 version_text(runtime) + "): update the driver");
+    std::vector<DeviceInfo> devices;
+    std::string error;
+    if (list_cuda_devices(devices, error)) {
+        for (const auto& d : devices)
+            line(true, "GPU " + std::to_string(d.index) + ": " + d.name + ", " +
+                           format_size(d.free_bytes) + " free of " + format_size(d.total_bytes), "");
+    } else {
+        line(false, "a usable GPU", error);
+    }
+    std::printf("%s\n", missing ? "some requirements are missing (--backend host still works "
+                                  "without a GPU)"
+                                : "all requirements met");
+    return missing ? kExitFailure : 0;
+}
+
+void detach_stdio() {
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        ::dup2(null, STDIN_FILENO);
+        ::dup2(null, STDOUT_FILENO);
+        ::dup2(null, STDERR_FILENO);
+        if (null > STDERR_FILENO) ::close(null);
+    }
+    if (::chdir("/") != 0) { /* nothing to do: the daemon keeps no relative paths */
+    }
+}
+
+std::uint64_t backend_limit_host() { return make_host_backend(0)->device().total_bytes; }
+
+// Opens one device's backend and checks that its budget fits; reports and returns nullptr if not.
+std::unique_ptr<StorageBackend> open_device(const Config& cfg, const DeviceBudget& d,
+                                            Reporter& reporter, int& rc) {
+    std::unique_ptr<StorageBackend> backend;
+    if (cfg.backend == BackendKind::host) {
+        if (d.size > backend_limit_host()) {
+            rc = kExitUsage;
+            reporter.report(rc, "vramfs: SIZE " + format_size(d.size) +
+                                    " is more than the RAM of this machine");
+            return nullptr;
+        }
+        try {
+            backend = make_host_backend(d.index, cfg.null_io ? 0 : d.size);
+        } catch (const std::exception& ex) {
+            rc = kExitFailure;
+            reporter.report(rc, std::string("vramfs: host backend: ") + ex.what());
+            return nullptr;
+        }
+    } else {
+        std::string error;
+        bool bad_index = false;
+        backend = make_cuda_backend(d.index, error, &bad_index);
+        if (!backend) {
+            rc = bad_index ? kExitUsage : kExitFailure;
+            reporter.report(rc, "vramfs: " + error);
+            return nullptr;
+        }
+        const std::uint64_t free = backend->query_free();
+        if (d.size > free) {
+            rc = kExitUsage;
+            reporter.report(rc, "vramfs: SIZE " + format_size(d.size) +
+                                    " is more than the free VRAM of cuda device " +
+                                    std::to_string(d.index) + " (" + format_size(free) + ")");
+            return nullptr;
+        }
+    }
+    if (cfg.faults.any()) backend = make_fault_injecting_backend(std::move(backend), cfg.faults);
+    return backend;
+}
+
+int serve(const Config& cfg, Reporter& reporter) {
+    std::vector<std::unique_ptr<StorageBackend>> backends;
+    std::vector<std::unique_ptr<BlockPool>> pools;
+    std::unique_ptr<Filesystem> fs;
+    std::string devices_text;
+    std::uint64_t total = 0;
+    prepare_heap();
+    for (const DeviceBudget& d : cfg.devices) {
+        int rc = 0;
+        auto backend = open_device(cfg, d, reporter, rc);
+        if (!backend) return rc;
+        devices_text += std::string(devices_text.empty() ? "" : ", ") + backend->kind() +
+                        " device " + std::to_string(d.index) + " (" + backend->device().name + ")";
+        backends.push_back(std::move(backend));
+    }
+    try {
+        std::vector<BlockPool*> raw;
+        for (std::size_t i = 0; i < backends.size(); ++i) {
+            pools.push_back(std::make_unique<BlockPool>(
+                *backends[i], cfg.devices[i].size, cfg.block_size, 64ull << 20,
+                std::chrono::milliseconds(static_cast<long long>(cfg.release_delay * 1000))));
+            raw.push_back(pools.back().get());
+            total += pools.back()->budget_blocks() * cfg.block_size;
+        }
+        FsOptions fo;
+        fo.direct_io = cfg.direct_io;
+        fo.writeback_cache = cfg.writeback_cache;
+        fo.read_cache_slots = cfg.read_cache;
+        fo.io_buffers = cfg.threads + 2;
+        fo.max_io = cfg.max_io;
+        fs = std::make_unique<Filesystem>(raw, fo, Caller{::getuid(), ::getgid(), 0});
+    } catch (const std::exception& ex) {
+        reporter.report(kExitFailure, std::string("vramfs: cannot start: ") + ex.what());
+        return kExitFailure;
+    }
+
+    std::vector<std::string> args = fuse_arguments(cfg);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+    FuseContext context(*fs);
+    fuse_session* se = fuse_session_new(&fargs, &fuse_operations(cfg.null_io),
+                                        sizeof(fuse_lowlevel_ops), &context);
+    fuse_opt_free_args(&fargs);
+    if (!se) {
+        reporter.report(kExitUsage, "vramfs: FUSE rejected the options: " +
+                                        args.back() + " (see the line above)");
+        return kExitUsage;
+    }
+    if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
+        fuse_session_destroy(se);
+        reporter.report(kExitFailure, "vramfs: mounting on " + cfg.mountpoint +
+                                          " failed (see the line above)");
+        return kExitFailure;
+    }
+    reporter.report(0, "vramfs: mounted " + cfg.mountpoint + ": " + format_size(total) + " on " +
+                           devices_text);
+    if (reporter.detached()) {
+        detach_stdio();
+        log_to_syslog(true);
+    }
+    harden_for_swap();
+
+    auto transport = make_dev_fuse_transport(se, ServeOptions{cfg.threads, cfg.poll_us},
+                                             *backends.front(), context.stats);
+    const int rc = transport->serve();
+    fuse_session_destroy(se);
+    log_info("unmounted %s", cfg.mountpoint.c_str());
+    return rc == 0 ? 0 : kExitFailure;
+}
+
+} // namespace
+
+int run(const Config& cfg) {
+    set_log_level(cfg.log_level);
+    if (cfg.list_devices) return list_devices();
+    if (cfg.check) return check_requirements();
+
+    if (std::string why = check_mountpoint(cfg.mountpoint); !why.empty()) {
+        std::fprintf(stderr, "vramfs: %s\n", why.c_str());
+        return kExitUsage;
+    }
+    if (::access("/dev/fuse", R_OK | W_OK) != 0) {
+        std::fprintf(stderr, "vramfs: cannot use /dev/fuse: %s (is FUSE installed and loaded?)\n",
+                     std::strerror(errno));
+        return kExitFailure;
+    }
+
+    if (cfg.foreground) {
+        Reporter to_terminal(-1);
+        return serve(cfg, to_terminal);
+    }
+
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        std::perror("vramfs: pipe");
+        return kExitFailure;
+    }
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        std::perror("vramfs: fork");
+        return kExitFailure;
+    }
+    if (pid == 0) {
+        ::close(fds[0]);
+        ::setsid();
+        Reporter to_parent(fds[1]);
+        const int rc = serve(cfg, to_parent);
+        if (!to_parent.detached()) to_parent.report(rc ? rc : kExitFailure, "vramfs: exited");
+        std::_Exit(rc);
+    }
+    ::close(fds[1]);
+    std::string msg;
+    char buf[512];
+    for (;;) {
+        const ssize_t n = ::read(fds[0], buf, sizeof buf);
+        if (n > 0) {
+            msg.append(buf, static_cast<std::size_t>(n));
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        break;
+    }
+    ::close(fds[0]);
+    if (msg.empty()) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        std::fprintf(stderr, "vramfs: the daemon died while mounting\n");
+        return kExitFailure;
+    }
+    const auto space = msg.find(' ');
+    const int code = std::atoi(msg.substr(0, space).c_str());
+    const std::string line = space == std::string::npos ? "" : msg.substr(space + 1);
+    if (code != 0) ::waitpid(pid, nullptr, 0);
+    std::fprintf(code == 0 ? stdout : stderr, "%s\n", line.c_str());
+    return code;
+}
+
+} // namespace vramfs

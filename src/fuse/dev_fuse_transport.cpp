@@ -1,0 +1,249 @@
+// The /dev/fuse transport: our own worker threads over libfuse's receive/process calls, so
+// that all memory a request needs exists before the first request (libfuse's loop spawns
+// threads and allocates buffers on demand, which is exactly when memory is short).
+#include "vramfs/fuse/transport.hpp"
+
+#include "vramfs/util/clock.hpp"
+#include "vramfs/util/log.hpp"
+#include "vramfs/util/memory.hpp"
+
+#include <fuse_lowlevel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <linux/fuse.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+#include <pthread.h>
+#include <vector>
+
+namespace vramfs {
+namespace {
+
+// libfuse 3.14 reads requests of up to 256 pages plus a header into this buffer; twice that
+// leaves room for kernels and libfuse versions that allow larger requests.
+constexpr std::size_t kReceiveBuffer = 2 * (256 + 1) * 4096;
+constexpr std::size_t kStackSize = 8 * 1024 * 1024; // virtual; only the touched part is resident
+constexpr unsigned kMaxSpinners = 2; // --poll-us: workers spinning at once (each burns a core)
+
+// Busy-polling (--poll-us): shared by the workers of one session.
+struct PollState {
+    std::uint64_t spin_ns = 0;     // 0: workers sleep in read(2) as usual
+    unsigned max_spinners = 0;     // at most this many workers spin at once
+    std::atomic<unsigned> spinners{0};
+};
+
+struct Worker {
+    fuse_session* se = nullptr;
+    void* buffer = nullptr;
+    pthread_t thread{};
+    std::atomic<bool>* finished = nullptr;
+    std::atomic<unsigned>* ready = nullptr;
+    PollState* poll = nullptr;
+    RequestStats* stats = nullptr;
+    int epoll_fd = -1; // with busy-polling: this worker's sleep on /dev/fuse
+};
+
+// What a worker does when /dev/fuse (non-blocking with --poll-us) has no request: spin on it
+// until `spin_until` if a spinner slot is free, else sleep until it is readable. Each worker
+// sleeps on its own epoll instance with EPOLLEXCLUSIVE, so a new request wakes one sleeper, not
+// all of them. Returns whether this worker holds a spinner slot afterwards.
+bool wait_for_request(Worker& w, std::uint64_t spin_until, bool spinning) {
+    PollState& p = *w.poll;
+    if (!spinning && monotonic_ns() < spin_until) {
+        unsigned n = p.spinners.load(std::memory_order_relaxed);
+        while (n < p.max_spinners && !p.spinners.compare_exchange_weak(n, n + 1)) {
+        }
+        spinning = n < p.max_spinners;
+    }
+    if (spinning && monotonic_ns() < spin_until) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        return true;
+    }
+    if (spinning) p.spinners.fetch_sub(1);
+    epoll_event ev{};
+    // A wakeup that finds no request (another worker took it) just comes back here; unmounting
+    // makes the device readable (an error), and the next read returns ENODEV.
+    (void)epoll_wait(w.epoll_fd, &ev, 1, 1000);
+    return false;
+}
+
+void* worker_main(void* arg) {
+    auto* w = static_cast<Worker*>(arg);
+    touch_stack();
+    std::free(std::malloc(64)); // sets up this thread's malloc cache before the first request
+    w->ready->fetch_add(1);
+    fuse_buf buf{};
+    buf.mem = w->buffer; // libfuse uses a buffer it is given and allocates none
+    const bool polling = w->epoll_fd >= 0;
+    std::uint64_t spin_until = 0;
+    bool spinning = false;
+    while (!fuse_session_exited(w->se)) {
+        const std::uint64_t asked = monotonic_ns();
+        const int res = fuse_session_receive_buf(w->se, &buf);
+        if (res == -EAGAIN && polling) {
+            spinning = wait_for_request(*w, spin_until, spinning);
+            continue;
+        }
+        if (res == -EINTR || res == -EAGAIN) continue;
+        if (res <= 0) {
+            if (res < 0 && res != -ENODEV)
+                log_error("reading from /dev/fuse failed: %s", std::strerror(-res));
+            fuse_session_exit(w->se);
+            break;
+        }
+        const std::uint64_t arrived = monotonic_ns();
+        // The request starts with the kernel's header (libfuse reads it into our buffer; with
+        // splice, which vramfs does not ask for, it would be in a pipe instead).
+        OpTiming* timing = !(buf.flags & FUSE_BUF_IS_FD) &&
+                                   static_cast<std::size_t>(res) >= sizeof(fuse_in_header)
+                               ? w->stats->of(static_cast<const fuse_in_header*>(w->buffer)->opcode)
+                               : nullptr;
+        // Counted before it is handled: once its reply is out, a status read must see it.
+        if (timing) timing->requests.fetch_add(1, std::memory_order_relaxed);
+        fuse_session_process_buf(w->se, &buf);
+        buf.mem = w->buffer;
+        const std::uint64_t done = monotonic_ns();
+        if (timing) {
+            timing->handle_ns.fetch_add(done - arrived, std::memory_order_relaxed);
+            if (polling) { // a non-blocking read: its time is the copy, not a wait
+                timing->received.fetch_add(1, std::memory_order_relaxed);
+                timing->receive_ns.fetch_add(arrived - asked, std::memory_order_relaxed);
+            }
+        }
+        if (polling) spin_until = done + w->poll->spin_ns;
+    }
+    if (spinning) w->poll->spinners.fetch_sub(1);
+    w->finished->store(true);
+    return nullptr;
+}
+
+// Sets /dev/fuse non-blocking and gives each worker an epoll instance to sleep on; false (and
+// a warning: the workers then block in read as usual) if the kernel refuses.
+bool prepare_polling(fuse_session* se, std::vector<Worker>& workers) {
+    const int fd = fuse_session_fd(se);
+    const int flags = ::fcntl(fd, F_GETFL);
+    bool ok = flags >= 0;
+    for (auto& w : workers) {
+        if (!ok) break;
+        w.epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+        ok = w.epoll_fd >= 0 && ::epoll_ctl(w.epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0;
+    }
+    if (ok) ok = ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+    if (ok) return true;
+    log_warning("busy-polling is off: %s", std::strerror(errno));
+    for (auto& w : workers) {
+        if (w.epoll_fd >= 0) ::close(w.epoll_fd);
+        w.epoll_fd = -1;
+    }
+    return false;
+}
+
+class DevFuseTransport final : public Transport {
+public:
+    DevFuseTransport(fuse_session* se, ServeOptions o, StorageBackend& buffers, RequestStats& stats)
+        : se_(se), options_(o), buffers_(buffers), stats_(stats) {}
+    const char* name() const noexcept override { return "dev"; }
+    int serve() override;
+
+private:
+    fuse_session* se_;
+    ServeOptions options_;
+    StorageBackend& buffers_;
+    RequestStats& stats_;
+};
+
+int DevFuseTransport::serve() {
+    fuse_session* se = se_;
+    const unsigned threads = options_.threads, poll_us = options_.poll_us;
+    StorageBackend& buffers = buffers_;
+    RequestStats& stats = stats_;
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGHUP);
+    sigset_t old;
+    // Workers inherit a mask with the stop signals blocked; this thread waits for them.
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    std::atomic<bool> finished{false};
+    std::atomic<unsigned> ready{0};
+    std::vector<Worker> workers(threads);
+    PollState poll;
+    poll.spin_ns = std::uint64_t{poll_us} * 1000;
+    poll.max_spinners = std::min(threads, kMaxSpinners);
+    for (auto& w : workers) {
+        w.poll = &poll;
+        w.stats = &stats;
+    }
+    if (poll_us > 0) prepare_polling(se, workers);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, kStackSize);
+    unsigned started = 0;
+    for (auto& w : workers) {
+        w.se = se;
+        w.finished = &finished;
+        w.ready = &ready;
+        w.buffer = buffers.allocate_host_buffer(kReceiveBuffer);
+        if (!w.buffer) break;
+        fault_in(w.buffer, kReceiveBuffer);
+        if (pthread_create(&w.thread, &attr, worker_main, &w) != 0) {
+            buffers.release_host_buffer(w.buffer, kReceiveBuffer);
+            w.buffer = nullptr;
+            break;
+        }
+        ++started;
+    }
+    pthread_attr_destroy(&attr);
+    if (started == 0) {
+        log_error("cannot start any FUSE worker thread");
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        return -1;
+    }
+    if (started < threads) log_warning("started %u of %u worker threads", started, threads);
+    for (int i = 0; i < 500 && ready.load() < started; ++i) ::usleep(2000);
+    lock_own_memory();
+
+    // Wait for a stop signal or for the kernel to end the session (fusermount3 -u).
+    while (!finished.load() && !fuse_session_exited(se)) {
+        timespec tick{0, 200 * 1000 * 1000};
+        const int sig = sigtimedwait(&stop, nullptr, &tick);
+        if (sig > 0) {
+            log_info("signal %d: unmounting", sig);
+            fuse_session_exit(se);
+        }
+    }
+    // Unmounting makes every blocked read return ENODEV, so all workers finish.
+    fuse_session_unmount(se);
+    for (auto& w : workers) {
+        if (!w.buffer) continue;
+        pthread_join(w.thread, nullptr);
+        buffers.release_host_buffer(w.buffer, kReceiveBuffer);
+    }
+    for (auto& w : workers)
+        if (w.epoll_fd >= 0) ::close(w.epoll_fd);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return 0;
+}
+
+} // namespace
+
+std::unique_ptr<Transport> make_dev_fuse_transport(fuse_session* se, ServeOptions options,
+                                                   StorageBackend& buffers, RequestStats& stats) {
+    return std::make_unique<DevFuseTransport>(se, options, buffers, stats);
+}
+
+} // namespace vramfs

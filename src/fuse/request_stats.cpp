@@ -1,0 +1,28 @@
+// RequestStats: the opcode lookup behind the per-request timing counters, and their totals.
+#include "vramfs/fuse/request_stats.hpp"
+
+#include <linux/fuse.h>
+
+namespace vramfs {
+
+OpTiming* RequestStats::of(std::uint32_t opcode) noexcept {
+    switch (opcode) {
+    case FUSE_READ: return &read;
+    case FUSE_WRITE: return &write;
+    default: return nullptr;
+    }
+}
+
+namespace {
+TimingTotals totals(const OpTiming& t) noexcept {
+    return TimingTotals{t.requests.load(), t.handle_ns.load(), t.storage_ns.load(),
+                        t.received.load(), t.receive_ns.load()};
+}
+} // namespace
+
+void RequestStats::fill(StatusSnapshot& s) const noexcept {
+    s.read = totals(read);
+    s.write = totals(write);
+}
+
+} // namespace vramfs

@@ -1,0 +1,216 @@
+// status_text, status_json, status_prometheus and parse_status_json.
+#include "vramfs/status/format.hpp"
+
+#include "vramfs/util/size.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+
+namespace vramfs {
+namespace {
+
+// Keys in the order written, as the output has always had them (scripts may grep it).
+using json = nlohmann::ordered_json;
+
+json timing_json(const TimingTotals& t) {
+    return json{{"requests", t.requests}, {"handle_ns", t.handle_ns},
+                {"storage_ns", t.storage_ns}, {"received", t.received},
+                {"receive_ns", t.receive_ns}};
+}
+
+void timing_from(const json& j, TimingTotals& t) {
+    t.requests = j.at("requests").get<std::uint64_t>();
+    t.handle_ns = j.at("handle_ns").get<std::uint64_t>();
+    t.storage_ns = j.at("storage_ns").get<std::uint64_t>();
+    t.received = j.at("received").get<std::uint64_t>();
+    t.receive_ns = j.at("receive_ns").get<std::uint64_t>();
+}
+
+// One line of per-request means, or "" when no such request was served.
+std::string timing_line(const char* name, const TimingTotals& t) {
+    if (t.requests == 0) return "";
+    char buf[256];
+    const double us = 1e-3 / static_cast<double>(t.requests);
+    const double handle = static_cast<double>(t.handle_ns) * us,
+                 storage = static_cast<double>(t.storage_ns) * us;
+    int len = std::snprintf(buf, sizeof buf,
+                            "%-6s %llu requests, per request: storage %.1f us, "
+                            "other handling and reply %.1f us",
+                            name, static_cast<unsigned long long>(t.requests), storage,
+                            handle - storage);
+    if (t.received && len > 0 && static_cast<std::size_t>(len) < sizeof buf)
+        std::snprintf(buf + len, sizeof buf - static_cast<std::size_t>(len), ", receive %.1f us",
+                      static_cast<double>(t.receive_ns) * 1e-3 / static_cast<double>(t.received));
+    return std::string(buf) + "\n";
+}
+
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string label(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\' || c == '"') out += '\\';
+        if (c == '\n') {
+            out += "\\n";
+            continue;
+        }
+        out += c;
+    }
+    return out;
+}
+
+} // namespace
+
+std::string status_text(const StatusSnapshot& s) {
+    std::string out;
+    char line[512];
+    std::snprintf(line, sizeof line, "%-7s%-30s%12s%12s%12s%14s%7s\n", "DEVICE", "NAME", "BUDGET",
+                  "USED", "RESERVED", "FREE ON CARD", "FILES");
+    out += line;
+    for (const DeviceStatus& d : s.devices) {
+        std::snprintf(line, sizeof line, "%-7d%-30.29s%12s%12s%12s%14s%7llu\n", d.index,
+                      d.name.c_str(), format_size(d.budget).c_str(), format_size(d.used).c_str(),
+                      format_size(d.reserved).c_str(), format_size(d.free_on_card).c_str(),
+                      static_cast<unsigned long long>(d.files));
+        out += line;
+    }
+    std::snprintf(line, sizeof line, "\n%-38s%12s%12s%8s\n", "FILE", "SIZE", "ALLOCATED", "DEVICE");
+    out += line;
+    for (const FileStatus& f : s.files) {
+        const std::string name = f.name + " (inode " + std::to_string(f.inode) + ")";
+        std::snprintf(line, sizeof line, "%-38.37s%12s%12s%8d\n", name.c_str(),
+                      format_size(f.size).c_str(), format_size(f.allocated).c_str(), f.device);
+        out += line;
+    }
+    if (s.files_truncated) out += "(more files not listed)\n";
+    out += "\nread " + format_size(s.bytes_read) + ", written " + format_size(s.bytes_written) +
+           ", errors " + std::to_string(s.errors) + " since mount; read cache: " +
+           std::to_string(s.read_cache_hits) + " hits, " + std::to_string(s.read_cache_fills) +
+           " windows filled\n";
+    const std::string tr = timing_line("read", s.read), tw = timing_line("write", s.write);
+    if (!tr.empty() || !tw.empty()) out += "\n" + tr + tw;
+    return out;
+}
+
+std::string status_json(const StatusSnapshot& s) {
+    json devices = json::array(), files = json::array();
+    for (const DeviceStatus& d : s.devices)
+        devices.push_back({{"index", d.index}, {"kind", d.kind}, {"name", d.name},
+                           {"budget", d.budget}, {"used", d.used}, {"reserved", d.reserved},
+                           {"slabs", d.slabs}, {"empty_slabs", d.empty_slabs},
+                           {"free_on_card", d.free_on_card}, {"files", d.files}});
+    for (const FileStatus& f : s.files)
+        files.push_back({{"name", f.name}, {"inode", f.inode}, {"size", f.size},
+                         {"allocated", f.allocated}, {"device", f.device}});
+    const json j{{"devices", devices},
+                 {"files", files},
+                 {"files_truncated", s.files_truncated},
+                 {"counters",
+                  {{"bytes_read", s.bytes_read}, {"bytes_written", s.bytes_written},
+                   {"errors", s.errors}, {"read_cache_hits", s.read_cache_hits},
+                   {"read_cache_fills", s.read_cache_fills}}},
+                 {"timing", {{"read", timing_json(s.read)}, {"write", timing_json(s.write)}}}};
+    // A file name need not be UTF-8: such bytes are replaced rather than failing the answer.
+    return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+bool parse_status_json(const std::string& text, StatusSnapshot& out, std::string& error) {
+    try {
+        const json j = json::parse(text);
+        StatusSnapshot s;
+        for (const json& d : j.at("devices")) {
+            DeviceStatus ds;
+            ds.index = d.at("index").get<int>();
+            ds.kind = d.at("kind").get<std::string>();
+            ds.name = d.at("name").get<std::string>();
+            ds.budget = d.at("budget").get<std::uint64_t>();
+            ds.used = d.at("used").get<std::uint64_t>();
+            ds.reserved = d.at("reserved").get<std::uint64_t>();
+            ds.slabs = d.at("slabs").get<std::uint64_t>();
+            ds.empty_slabs = d.at("empty_slabs").get<std::uint64_t>();
+            ds.free_on_card = d.at("free_on_card").get<std::uint64_t>();
+            ds.files = d.at("files").get<std::uint64_t>();
+            s.devices.push_back(std::move(ds));
+        }
+        for (const json& f : j.at("files"))
+            s.files.push_back({f.at("name").get<std::string>(), f.at("inode").get<std::uint64_t>(),
+                               f.at("size").get<std::uint64_t>(),
+                               f.at("allocated").get<std::uint64_t>(), f.at("device").get<int>()});
+        s.files_truncated = j.at("files_truncated").get<bool>();
+        const json& c = j.at("counters");
+        s.bytes_read = c.at("bytes_read").get<std::uint64_t>();
+        s.bytes_written = c.at("bytes_written").get<std::uint64_t>();
+        s.errors = c.at("errors").get<std::uint64_t>();
+        s.read_cache_hits = c.at("read_cache_hits").get<std::uint64_t>();
+        s.read_cache_fills = c.at("read_cache_fills").get<std::uint64_t>();
+        timing_from(j.at("timing").at("read"), s.read);
+        timing_from(j.at("timing").at("write"), s.write);
+        out = std::move(s);
+        return true;
+    } catch (const json::exception& ex) {
+        error = ex.what();
+        return false;
+    }
+}
+
+std::string status_prometheus(const StatusSnapshot& s, const std::string& mountpoint) {
+    std::string out;
+    const std::string mount = "mountpoint=\"" + label(mountpoint) + "\"";
+    auto family = [&](const char* name, const char* type, const char* help) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    };
+    auto sample = [&](const char* name, const std::string& labels, std::uint64_t value) {
+        out += std::string(name) + "{" + labels + "} " + std::to_string(value) + "\n";
+    };
+    auto seconds = [&](const char* name, const std::string& labels, std::uint64_t ns) {
+        char v[64];
+        std::snprintf(v, sizeof v, "%.9f", static_cast<double>(ns) * 1e-9);
+        out += std::string(name) + "{" + labels + "} " + v + "\n";
+    };
+    struct DeviceGauge {
+        const char* name;
+        const char* help;
+        std::uint64_t DeviceStatus::*field;
+    };
+    static const DeviceGauge kGauges[] = {
+        {"vramfs_device_budget_bytes", "Bytes of the device the mount may use.", &DeviceStatus::budget},
+        {"vramfs_device_used_bytes", "Bytes held by files.", &DeviceStatus::used},
+        {"vramfs_device_reserved_bytes", "Bytes taken from the device (slabs).", &DeviceStatus::reserved},
+        {"vramfs_device_free_on_card_bytes", "Free memory the device reports.", &DeviceStatus::free_on_card},
+        {"vramfs_device_slabs", "Slabs held from the device.", &DeviceStatus::slabs},
+        {"vramfs_device_empty_slabs", "Held slabs no file has a block in.", &DeviceStatus::empty_slabs},
+        {"vramfs_device_files", "Files with storage on the device.", &DeviceStatus::files},
+    };
+    for (const DeviceGauge& g : kGauges) {
+        family(g.name, "gauge", g.help);
+        for (const DeviceStatus& d : s.devices)
+            sample(g.name,
+                   mount + ",device=\"" + std::to_string(d.index) + "\",kind=\"" + label(d.kind) +
+                       "\",name=\"" + label(d.name) + "\"",
+                   d.*g.field);
+    }
+    family("vramfs_read_bytes_total", "counter", "Bytes read since mount.");
+    sample("vramfs_read_bytes_total", mount, s.bytes_read);
+    family("vramfs_written_bytes_total", "counter", "Bytes written since mount.");
+    sample("vramfs_written_bytes_total", mount, s.bytes_written);
+    family("vramfs_errors_total", "counter", "Requests that failed with a device or system error.");
+    sample("vramfs_errors_total", mount, s.errors);
+    family("vramfs_read_cache_hits_total", "counter", "Reads served from the read cache.");
+    sample("vramfs_read_cache_hits_total", mount, s.read_cache_hits);
+    family("vramfs_read_cache_fills_total", "counter", "Read cache windows filled.");
+    sample("vramfs_read_cache_fills_total", mount, s.read_cache_fills);
+    const std::pair<const char*, const TimingTotals*> ops[] = {{"read", &s.read}, {"write", &s.write}};
+    family("vramfs_requests_total", "counter", "Read and write requests served.");
+    for (const auto& [op, t] : ops) sample("vramfs_requests_total", mount + ",op=\"" + op + "\"", t->requests);
+    family("vramfs_request_storage_seconds_total", "counter",
+           "Time in storage (the device copy) for read and write requests.");
+    for (const auto& [op, t] : ops)
+        seconds("vramfs_request_storage_seconds_total", mount + ",op=\"" + op + "\"", t->storage_ns);
+    family("vramfs_request_handle_seconds_total", "counter",
+           "Time from a request's arrival to the end of its reply.");
+    for (const auto& [op, t] : ops)
+        seconds("vramfs_request_handle_seconds_total", mount + ",op=\"" + op + "\"", t->handle_ns);
+    return out;
+}
+
+} // namespace vramfs

@@ -1,0 +1,108 @@
+// FaultInjectingBackend: a test-only decorator that makes a backend fail copies (EIO) or
+// allocations (ENOSPC) at a seeded rate or at the Nth call, to prove that every failure stays
+// one request's error and changes nothing else.
+#include "vramfs/storage/fault_backend.hpp"
+
+#include "vramfs/util/log.hpp"
+
+#include <atomic>
+#include <cerrno>
+
+namespace vramfs {
+namespace {
+
+std::uint64_t mix(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+class FaultInjectingBackend final : public StorageBackend {
+public:
+    FaultInjectingBackend(std::unique_ptr<StorageBackend> inner, FaultPlan plan)
+        : inner_(std::move(inner)), plan_(plan) {}
+    const char* kind() const noexcept override { return inner_->kind(); }
+    const DeviceInfo& device() const noexcept override { return inner_->device(); }
+    std::uint64_t query_free() noexcept override { return inner_->query_free(); }
+    int allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
+        if (hit(allocs_, plan_.alloc_nth, plan_.alloc_rate, 1)) return ENOSPC;
+        return inner_->allocate(bytes, out);
+    }
+    void release(DeviceAddr addr, std::uint64_t bytes) noexcept override { inner_->release(addr, bytes); }
+    int write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
+        return hit(copies_, plan_.copy_nth, plan_.copy_rate, 2) ? EIO : inner_->write(dst, src, len);
+    }
+    int read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
+        return hit(copies_, plan_.copy_nth, plan_.copy_rate, 2) ? EIO : inner_->read(src, dst, len);
+    }
+    int zero(DeviceAddr dst, std::size_t len) noexcept override {
+        return hit(copies_, plan_.copy_nth, plan_.copy_rate, 2) ? EIO : inner_->zero(dst, len);
+    }
+    void* allocate_host_buffer(std::size_t bytes) noexcept override {
+        return inner_->allocate_host_buffer(bytes);
+    }
+    void release_host_buffer(void* p, std::size_t bytes) noexcept override {
+        inner_->release_host_buffer(p, bytes);
+    }
+
+private:
+    bool hit(std::atomic<std::uint64_t>& counter, std::uint64_t nth, double rate, std::uint64_t salt) {
+        const std::uint64_t n = ++counter;
+        if (nth && n == nth) return true;
+        if (rate <= 0) return false;
+        const double u = static_cast<double>(mix(plan_.seed * 1000003 + salt * 7 + n) >> 11) * 0x1.0p-53;
+        return u < rate;
+    }
+    std::unique_ptr<StorageBackend> inner_;
+    FaultPlan plan_;
+    std::atomic<std::uint64_t> copies_{0}, allocs_{0};
+};
+
+} // namespace
+
+bool parse_fault_plan(const std::string& text, FaultPlan& plan, std::string& why) {
+    std::size_t start = 0;
+    while (start < text.size()) {
+        std::size_t end = text.find(',', start);
+        if (end == std::string::npos) end = text.size();
+        const std::string item = text.substr(start, end - start);
+        const auto eq = item.find('=');
+        if (eq == std::string::npos) {
+            why = "expected key=value in '" + item + "'";
+            return false;
+        }
+        const std::string key = item.substr(0, eq), val = item.substr(eq + 1);
+        try {
+            std::size_t used = 0;
+            if (key == "copy-rate" || key == "alloc-rate") {
+                const double r = std::stod(val, &used);
+                if (used != val.size() || r < 0 || r > 1) throw 0;
+                (key == "copy-rate" ? plan.copy_rate : plan.alloc_rate) = r;
+            } else if (key == "copy-nth" || key == "alloc-nth" || key == "seed") {
+                const unsigned long long v = std::stoull(val, &used);
+                if (used != val.size()) throw 0;
+                (key == "copy-nth" ? plan.copy_nth : key == "alloc-nth" ? plan.alloc_nth : plan.seed) = v;
+            } else {
+                why = "unknown key '" + key + "' (copy-rate, copy-nth, alloc-rate, alloc-nth, seed)";
+                return false;
+            }
+        } catch (...) {
+            why = "bad value in '" + item + "'";
+            return false;
+        }
+        start = end + 1;
+    }
+    return true;
+}
+
+std::unique_ptr<StorageBackend> make_fault_injecting_backend(std::unique_ptr<StorageBackend> inner,
+                                                             const FaultPlan& plan) {
+    log_warning("fault injection is on: copies fail at rate %g (and call %llu), allocations at "
+                "rate %g (and call %llu)",
+                plan.copy_rate, static_cast<unsigned long long>(plan.copy_nth), plan.alloc_rate,
+                static_cast<unsigned long long>(plan.alloc_nth));
+    return std::make_unique<FaultInjectingBackend>(std::move(inner), plan);
+}
+
+} // namespace vramfs

@@ -1,0 +1,102 @@
+// The memory discipline (see memory.hpp for the invariant it keeps).
+#include "vramfs/util/memory.hpp"
+
+#include "vramfs/util/log.hpp"
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <malloc.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+namespace vramfs {
+namespace {
+
+constexpr std::size_t kStackTouch = 256 * 1024; // stack pages faulted (and so locked) up front
+#ifdef MADV_POPULATE_WRITE
+constexpr int kPopulateWrite = MADV_POPULATE_WRITE;
+#else
+constexpr int kPopulateWrite = 23; // Linux 5.14; older kernels answer EINVAL
+#endif
+
+} // namespace
+
+// libfuse allocates a small request record per request, and so may we (a readdir buffer).
+// Such allocations must be served from pages the process already has: one malloc arena for
+// all threads, grown and faulted now and never trimmed back to the kernel.
+void prepare_heap() noexcept {
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);   // small and medium blocks come from the heap...
+    mallopt(M_TRIM_THRESHOLD, 256 << 20); // ...which is not handed back when they are freed
+    constexpr int kChunks = 32;
+    void* chunks[kChunks];
+    for (auto& c : chunks) {
+        c = std::malloc(512 * 1024);
+        if (c) std::memset(c, 0, 512 * 1024);
+    }
+    for (auto* c : chunks) std::free(c);
+}
+
+void fault_in(void* p, std::size_t bytes) noexcept {
+    if (p) std::memset(p, 0, bytes);
+}
+
+__attribute__((noinline)) void touch_stack() noexcept {
+    volatile char pad[kStackTouch];
+    for (std::size_t i = 0; i < kStackTouch; i += 4096) pad[i] = 0;
+    asm volatile("" : : "r"(pad) : "memory");
+}
+
+void lock_own_memory() noexcept {
+    std::FILE* maps = std::fopen("/proc/self/maps", "r");
+    if (!maps) return;
+    char line[512];
+    std::uint64_t locked = 0;
+    int failures = 0;
+    while (std::fgets(line, sizeof line, maps)) {
+        unsigned long start = 0, end = 0;
+        char perms[8] = {};
+        int path_at = 0;
+        if (std::sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3)
+            continue;
+        const char* path = line + path_at;
+        const std::uint64_t len = end - start;
+        if (std::strncmp(path, "/dev/", 5) == 0) continue;          // device memory, registers
+        if (std::strncmp(path, "[v", 2) == 0) continue;             // vdso, vvar, vsyscall
+        if (len > (1ull << 30)) continue;                             // address reservations
+        if (perms[0] != 'r' && perms[1] != 'w' && perms[2] != 'x') continue; // guard pages
+        // The heap may hold pages never touched (between early allocations, or never written
+        // free chunks). Locking on fault does not fault them in; malloc writing a chunk header
+        // there later would need a new page while holding the arena lock, and under memory
+        // pressure in the daemon's own cgroup that page can wait on swap I/O which other
+        // workers cannot serve without that lock. Fault them all in now, contents unchanged.
+        if (std::strncmp(path, "[heap]", 6) == 0 &&
+            ::madvise(reinterpret_cast<void*>(start), len, kPopulateWrite) != 0)
+            log_debug("could not populate the heap: %s", std::strerror(errno));
+        if (mlock2(reinterpret_cast<void*>(start), len, MLOCK_ONFAULT) == 0)
+            locked += len;
+        else
+            ++failures;
+    }
+    std::fclose(maps);
+    if (failures) log_warning("could not lock %d of the daemon's mappings", failures);
+    log_debug("locked %llu MiB of address space (on fault)",
+              static_cast<unsigned long long>(locked >> 20));
+}
+
+void harden_for_swap() noexcept {
+    if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
+        log_warning("PR_SET_IO_FLUSHER failed (%s)", std::strerror(errno));
+    if (int fd = ::open("/proc/self/oom_score_adj", O_WRONLY); fd >= 0) {
+        if (::write(fd, "-1000", 5) != 5)
+            log_warning("cannot exempt the daemon from the OOM killer (%s)", std::strerror(errno));
+        ::close(fd);
+    }
+}
+
+} // namespace vramfs
