@@ -1,0 +1,258 @@
+// The option table and what reads it: applying a value, the -o names, docs/options.md.
+#include "vramfs/app/options.hpp"
+
+#include "vramfs/util/size.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+namespace vramfs {
+namespace {
+
+std::string set_device(Config&, ParseState& st, const std::string& v) {
+    st.device_texts.push_back(v);
+    return "";
+}
+
+std::string set_backend(Config& c, ParseState&, const std::string& v) {
+    if (v == "cuda")
+        c.backend = BackendKind::cuda;
+    else if (v == "host")
+        c.backend = BackendKind::host;
+    else
+        return "unknown backend '" + v + "' (use cuda or host)";
+    return "";
+}
+
+std::string set_log_level(Config& c, ParseState&, const std::string& v) {
+    return parse_log_level(v.c_str(), c.log_level) ? "" : "unknown log level '" + v + "'";
+}
+
+std::string poll_given(Config&, ParseState& st, const std::string&) {
+    st.poll_given = true;
+    return "";
+}
+
+std::string set_faults(Config& c, ParseState&, const std::string& v) {
+    std::string why;
+    return parse_fault_plan(v, c.faults, why) ? "" : why;
+}
+
+std::string set_size(Config&, ParseState& st, const std::string& v) {
+    st.size_text = v;
+    st.size_from_o = true;
+    return "";
+}
+
+std::string range_text(const OptionSpec& s) {
+    if (s.kind == OptionKind::size)
+        return format_size(static_cast<std::uint64_t>(s.min)) + " to " +
+               format_size(static_cast<std::uint64_t>(s.max));
+    auto num = [](double v) {
+        std::string t = std::to_string(v);
+        t.erase(t.find_last_not_of('0') + 1);
+        if (!t.empty() && t.back() == '.') t.pop_back();
+        return t;
+    };
+    return num(s.min) + " to " + num(s.max);
+}
+
+OptionSpec flag(const char* name, const char* short_name, const char* help, bool Config::*field,
+                bool in_o = true) {
+    OptionSpec s{name, short_name, OptionKind::flag, nullptr, nullptr, help};
+    s.flag_field = field;
+    s.in_o = in_o;
+    return s;
+}
+
+OptionSpec whole(const char* name, const char* value, const char* def, const char* help,
+                 double min, double max, unsigned Config::*field) {
+    OptionSpec s{name, nullptr, OptionKind::unsigned_int, value, def, help, min, max};
+    s.unsigned_field = field;
+    return s;
+}
+
+OptionSpec size_opt(const char* name, const char* def, const char* help, double min, double max,
+                    std::uint64_t Config::*field) {
+    OptionSpec s{name, nullptr, OptionKind::size, "B", def, help, min, max, true};
+    s.size_field = field;
+    return s;
+}
+
+OptionSpec text(const char* name, const char* value, const char* def, const char* help,
+                std::string (*apply)(Config&, ParseState&, const std::string&)) {
+    OptionSpec s{name, nullptr, OptionKind::text, value, def, help};
+    s.apply = apply;
+    return s;
+}
+
+std::vector<OptionSpec> make_table() {
+    std::vector<OptionSpec> t;
+    OptionSpec device = text("device", "N[,M...]", "0",
+                             "CUDA device index (see --list-devices); repeat it or give a list "
+                             "(0,1) to span several GPUs, each with SIZE",
+                             set_device);
+    device.repeatable = true;
+    t.push_back(device);
+    t.push_back(text("backend", "cuda|host", "cuda",
+                     "where file data lives: cuda (VRAM) or host (locked RAM, for tests)",
+                     set_backend));
+    t.push_back(flag("foreground", "f", "stay in the foreground, log to stderr",
+                     &Config::foreground, false));
+    t.push_back(whole("threads", "N", "8", "FUSE worker threads", 1, 256, &Config::threads));
+    OptionSpec poll = whole("poll-us", "N", "200 with 8 or more CPUs, else 0",
+                            "after a request, spin this many microseconds for the next before "
+                            "sleeping (lower latency; costs up to two cores while busy)",
+                            0, 10000, &Config::poll_us);
+    poll.apply = poll_given;
+    t.push_back(poll);
+    t.push_back(whole("read-cache", "N", "8",
+                      "1 MiB host windows kept for small reads that walk through a file, as "
+                      "swap-in does (0 turns it off)",
+                      0, 64, &Config::read_cache));
+    t.push_back(size_opt("block-size", "1M", "allocation unit, a power of two", 4096, 64 << 20,
+                         &Config::block_size));
+    t.push_back(size_opt("max-io", "1M",
+                         "largest read or write request, a power of two; the kernel splits a "
+                         "larger O_DIRECT request into pieces it sends at once",
+                         4096, 1 << 20, &Config::max_io));
+    t.push_back(flag("null-io", nullptr,
+                     "benchmark mode: store nothing, read zeros (measures FUSE alone)",
+                     &Config::null_io));
+    t.push_back(flag("direct-io", nullptr, "bypass the kernel page cache for file data",
+                     &Config::direct_io));
+    t.push_back(flag("writeback-cache", nullptr,
+                     "let the kernel gather buffered writes before sending them (a full mount "
+                     "then reports ENOSPC at fsync or close, not at write)",
+                     &Config::writeback_cache));
+    OptionSpec delay{"release-delay", nullptr, OptionKind::seconds, "S", "5",
+                     "seconds freed VRAM waits before going back to the GPU (0: at once)", 0, 3600};
+    delay.seconds_field = &Config::release_delay;
+    t.push_back(delay);
+    t.push_back(text("log-level", "L", "info", "error, warning, info or debug", set_log_level));
+    t.push_back(flag("debug", "d", "print every FUSE request (implies -f)", &Config::fuse_debug,
+                     false));
+    t.push_back(flag("list-devices", nullptr, "list CUDA devices with free and total VRAM, then exit",
+                     &Config::list_devices, false));
+    t.push_back(flag("check", nullptr,
+                     "check what vramfs and vramfs-swap need on this machine, then exit",
+                     &Config::check, false));
+    OptionSpec faults = text("inject-faults", "PLAN", nullptr,
+                             "make the storage fail on purpose (tests)", set_faults);
+    faults.in_o = false;
+    faults.hidden = true;
+    t.push_back(faults);
+    OptionSpec size = text("size", "SIZE", nullptr,
+                           "the VRAM budget, as SIZE on the command line (the form mount(8) and "
+                           "/etc/fstab use)",
+                           set_size);
+    size.on_command_line = false;
+    t.push_back(size);
+    return t;
+}
+
+// A whole number in [min, max], all digits.
+std::string parse_whole(const OptionSpec& s, const std::string& v, unsigned& out) {
+    if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos)
+        return "expected a whole number, not '" + v + "'";
+    errno = 0;
+    const unsigned long long n = std::strtoull(v.c_str(), nullptr, 10);
+    if (errno == ERANGE || n < s.min || n > s.max) return "must be from " + range_text(s);
+    out = static_cast<unsigned>(n);
+    return "";
+}
+
+std::string parse_seconds(const OptionSpec& s, const std::string& v, double& out) {
+    char* end = nullptr;
+    const double d = v.empty() ? NAN : std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !std::isfinite(d)) return "expected seconds, not '" + v + "'";
+    if (!(d >= s.min && d <= s.max)) return "must be from " + range_text(s) + " seconds";
+    out = d;
+    return "";
+}
+
+std::string parse_bytes(const OptionSpec& s, const std::string& v, std::uint64_t& out) {
+    std::string why;
+    const auto n = parse_size(v, &why);
+    if (!n) return "invalid size '" + v + "': " + why;
+    if (*n < s.min || *n > s.max || (s.pow2 && (*n & (*n - 1)) != 0))
+        return std::string("must be ") + (s.pow2 ? "a power of two " : "") + "from " + range_text(s);
+    out = *n;
+    return "";
+}
+
+} // namespace
+
+const std::vector<OptionSpec>& option_table() {
+    static const std::vector<OptionSpec> table = make_table();
+    return table;
+}
+
+std::string o_name(const OptionSpec& spec) {
+    std::string n = spec.name;
+    for (char& ch : n)
+        if (ch == '-') ch = '_';
+    return n;
+}
+
+std::string apply_option(const OptionSpec& s, Config& c, ParseState& st, const std::string& v) {
+    std::string err;
+    switch (s.kind) {
+    case OptionKind::flag: c.*s.flag_field = true; break;
+    case OptionKind::unsigned_int: err = parse_whole(s, v, c.*s.unsigned_field); break;
+    case OptionKind::seconds: err = parse_seconds(s, v, c.*s.seconds_field); break;
+    case OptionKind::size: err = parse_bytes(s, v, c.*s.size_field); break;
+    case OptionKind::text: break;
+    }
+    if (err.empty() && s.apply) err = s.apply(c, st, v);
+    return err;
+}
+
+namespace {
+// Text for a Markdown table cell: a '|' would end the cell.
+std::string cell(const std::string& text) {
+    std::string out;
+    for (char c : text) {
+        if (c == '|') out += '\\';
+        out += c;
+    }
+    return out;
+}
+} // namespace
+
+std::string option_help(const OptionSpec& s) {
+    if (s.kind == OptionKind::unsigned_int || s.kind == OptionKind::seconds ||
+        s.kind == OptionKind::size)
+        return std::string(s.help) + " (" + range_text(s) + ")";
+    return s.help;
+}
+
+std::string options_markdown() {
+    std::string out =
+        "# vramfs options\n\n"
+        "Made from the option table in src/app/options.cpp (`vramfs --options-markdown`); a unit\n"
+        "test fails when this page, the man page or the bash completion drift from it.\n\n"
+        "    vramfs MOUNTPOINT SIZE [OPTIONS]\n"
+        "    mount -t fuse.vramfs -o size=SIZE[,OPTION[=VALUE]...] vramfs MOUNTPOINT\n\n"
+        "SIZE is bytes or K, M, G, T, P: powers of 1024, with or without `iB`; KB, MB, GB, TB, PB\n"
+        "are powers of 1000; fractions take a unit (`1.5G`). `DEVICE:SIZE,...` (`0:4G,1:2G`) gives\n"
+        "each device its own budget. `-o` options that vramfs does not know go to FUSE\n"
+        "(`allow_other`, `ro`, ...).\n\n"
+        "| option | -o form | value | default | what it does |\n"
+        "|---|---|---|---|---|\n";
+    for (const OptionSpec& s : option_table()) {
+        if (s.hidden) continue;
+        std::string cli = s.on_command_line ? std::string("`--") + s.name + "`" : "";
+        if (s.short_name) cli = std::string("`-") + s.short_name + "`, " + cli;
+        const std::string o = s.in_o ? "`" + o_name(s) + (s.value_name ? "=`" : "`") : "";
+        out += "| " + (cli.empty() ? std::string("(SIZE)") : cli) + " | " + o + " | " +
+               cell(s.value_name ? s.value_name : "") + " | " +
+               cell(s.default_text ? s.default_text : "") + " | " + cell(option_help(s)) + " |\n";
+    }
+    out += "\nAlso: `-o OPTIONS` (comma separated, repeatable), `--help`, `--version`, and\n"
+           "`vramfs status MOUNTPOINT [--json | --prometheus]`.\n";
+    return out;
+}
+
+} // namespace vramfs

@@ -1,0 +1,83 @@
+// The status formats: JSON reads back to the same snapshot, the table and the Prometheus text
+// carry what they should, and label values are escaped.
+#include "vramfs/status/format.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace vramfs;
+
+namespace {
+StatusSnapshot sample() {
+    StatusSnapshot s;
+    s.devices.push_back({0, "cuda", "NVIDIA \"H200\"\\x", 6ull << 30, 1 << 20, 64 << 20, 1, 0, 100, 2});
+    s.devices.push_back({1, "host", "host RAM", 1 << 30, 0, 0, 0, 0, 200, 0});
+    s.files.push_back({"swap", 2, 4 << 20, 4 << 20, 0});
+    s.files.push_back({"na\"me\n", 3, 5, 1 << 20, 1});
+    s.files_truncated = true;
+    s.bytes_read = 11;
+    s.bytes_written = 22;
+    s.errors = 3;
+    s.read_cache_hits = 4;
+    s.read_cache_fills = 5;
+    s.read = {7, 7000, 3000, 1, 100};
+    s.write = {9, 9000, 4000, 0, 0};
+    return s;
+}
+} // namespace
+
+TEST_CASE("status JSON reads back to the same snapshot") {
+    const StatusSnapshot s = sample();
+    const std::string text = status_json(s);
+    CHECK(text.find("\"devices\":[{\"index\":0") != std::string::npos); // the order scripts see
+    StatusSnapshot back;
+    std::string error;
+    REQUIRE(parse_status_json(text, back, error));
+    CHECK(status_json(back) == text);
+    REQUIRE(back.devices.size() == 2);
+    CHECK(back.devices[0].name == s.devices[0].name);
+    CHECK(back.files.at(1).name == "na\"me\n");
+    CHECK(back.read.receive_ns == 100);
+    CHECK(back.files_truncated);
+    CHECK_FALSE(parse_status_json("{\"devices\":[]}", back, error));
+    CHECK_FALSE(error.empty());
+    CHECK_FALSE(parse_status_json("not json", back, error));
+}
+
+TEST_CASE("the status table") {
+    const std::string t = status_text(sample());
+    CHECK(t.find("swap (inode 2)") != std::string::npos);
+    CHECK(t.find("6.0 GiB") != std::string::npos);
+    CHECK(t.find("(more files not listed)") != std::string::npos);
+    CHECK(t.find("errors 3 since mount; read cache: 4 hits, 5 windows filled") != std::string::npos);
+    CHECK(t.find("read   7 requests, per request: storage 0.4 us, other handling and reply 0.6 us, receive 0.1 us") != std::string::npos);
+    StatusSnapshot quiet = sample();
+    quiet.read = quiet.write = {};
+    CHECK(status_text(quiet).find("requests") == std::string::npos);
+}
+
+TEST_CASE("the status in the Prometheus text format") {
+    const std::string p = status_prometheus(sample(), "/mnt/v\"ram");
+    CHECK(p.find("# TYPE vramfs_device_budget_bytes gauge\n") != std::string::npos);
+    CHECK(p.find("vramfs_device_budget_bytes{mountpoint=\"/mnt/v\\\"ram\",device=\"0\",kind=\"cuda\","
+                 "name=\"NVIDIA \\\"H200\\\"\\\\x\"} 6442450944\n") != std::string::npos);
+    CHECK(p.find("vramfs_device_free_on_card_bytes{mountpoint=\"/mnt/v\\\"ram\",device=\"1\"") != std::string::npos);
+    CHECK(p.find("# TYPE vramfs_errors_total counter\nvramfs_errors_total{mountpoint=\"/mnt/v\\\"ram\"} 3\n") != std::string::npos);
+    CHECK(p.find("vramfs_requests_total{mountpoint=\"/mnt/v\\\"ram\",op=\"write\"} 9\n") != std::string::npos);
+    CHECK(p.find("vramfs_request_storage_seconds_total{mountpoint=\"/mnt/v\\\"ram\",op=\"read\"} 0.000003000\n") != std::string::npos);
+    CHECK(p.find("swap") == std::string::npos); // no per-file series
+    // Every sample line is NAME{LABELS} VALUE, and every family has HELP and TYPE.
+    std::size_t pos = 0, samples = 0;
+    while (pos < p.size()) {
+        const std::size_t end = p.find('\n', pos);
+        REQUIRE(end != std::string::npos);
+        const std::string line = p.substr(pos, end - pos);
+        pos = end + 1;
+        if (line.rfind("# ", 0) == 0) continue;
+        ++samples;
+        CHECK(line.find("} ") != std::string::npos);
+        CHECK(line.rfind("vramfs_", 0) == 0);
+    }
+    CHECK(samples == 7 * 2 + 5 + 3 * 2);
+}
