@@ -1,6 +1,7 @@
 // vramfs: parse the command line, then mount and serve; or `vramfs status MOUNTPOINT`.
 #include "vramfs/app/config.hpp"
 #include "vramfs/app/daemon.hpp"
+#include "vramfs/status/format.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -10,19 +11,25 @@
 
 namespace {
 
-// vramfs status MOUNTPOINT [--json]: the running daemon's view, read through the filesystem
-// itself (a virtual xattr of the root directory), so no other channel to the daemon exists.
+// vramfs status MOUNTPOINT [--json|--prometheus]: the running daemon's view, read through the
+// filesystem itself (the virtual xattr user.vramfs.status.json of its root), so no other
+// channel to the daemon exists; formatted here.
 int status_command(int argc, char** argv) {
     std::string mountpoint;
-    bool json = false;
+    enum class Form { text, json, prometheus } form = Form::text;
     for (int i = 2; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--json") {
-            json = true;
+            form = Form::json;
+        } else if (a == "--prometheus") {
+            form = Form::prometheus;
         } else if (a == "-h" || a == "--help") {
-            std::puts("Usage: vramfs status MOUNTPOINT [--json]\n"
+            std::puts("Usage: vramfs status MOUNTPOINT [--json | --prometheus]\n"
                       "Devices (budget, used, reserved, free VRAM on the card, files), files (size,\n"
-                      "VRAM allocated, device) and counters of a mounted vramfs.");
+                      "VRAM allocated, device), counters and request timing of a mounted vramfs.\n"
+                      "--json: the same for scripts. --prometheus: device totals, counters and\n"
+                      "timing in the Prometheus text format, for node_exporter's textfile\n"
+                      "collector (vramfs status /mnt/vram --prometheus > DIR/vramfs.prom).");
             return 0;
         } else if (mountpoint.empty() && a[0] != '-') {
             mountpoint = a;
@@ -35,12 +42,11 @@ int status_command(int argc, char** argv) {
         std::fprintf(stderr, "vramfs: status needs a MOUNTPOINT (see vramfs status --help)\n");
         return vramfs::kExitUsage;
     }
-    const char* name = json ? "user.vramfs.status.json" : "user.vramfs.status";
-    ssize_t n = ::getxattr(mountpoint.c_str(), name, nullptr, 0);
+    ssize_t n = ::getxattr(mountpoint.c_str(), vramfs::kStatusJsonXattr, nullptr, 0);
     std::string value;
     if (n > 0) {
         value.resize(static_cast<std::size_t>(n));
-        n = ::getxattr(mountpoint.c_str(), name, value.data(), value.size());
+        n = ::getxattr(mountpoint.c_str(), vramfs::kStatusJsonXattr, value.data(), value.size());
     }
     if (n < 0) {
         std::fprintf(stderr, "vramfs: %s is not a vramfs mount (%s)\n", mountpoint.c_str(),
@@ -48,7 +54,17 @@ int status_command(int argc, char** argv) {
         return vramfs::kExitFailure;
     }
     value.resize(static_cast<std::size_t>(n));
-    std::fputs(value.c_str(), stdout);
+    vramfs::StatusSnapshot snapshot;
+    std::string error;
+    if (!vramfs::parse_status_json(value, snapshot, error)) {
+        std::fprintf(stderr, "vramfs: the status of %s is not readable (%s): a different vramfs version?\n",
+                     mountpoint.c_str(), error.c_str());
+        return vramfs::kExitFailure;
+    }
+    const std::string out = form == Form::json         ? vramfs::status_json(snapshot)
+                            : form == Form::prometheus ? vramfs::status_prometheus(snapshot, mountpoint)
+                                                       : vramfs::status_text(snapshot);
+    std::fputs(out.c_str(), stdout);
     return 0;
 }
 

@@ -34,6 +34,21 @@ grep -q " $mnt fuse.vramfs " /proc/mounts || fail "not mounted"
 [[ $(df --block-size=1M --output=size "$mnt" | tail -1 | tr -d ' ') -eq 96 ]] || fail "size is not 96M"
 echo hello >"$mnt/f"
 [[ $(cat "$mnt/f") == hello ]] || fail "cannot use the mount"
+
+step "vramfs status, as a table, JSON and Prometheus text"
+"$bin" status "$mnt" | grep -q "since mount" || fail "status table"
+"$bin" status "$mnt" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["devices"][0]["budget"] == 96 << 20, d["devices"]
+assert d["counters"]["bytes_written"] == 6, d["counters"]'
+prom=$("$bin" status "$mnt" --prometheus)
+grep -q "^# TYPE vramfs_device_budget_bytes gauge$" <<<"$prom" || fail "no TYPE line"
+grep -Eq "^vramfs_device_budget_bytes\{mountpoint=\"$mnt\",device=\"0\",kind=\"$backend\",.*\} 100663296$" <<<"$prom" ||
+  fail "no budget sample: $prom"
+grep -Eq "^vramfs_written_bytes_total\{mountpoint=\"$mnt\"\} 6$" <<<"$prom" || fail "no written bytes"
+rc=0; "$bin" status "$mnt" --bogus 2>/dev/null || rc=$?; ((rc == 2)) || fail "status --bogus: exit $rc"
+rc=0; "$bin" status /proc 2>/dev/null || rc=$?; ((rc == 1)) || fail "status of a non-vramfs: exit $rc"
 umount "$mnt"
 grep -q " $mnt " /proc/mounts && fail "umount left it mounted"
 
