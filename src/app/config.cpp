@@ -141,7 +141,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     }
     app.add_flag("--options-markdown", markdown)->group(""); // writes docs/options.md
     app.footer("vramfs status MOUNTPOINT [--json|--prometheus] shows a mount's devices, files and "
-               "counters.\n\nIn the -o form (mount -t fuse.vramfs, /etc/fstab) vramfs takes " +
+               "counters.\nvramfs size SIZE prints the bytes SIZE means.\n\nIn the -o form (mount -t fuse.vramfs, /etc/fstab) vramfs takes " +
                o_names + ", e.g.\n  vramfs  /mnt/vram  fuse.vramfs  size=6G,device=0,nofail  0 0\n"
                "Every option is described in docs/options.md and vramfs(1).");
 

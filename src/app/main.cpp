@@ -2,6 +2,7 @@
 #include "vramfs/app/config.hpp"
 #include "vramfs/app/daemon.hpp"
 #include "vramfs/status/format.hpp"
+#include "vramfs/util/size.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -68,10 +69,33 @@ int status_command(int argc, char** argv) {
     return 0;
 }
 
+// vramfs size SIZE: the bytes SIZE means to vramfs, for scripts (vramfs-swap) that must mean
+// the same.
+int size_command(int argc, char** argv) {
+    if (argc == 3 && (std::strcmp(argv[2], "-h") == 0 || std::strcmp(argv[2], "--help") == 0)) {
+        std::puts("Usage: vramfs size SIZE\nPrints the bytes SIZE means to vramfs (6G, 1.5G, 200MB, "
+                  "4GiB, 4096). Exit 2 if it is not a size.");
+        return 0;
+    }
+    if (argc != 3) {
+        std::fprintf(stderr, "vramfs: size takes one SIZE, e.g. vramfs size 6G\n");
+        return vramfs::kExitUsage;
+    }
+    std::string why;
+    const auto bytes = vramfs::parse_size(argv[2], &why);
+    if (!bytes) {
+        std::fprintf(stderr, "vramfs: invalid SIZE '%s': %s\n", argv[2], why.c_str());
+        return vramfs::kExitUsage;
+    }
+    std::printf("%llu\n", static_cast<unsigned long long>(*bytes));
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     if (argc >= 2 && std::strcmp(argv[1], "status") == 0) return status_command(argc, argv);
+    if (argc >= 2 && std::strcmp(argv[1], "size") == 0) return size_command(argc, argv);
     const vramfs::ParseResult parsed = vramfs::parse_command_line(argc, argv);
     if (parsed.done) {
         if (!parsed.output.empty()) std::fputs(parsed.output.c_str(), stdout);

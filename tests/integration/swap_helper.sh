@@ -23,6 +23,29 @@ rc=0; "$helper" frobnicate 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad comman
 rc=0; "$helper" on 64M --page-cluster 32 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad --page-cluster: exit $rc"
 "$helper" --help | grep -q "Exit codes" || fail "--help does not document exit codes"
 
+step "SIZE means to the helper what it means to vramfs"
+# SIZE, and the bytes both must make of it (the swap file's size).
+while read -r text want; do
+  [[ $("$bin" size "$text") == "$want" ]] || fail "vramfs size $text: not $want"
+  loop=$("$helper" on "$text" --mountpoint "$mnt" --name sz --backend "$backend")
+  [[ $(stat -c %s "$mnt/sz") == "$want" ]] || fail "on $text made a file of $(stat -c %s "$mnt/sz") bytes, not $want"
+  # mkswap uses whole pages, less one for its header.
+  kib=$(awk -v d="$loop" '$1 == d { print $3 }' /proc/swaps)
+  [[ $kib == $(((want / 4096 - 1) * 4)) ]] || fail "on $text: swap of $kib KiB"
+  "$helper" off all --mountpoint "$mnt" >/dev/null
+done <<'SIZES'
+100000K 102400000
+200MB 200000000
+1.5G 1610612736
+4GiB 4294967296
+SIZES
+for text in 0 -1 1X "" 39M 1.5; do
+  rc=0; out=$("$helper" on "$text" --mountpoint "$mnt" 2>&1) || rc=$?
+  ((rc == 2)) || fail "on '$text': exit $rc"
+  [[ $(wc -l <<<"$out") -eq 1 ]] || fail "on '$text': more than one line: $out"
+done
+mountpoint -q "$mnt" && fail "a refused size left a mount"
+
 step "on"
 loop=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend")
 swapon --show=NAME,PRIO --noheadings | grep -q "^$loop *7$" || fail "$loop not on with priority 7"
