@@ -50,8 +50,8 @@ void BlockPool::open_ahead(std::unique_lock<std::mutex>& lock) noexcept {
     if (s == slabs_.size()) return;
     slabs_[s].opening = true;
     lock.unlock();
-    DeviceAddr base = 0;
-    const int err = backend_.allocate(slab_bytes(s), base);
+    DeviceBuffer memory;
+    const int err = backend_.allocate(slab_bytes(s), memory);
     lock.lock();
     slabs_[s].opening = false;
     if (err) {
@@ -59,7 +59,7 @@ void BlockPool::open_ahead(std::unique_lock<std::mutex>& lock) noexcept {
         log_debug("block pool: taking a slab ahead of need failed: errno %d", err);
         return;
     }
-    install_slab(s, base);
+    install_slab(s, std::move(memory));
 }
 
 // Hands back slabs that stayed empty for the release delay, except the free blocks the
@@ -73,10 +73,9 @@ void BlockPool::release_idle(std::unique_lock<std::mutex>& lock) noexcept {
         if (used != 0 && reserved_blocks_ - used - slab.capacity < low_water_) continue;
         // Take the slab out of service under the lock, free it on the device without it, so
         // requests are not held up by a synchronising cudaFree.
-        const std::uint64_t bytes = slab_bytes(s);
-        const DeviceAddr base = detach_slab(s);
+        DeviceBuffer memory = detach_slab(s);
         lock.unlock();
-        backend_.release(base, bytes);
+        memory.reset();
         lock.lock();
     }
 }
@@ -121,13 +120,13 @@ std::uint32_t BlockPool::first_unopened() const noexcept {
 }
 
 int BlockPool::open_slab(std::uint32_t s) noexcept {
-    DeviceAddr base = 0;
-    if (int err = backend_.allocate(slab_bytes(s), base)) return err;
-    install_slab(s, base);
+    DeviceBuffer memory;
+    if (int err = backend_.allocate(slab_bytes(s), memory)) return err;
+    install_slab(s, std::move(memory));
     return 0;
 }
 
-void BlockPool::install_slab(std::uint32_t s, DeviceAddr base) noexcept {
+void BlockPool::install_slab(std::uint32_t s, DeviceBuffer memory) noexcept {
     Slab& slab = slabs_[s];
     // Hand out low indices first, so that a partly used slab stays compact. No allocation:
     // the capacity was reserved at construction.
@@ -135,7 +134,8 @@ void BlockPool::install_slab(std::uint32_t s, DeviceAddr base) noexcept {
     for (std::uint32_t i = 0; i < slab.capacity; ++i) slab.free.push_back(slab.capacity - 1 - i);
     slab.allocated = true;
     slab.used = 0;
-    slab_base_[s] = base;
+    slab_base_[s] = memory.address();
+    slab.memory = std::move(memory);
     reserved_blocks_ += slab.capacity;
     ++open_slabs_;
     ++empty_open_slabs_;
@@ -143,9 +143,8 @@ void BlockPool::install_slab(std::uint32_t s, DeviceAddr base) noexcept {
     set_room(s, true);
 }
 
-DeviceAddr BlockPool::detach_slab(std::uint32_t s) noexcept {
+DeviceBuffer BlockPool::detach_slab(std::uint32_t s) noexcept {
     Slab& slab = slabs_[s];
-    const DeviceAddr base = slab_base_[s];
     slab_base_[s] = 0;
     slab.allocated = false;
     slab.free.clear(); // keeps its capacity for the next open
@@ -153,13 +152,10 @@ DeviceAddr BlockPool::detach_slab(std::uint32_t s) noexcept {
     --open_slabs_;
     if (slab.used == 0) --empty_open_slabs_;
     set_room(s, false);
-    return base;
+    return std::move(slab.memory);
 }
 
-void BlockPool::close_slab(std::uint32_t s) noexcept {
-    const std::uint64_t bytes = slab_bytes(s);
-    backend_.release(detach_slab(s), bytes);
-}
+void BlockPool::close_slab(std::uint32_t s) noexcept { detach_slab(s).reset(); }
 
 int BlockPool::allocate(std::size_t n, BlockId* out) noexcept {
     if (n == 0) return 0;

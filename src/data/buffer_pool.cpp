@@ -11,21 +11,15 @@ namespace vramfs {
 
 HostBuffers::HostBuffers(StorageBackend& backend, std::size_t count, std::size_t bytes,
                          const char* what)
-    : backend_(backend), bytes_(bytes) {
+    : bytes_(bytes) {
     all_.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
-        void* p = backend_.allocate_host_buffer(bytes);
-        if (!p) {
-            for (void* q : all_) backend_.release_host_buffer(q, bytes_);
-            throw std::runtime_error(std::string("cannot allocate ") + what);
-        }
-        fault_in(p, bytes); // see util/memory.hpp
-        all_.push_back(p);
+        HostBuffer b;
+        if (backend.allocate_host(bytes, b) != 0)
+            throw std::runtime_error(std::string("cannot allocate ") + what); // all_ frees the rest
+        fault_in(b.data(), bytes); // see util/memory.hpp
+        all_.push_back(std::move(b));
     }
-}
-
-HostBuffers::~HostBuffers() {
-    for (void* p : all_) backend_.release_host_buffer(p, bytes_);
 }
 
 IoBufferPool::IoBufferPool(StorageBackend& backend, std::size_t count, std::size_t bytes)

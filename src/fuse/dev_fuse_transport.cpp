@@ -41,7 +41,8 @@ struct PollState {
 
 struct Worker {
     fuse_session* se = nullptr;
-    void* buffer = nullptr;
+    HostBuffer receive; // what the kernel writes each request into
+    void* buffer = nullptr; // receive.data()
     pthread_t thread{};
     std::atomic<bool>* finished = nullptr;
     std::atomic<unsigned>* ready = nullptr;
@@ -197,11 +198,11 @@ int DevFuseTransport::serve() {
         w.se = se;
         w.finished = &finished;
         w.ready = &ready;
-        w.buffer = buffers.allocate_host_buffer(kReceiveBuffer);
-        if (!w.buffer) break;
+        if (buffers.allocate_host(kReceiveBuffer, w.receive) != 0) break;
+        w.buffer = w.receive.data();
         fault_in(w.buffer, kReceiveBuffer);
         if (pthread_create(&w.thread, &attr, worker_main, &w) != 0) {
-            buffers.release_host_buffer(w.buffer, kReceiveBuffer);
+            w.receive.reset();
             w.buffer = nullptr;
             break;
         }
@@ -231,7 +232,7 @@ int DevFuseTransport::serve() {
     for (auto& w : workers) {
         if (!w.buffer) continue;
         pthread_join(w.thread, nullptr);
-        buffers.release_host_buffer(w.buffer, kReceiveBuffer);
+        w.receive.reset();
     }
     for (auto& w : workers)
         if (w.epoll_fd >= 0) ::close(w.epoll_fd);

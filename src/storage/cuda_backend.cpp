@@ -1,33 +1,19 @@
-// CudaBackend: storage in VRAM through the CUDA runtime; the only file that includes CUDA headers.
-#include "vramfs/util/log.hpp"
+// CudaBackend: storage in VRAM through the CUDA runtime; with cuda_check.hpp, the only code that
+// includes CUDA headers.
 #include "vramfs/storage/backend.hpp"
 
 #include <cerrno>
 #include <string>
 
 #ifdef VRAMFS_HAVE_CUDA
-// Each host thread copies on its own default stream, so FUSE workers do not serialise on the
-// legacy stream.
-#define CUDA_API_PER_THREAD_DEFAULT_STREAM 1
-#include <cuda_runtime_api.h>
+// Each host thread copies on its own default stream (cuda_check.hpp sets
+// CUDA_API_PER_THREAD_DEFAULT_STREAM), so FUSE workers do not serialise on the legacy stream.
+#include "cuda_check.hpp"
 
 namespace vramfs {
 namespace {
 
-// Logs a failed CUDA call with its place, clears the (non-sticky) error and maps it to errno:
-// out of memory becomes ENOSPC, anything else EIO.
-int cuda_failure(cudaError_t err, const char* what, const char* file, int line) noexcept {
-    (void)cudaGetLastError();
-    if (err == cudaErrorMemoryAllocation) return ENOSPC;
-    log_error("CUDA %s failed at %s:%d: %s (%s)", what, file, line, cudaGetErrorName(err),
-              cudaGetErrorString(err));
-    return EIO;
-}
-#define VRAMFS_CUDA_TRY(call, what)                                                                \
-    do {                                                                                           \
-        cudaError_t vramfs_err_ = (call);                                                          \
-        if (vramfs_err_ != cudaSuccess) return cuda_failure(vramfs_err_, what, __FILE__, __LINE__); \
-    } while (0)
+using cuda::cuda_reason;
 
 class CudaBackend final : public StorageBackend {
 public:
@@ -37,23 +23,19 @@ public:
 
     std::uint64_t query_free() noexcept override {
         std::size_t free = 0, total = 0;
-        if (bind() != 0 || cudaMemGetInfo(&free, &total) != cudaSuccess) {
-            (void)cudaGetLastError();
-            return 0;
-        }
+        if (bind() != 0 || !VRAMFS_CUDA_LOG(cudaMemGetInfo(&free, &total), "cudaMemGetInfo")) return 0;
         return free;
     }
-    int allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
+    int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
         if (int err = bind()) return err;
         void* p = nullptr;
         VRAMFS_CUDA_TRY(cudaMalloc(&p, bytes), "cudaMalloc");
         out = reinterpret_cast<DeviceAddr>(p);
         return 0;
     }
-    void release(DeviceAddr addr, std::uint64_t) noexcept override {
+    void do_release(DeviceAddr addr, std::uint64_t) noexcept override {
         if (bind() != 0) return;
-        cudaError_t err = cudaFree(reinterpret_cast<void*>(addr));
-        if (err != cudaSuccess) cuda_failure(err, "cudaFree", __FILE__, __LINE__);
+        VRAMFS_CUDA_LOG(cudaFree(reinterpret_cast<void*>(addr)), "cudaFree");
     }
     int write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
         if (int err = bind()) return err;
@@ -77,17 +59,15 @@ public:
         VRAMFS_CUDA_TRY(cudaStreamSynchronize(cudaStreamPerThread), "cudaStreamSynchronize");
         return 0;
     }
-    void* allocate_host_buffer(std::size_t bytes) noexcept override {
-        if (bind() != 0) return nullptr;
+    void* do_allocate_host(std::size_t bytes) noexcept override {
         void* p = nullptr;
-        if (cudaHostAlloc(&p, bytes, cudaHostAllocPortable) != cudaSuccess) {
-            (void)cudaGetLastError();
+        if (bind() != 0 ||
+            !VRAMFS_CUDA_LOG(cudaHostAlloc(&p, bytes, cudaHostAllocPortable), "cudaHostAlloc"))
             return nullptr;
-        }
         return p;
     }
-    void release_host_buffer(void* p, std::size_t) noexcept override {
-        if (p && cudaFreeHost(p) != cudaSuccess) (void)cudaGetLastError();
+    void do_release_host(void* p, std::size_t) noexcept override {
+        if (p) VRAMFS_CUDA_LOG(cudaFreeHost(p), "cudaFreeHost");
     }
 
 private:
@@ -102,22 +82,17 @@ private:
     DeviceInfo info_;
 };
 
-std::string describe(cudaError_t err) {
-    (void)cudaGetLastError();
-    return std::string(cudaGetErrorString(err)) + " (" + cudaGetErrorName(err) + ")";
-}
-
 bool query_device(int index, DeviceInfo& info, std::string& error) {
     cudaDeviceProp prop{};
     cudaError_t err = cudaGetDeviceProperties(&prop, index);
     if (err != cudaSuccess) {
-        error = "CUDA device " + std::to_string(index) + ": " + describe(err);
+        error = "CUDA device " + std::to_string(index) + ": " + cuda_reason(err);
         return false;
     }
     std::size_t free = 0, total = 0;
     if ((err = cudaSetDevice(index)) != cudaSuccess ||
         (err = cudaMemGetInfo(&free, &total)) != cudaSuccess) {
-        error = "CUDA device " + std::to_string(index) + ": " + describe(err);
+        error = "CUDA device " + std::to_string(index) + ": " + cuda_reason(err);
         return false;
     }
     info.index = index;
@@ -130,6 +105,7 @@ bool query_device(int index, DeviceInfo& info, std::string& error) {
 } // namespace
 
 void cuda_versions(int& driver, int& runtime) noexcept {
+    // A missing driver is an answer here (--check reports it), not an error to log.
     driver = runtime = 0;
     if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0;
     if (cudaRuntimeGetVersion(&runtime) != cudaSuccess) runtime = 0;
@@ -140,7 +116,7 @@ bool list_cuda_devices(std::vector<DeviceInfo>& out, std::string& error) {
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) {
-        error = "no usable CUDA device: " + describe(err);
+        error = "no usable CUDA device: " + cuda_reason(err);
         return false;
     }
     for (int i = 0; i < count; ++i) {
@@ -160,7 +136,7 @@ std::unique_ptr<StorageBackend> make_cuda_backend(int device, std::string& error
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err != cudaSuccess) {
-        error = "no usable CUDA device: " + describe(err);
+        error = "no usable CUDA device: " + cuda_reason(err);
         return nullptr;
     }
     if (device < 0 || device >= count) {

@@ -25,11 +25,11 @@ public:
     const char* kind() const noexcept override { return inner_->kind(); }
     const DeviceInfo& device() const noexcept override { return inner_->device(); }
     std::uint64_t query_free() noexcept override { return inner_->query_free(); }
-    int allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
+    int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
         if (hit(allocs_, plan_.alloc_nth, plan_.alloc_rate, 1)) return ENOSPC;
-        return inner_->allocate(bytes, out);
+        return forward_allocate(*inner_, bytes, out);
     }
-    void release(DeviceAddr addr, std::uint64_t bytes) noexcept override { inner_->release(addr, bytes); }
+    void do_release(DeviceAddr addr, std::uint64_t bytes) noexcept override { forward_release(*inner_, addr, bytes); }
     int write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
         return hit(copies_, plan_.copy_nth, plan_.copy_rate, 2) ? EIO : inner_->write(dst, src, len);
     }
@@ -39,11 +39,11 @@ public:
     int zero(DeviceAddr dst, std::size_t len) noexcept override {
         return hit(copies_, plan_.copy_nth, plan_.copy_rate, 2) ? EIO : inner_->zero(dst, len);
     }
-    void* allocate_host_buffer(std::size_t bytes) noexcept override {
-        return inner_->allocate_host_buffer(bytes);
+    void* do_allocate_host(std::size_t bytes) noexcept override {
+        return forward_allocate_host(*inner_, bytes);
     }
-    void release_host_buffer(void* p, std::size_t bytes) noexcept override {
-        inner_->release_host_buffer(p, bytes);
+    void do_release_host(void* p, std::size_t bytes) noexcept override {
+        forward_release_host(*inner_, p, bytes);
     }
 
 private:

@@ -55,7 +55,7 @@ public:
     const DeviceInfo& device() const noexcept override { return info_; }
     std::uint64_t query_free() noexcept override { return meminfo_bytes("MemAvailable"); }
 
-    int allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
+    int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
         if (arena_) return arena_allocate(bytes, out);
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                          -1, 0);
@@ -64,7 +64,7 @@ public:
         out = reinterpret_cast<DeviceAddr>(p);
         return 0;
     }
-    void release(DeviceAddr addr, std::uint64_t bytes) noexcept override {
+    void do_release(DeviceAddr addr, std::uint64_t bytes) noexcept override {
         if (arena_)
             arena_release(addr, bytes);
         else
@@ -82,10 +82,10 @@ public:
         std::memset(reinterpret_cast<void*>(dst), 0, len);
         return 0;
     }
-    void* allocate_host_buffer(std::size_t bytes) noexcept override {
+    void* do_allocate_host(std::size_t bytes) noexcept override {
         return std::aligned_alloc(4096, (bytes + 4095) & ~std::size_t{4095});
     }
-    void release_host_buffer(void* p, std::size_t) noexcept override { std::free(p); }
+    void do_release_host(void* p, std::size_t) noexcept override { std::free(p); }
 
 private:
     // Locked, like VRAM: this memory may back a swap device, so the kernel must never try to

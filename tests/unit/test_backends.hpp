@@ -16,16 +16,16 @@ public:
     const char* kind() const noexcept override { return "flaky"; }
     const DeviceInfo& device() const noexcept override { return inner_->device(); }
     std::uint64_t query_free() noexcept override { return inner_->query_free(); }
-    int allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
+    int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
         ++allocations;
         if (fail_allocations_after >= 0 && live_slabs >= fail_allocations_after) return ENOSPC;
-        int err = inner_->allocate(bytes, out);
+        int err = forward_allocate(*inner_, bytes, out);
         if (!err) ++live_slabs;
         return err;
     }
-    void release(DeviceAddr addr, std::uint64_t bytes) noexcept override {
+    void do_release(DeviceAddr addr, std::uint64_t bytes) noexcept override {
         --live_slabs;
-        inner_->release(addr, bytes);
+        forward_release(*inner_, addr, bytes);
     }
     int write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
         return fail_copies ? EIO : inner_->write(dst, src, len);
@@ -36,11 +36,11 @@ public:
     int zero(DeviceAddr dst, std::size_t len) noexcept override {
         return fail_copies ? EIO : inner_->zero(dst, len);
     }
-    void* allocate_host_buffer(std::size_t bytes) noexcept override {
-        return inner_->allocate_host_buffer(bytes);
+    void* do_allocate_host(std::size_t bytes) noexcept override {
+        return forward_allocate_host(*inner_, bytes);
     }
-    void release_host_buffer(void* p, std::size_t bytes) noexcept override {
-        inner_->release_host_buffer(p, bytes);
+    void do_release_host(void* p, std::size_t bytes) noexcept override {
+        forward_release_host(*inner_, p, bytes);
     }
 
     int fail_allocations_after = -1; // refuse new slabs once this many are live

@@ -1,17 +1,20 @@
 // The storage contract, written once and run against each backend:
-//   vramfs_contract host | cuda
-// Exits 77 (ctest: skipped) when the backend's device does not exist here.
+//   vramfs_contract host | host-arena | fault-host | cuda | fault-cuda
+// (fault-*: the fault-injecting decorator over that backend, with a plan that never fires, so
+// it must keep the contract exactly). Exits 77 (ctest: skipped) when the device is not here.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include "vramfs/data/block_pool.hpp"
 #include "vramfs/data/file_data.hpp"
 #include "vramfs/storage/backend.hpp"
+#include "vramfs/storage/fault_backend.hpp"
 
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace vramfs;
@@ -29,43 +32,106 @@ std::vector<unsigned char> random_bytes(std::size_t n, unsigned seed) {
 
 TEST_CASE("allocate, write, read back, release") {
     StorageBackend& be = *g_backend;
-    DeviceAddr a = 0;
+    DeviceBuffer a;
     REQUIRE(be.allocate(8 << 20, a) == 0);
+    CHECK(a.size() == 8u << 20);
     auto data = random_bytes(3 << 20, 1);
-    REQUIRE(be.write(a + 12345, data.data(), data.size()) == 0);
+    REQUIRE(be.write(a.address() + 12345, data.data(), data.size()) == 0);
     std::vector<unsigned char> out(data.size());
-    REQUIRE(be.read(a + 12345, out.data(), out.size()) == 0);
+    REQUIRE(be.read(a.address() + 12345, out.data(), out.size()) == 0);
     CHECK(out == data);
-    REQUIRE(be.zero(a + 12345 + 100, 1000) == 0);
-    REQUIRE(be.read(a + 12345, out.data(), out.size()) == 0);
+    REQUIRE(be.zero(a.address() + 12345 + 100, 1000) == 0);
+    REQUIRE(be.read(a.address() + 12345, out.data(), out.size()) == 0);
     for (std::size_t i = 0; i < out.size(); ++i)
         if ((i >= 100 && i < 1100) ? out[i] != 0 : out[i] != data[i]) FAIL("byte " << i);
-    be.release(a, 8 << 20);
+    a.reset();
+    CHECK_FALSE(a);
+}
+
+TEST_CASE("buffers own their memory: moved, not copied, and given back once") {
+    StorageBackend& be = *g_backend;
+    DeviceBuffer a;
+    REQUIRE(be.allocate(4 << 20, a) == 0);
+    const DeviceAddr addr = a.address();
+    DeviceBuffer b = std::move(a);
+    CHECK_FALSE(a);
+    CHECK(b.address() == addr);
+    std::vector<DeviceBuffer> held;
+    held.push_back(std::move(b));
+    held.emplace_back();
+    REQUIRE(be.allocate(1 << 20, held.back()) == 0);
+    held.clear(); // both go back here, once each
+    // More than the host arena (256 MiB) holds, if any of it were not given back.
+    for (int i = 0; i < 100; ++i) {
+        DeviceBuffer c;
+        REQUIRE(be.allocate(4 << 20, c) == 0);
+        DeviceBuffer d = std::move(c);
+        c = std::move(d); // move-assigned back: still one owner
+    }
 }
 
 TEST_CASE("host buffers are usable for copies") {
     StorageBackend& be = *g_backend;
-    void* buf = be.allocate_host_buffer(1 << 20);
-    REQUIRE(buf != nullptr);
-    DeviceAddr a = 0;
+    HostBuffer buf;
+    REQUIRE(be.allocate_host(1 << 20, buf) == 0);
+    REQUIRE(buf.data() != nullptr);
+    DeviceBuffer a;
     REQUIRE(be.allocate(1 << 20, a) == 0);
-    std::memset(buf, 0x5a, 1 << 20);
-    REQUIRE(be.write(a, buf, 1 << 20) == 0);
-    std::memset(buf, 0, 1 << 20);
-    REQUIRE(be.read(a, buf, 1 << 20) == 0);
-    CHECK(static_cast<unsigned char*>(buf)[(1 << 20) - 1] == 0x5a);
-    be.release(a, 1 << 20);
-    be.release_host_buffer(buf, 1 << 20);
+    std::memset(buf.data(), 0x5a, 1 << 20);
+    REQUIRE(be.write(a.address(), buf.data(), 1 << 20) == 0);
+    std::memset(buf.data(), 0, 1 << 20);
+    REQUIRE(be.read(a.address(), buf.data(), 1 << 20) == 0);
+    CHECK(static_cast<unsigned char*>(buf.data())[(1 << 20) - 1] == 0x5a);
 }
 
 TEST_CASE("an impossible allocation is ENOSPC, not a crash") {
     StorageBackend& be = *g_backend;
-    DeviceAddr a = 0;
+    DeviceBuffer a;
     // Far more than any device or host has.
     CHECK(be.allocate(1ull << 50, a) == ENOSPC);
+    CHECK_FALSE(a);
     // The backend still works afterwards.
     REQUIRE(be.allocate(4096, a) == 0);
-    be.release(a, 4096);
+}
+
+TEST_CASE("several threads allocate and copy at once, each seeing only its own bytes") {
+    StorageBackend& be = *g_backend;
+    constexpr int kThreads = 8, kRounds = 16;
+    constexpr std::size_t kBytes = 1 << 20;
+    std::vector<int> bad(kThreads, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            HostBuffer in, out;
+            if (be.allocate_host(kBytes, in) != 0 || be.allocate_host(kBytes, out) != 0) {
+                bad[t] = -1;
+                return;
+            }
+            for (int r = 0; r < kRounds; ++r) {
+                DeviceBuffer mem;
+                if (be.allocate(2 * kBytes, mem) != 0) {
+                    bad[t] = -2;
+                    return;
+                }
+                const auto data = random_bytes(kBytes, static_cast<unsigned>(t * 1000 + r));
+                std::memcpy(in.data(), data.data(), kBytes);
+                const std::size_t off = static_cast<std::size_t>(r) * 4096 + 1;
+                if (be.write(mem.address() + off, in.data(), kBytes - off) != 0 ||
+                    be.zero(mem.address(), off) != 0 ||
+                    be.read(mem.address(), out.data(), kBytes) != 0) {
+                    bad[t] = -3;
+                    return;
+                }
+                const auto* got = static_cast<const unsigned char*>(out.data());
+                for (std::size_t i = 0; i < kBytes; ++i)
+                    if (got[i] != (i < off ? 0 : data[i - off])) ++bad[t];
+            }
+        });
+    for (auto& th : threads) th.join();
+    for (int t = 0; t < kThreads; ++t) {
+        CAPTURE(t);
+        CHECK(bad[t] == 0);
+    }
 }
 
 TEST_CASE("a file over a block pool on this backend") {
@@ -86,9 +152,12 @@ TEST_CASE("a file over a block pool on this backend") {
 int main(int argc, char** argv) {
     const std::string kind = argc > 1 ? argv[1] : "host";
     std::unique_ptr<StorageBackend> backend;
-    if (kind == "host") {
+    const std::string base = kind.rfind("fault-", 0) == 0 ? kind.substr(6) : kind;
+    if (base == "host") {
         backend = make_host_backend(0);
-    } else if (kind == "cuda") {
+    } else if (base == "host-arena") {
+        backend = make_host_backend(0, 256 << 20); // slabs carved from one locked arena
+    } else if (base == "cuda") {
         std::string error;
         backend = make_cuda_backend(0, error);
         if (!backend) {
@@ -96,11 +165,16 @@ int main(int argc, char** argv) {
             return 77;
         }
     } else {
-        std::fprintf(stderr, "usage: %s host|cuda [doctest options]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s [fault-]host|host-arena|cuda [doctest options]\n", argv[0]);
         return 2;
     }
-    std::printf("storage contract on %s device %d (%s)\n", backend->kind(),
-                backend->device().index, backend->device().name.c_str());
+    if (base != kind) {
+        FaultPlan never; // a decorator that passes everything through must keep the contract
+        never.copy_nth = ~std::uint64_t{0};
+        backend = make_fault_injecting_backend(std::move(backend), never);
+    }
+    std::printf("storage contract on %s%s device %d (%s)\n", base != kind ? "fault-injecting " : "",
+                backend->kind(), backend->device().index, backend->device().name.c_str());
     g_backend = backend.get();
     doctest::Context ctx;
     ctx.applyCommandLine(argc - 1, argv + 1);

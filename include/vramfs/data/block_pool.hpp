@@ -62,6 +62,7 @@ public:
 
 private:
     struct Slab {
+        DeviceBuffer memory;             // empty while the slab is not taken from the device
         std::vector<std::uint32_t> free; // free block indices inside the slab, a stack
         std::uint32_t capacity = 0;
         std::uint32_t used = 0;
@@ -78,10 +79,10 @@ private:
     }
     std::uint32_t first_unopened() const noexcept; // slabs_.size() when none; caller holds mu_
     int open_slab(std::uint32_t slab) noexcept;  // caller holds mu_
-    void install_slab(std::uint32_t slab, DeviceAddr base) noexcept; // caller holds mu_
-    // Takes an open slab out of service and returns its base, still to be released on the
-    // device; close_slab does both. The caller holds mu_.
-    DeviceAddr detach_slab(std::uint32_t slab) noexcept;
+    void install_slab(std::uint32_t slab, DeviceBuffer memory) noexcept; // caller holds mu_
+    // Takes an open slab out of service and returns its memory, which goes back to the device
+    // when the returned buffer is dropped; close_slab drops it at once. The caller holds mu_.
+    DeviceBuffer detach_slab(std::uint32_t slab) noexcept;
     void close_slab(std::uint32_t slab) noexcept; // caller holds mu_
     void return_blocks(const BlockId* ids, std::size_t n) noexcept; // caller holds mu_
     void set_room(std::uint32_t slab, bool room) noexcept;
@@ -95,8 +96,9 @@ private:
 
     mutable std::mutex mu_; // a leaf lock: nothing else is taken while it is held
     std::vector<Slab> slabs_;
-    // Written under mu_ when a slab opens; read without it, since a block's slab stays open
-    // while any file holds the block. Sized once, never reallocated.
+    // Each open slab's address, for address(): written under mu_ when a slab opens; read
+    // without it, since a block's slab stays open while any file holds the block. Sized once,
+    // never reallocated.
     std::vector<DeviceAddr> slab_base_;
     // Open slabs with free blocks, one bit each; sized once so the I/O path never allocates.
     std::vector<std::uint64_t> room_bits_;

@@ -18,18 +18,16 @@ namespace vramfs {
 class HostBuffers {
 public:
     HostBuffers(StorageBackend& backend, std::size_t count, std::size_t bytes, const char* what);
-    ~HostBuffers();
     HostBuffers(const HostBuffers&) = delete;
     HostBuffers& operator=(const HostBuffers&) = delete;
 
-    void* operator[](std::size_t i) const noexcept { return all_[i]; }
+    void* operator[](std::size_t i) const noexcept { return all_[i].data(); }
     std::size_t count() const noexcept { return all_.size(); }
     std::size_t bytes() const noexcept { return bytes_; }
 
 private:
-    StorageBackend& backend_;
     std::size_t bytes_;
-    std::vector<void*> all_;
+    std::vector<HostBuffer> all_;
 };
 
 // Serving swap I/O must not need memory while the machine is short of it, so every buffer a

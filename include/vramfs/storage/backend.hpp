@@ -1,15 +1,18 @@
 // The storage interface: where file bytes live (VRAM through CUDA, or host RAM for tests).
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vramfs {
 
-// An address inside memory owned by a backend (a CUDA device pointer or a host pointer).
+// An address inside memory owned by a backend (a CUDA device pointer or a host pointer): where
+// a copy starts. Memory itself is owned by a DeviceBuffer.
 using DeviceAddr = std::uintptr_t;
 
 struct DeviceInfo {
@@ -17,6 +20,74 @@ struct DeviceInfo {
     std::string name;
     std::uint64_t free_bytes = 0;
     std::uint64_t total_bytes = 0;
+};
+
+class StorageBackend;
+
+// A piece of device memory and the backend it came from: move-only, given back when it is
+// destroyed or reset, so no caller keeps a bare address and a size to free it with.
+class DeviceBuffer {
+public:
+    DeviceBuffer() noexcept = default;
+    DeviceBuffer(DeviceBuffer&& o) noexcept
+        : backend_(std::exchange(o.backend_, nullptr)), addr_(std::exchange(o.addr_, 0)),
+          bytes_(std::exchange(o.bytes_, 0)) {}
+    DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+        if (this != &o) {
+            reset();
+            backend_ = std::exchange(o.backend_, nullptr);
+            addr_ = std::exchange(o.addr_, 0);
+            bytes_ = std::exchange(o.bytes_, 0);
+        }
+        return *this;
+    }
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    ~DeviceBuffer() { reset(); }
+
+    DeviceAddr address() const noexcept { return addr_; }
+    std::uint64_t size() const noexcept { return bytes_; }
+    explicit operator bool() const noexcept { return backend_ != nullptr; }
+    // Gives the memory back to its backend now (nothing if empty).
+    void reset() noexcept;
+
+private:
+    friend class StorageBackend;
+    StorageBackend* backend_ = nullptr;
+    DeviceAddr addr_ = 0;
+    std::uint64_t bytes_ = 0;
+};
+
+// A host buffer the backend copies fastest from and to (page-locked for CUDA); move-only.
+class HostBuffer {
+public:
+    HostBuffer() noexcept = default;
+    HostBuffer(HostBuffer&& o) noexcept
+        : backend_(std::exchange(o.backend_, nullptr)), data_(std::exchange(o.data_, nullptr)),
+          bytes_(std::exchange(o.bytes_, 0)) {}
+    HostBuffer& operator=(HostBuffer&& o) noexcept {
+        if (this != &o) {
+            reset();
+            backend_ = std::exchange(o.backend_, nullptr);
+            data_ = std::exchange(o.data_, nullptr);
+            bytes_ = std::exchange(o.bytes_, 0);
+        }
+        return *this;
+    }
+    HostBuffer(const HostBuffer&) = delete;
+    HostBuffer& operator=(const HostBuffer&) = delete;
+    ~HostBuffer() { reset(); }
+
+    void* data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return bytes_; }
+    explicit operator bool() const noexcept { return data_ != nullptr; }
+    void reset() noexcept;
+
+private:
+    friend class StorageBackend;
+    StorageBackend* backend_ = nullptr;
+    void* data_ = nullptr;
+    std::size_t bytes_ = 0;
 };
 
 // Every operation returns 0 or a positive errno (ENOSPC when memory is exhausted, EIO when the
@@ -33,17 +104,69 @@ public:
     // Free memory the device reports now (VRAM free on the card; MemAvailable for host).
     virtual std::uint64_t query_free() noexcept = 0;
 
-    virtual int allocate(std::uint64_t bytes, DeviceAddr& out) noexcept = 0;
-    virtual void release(DeviceAddr addr, std::uint64_t bytes) noexcept = 0;
+    // `bytes` of device memory into `out` (which must be empty): 0, or ENOSPC / EIO.
+    int allocate(std::uint64_t bytes, DeviceBuffer& out) noexcept {
+        DeviceAddr addr = 0;
+        if (int err = do_allocate(bytes, addr)) return err;
+        out = DeviceBuffer();
+        out.backend_ = this;
+        out.addr_ = addr;
+        out.bytes_ = bytes;
+        return 0;
+    }
+    // A host buffer of `bytes` into `out`: 0, or ENOMEM.
+    int allocate_host(std::size_t bytes, HostBuffer& out) noexcept {
+        void* p = do_allocate_host(bytes);
+        if (!p) return ENOMEM;
+        out = HostBuffer();
+        out.backend_ = this;
+        out.data_ = p;
+        out.bytes_ = bytes;
+        return 0;
+    }
 
     virtual int write(DeviceAddr dst, const void* src, std::size_t len) noexcept = 0;
     virtual int read(DeviceAddr src, void* dst, std::size_t len) noexcept = 0;
     virtual int zero(DeviceAddr dst, std::size_t len) noexcept = 0;
 
-    // Host buffers the backend copies fastest from and to (pinned memory for CUDA).
-    virtual void* allocate_host_buffer(std::size_t bytes) noexcept = 0;
-    virtual void release_host_buffer(void* p, std::size_t bytes) noexcept = 0;
+protected:
+    // What each backend implements; only the buffers call the release side.
+    virtual int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept = 0;
+    virtual void do_release(DeviceAddr addr, std::uint64_t bytes) noexcept = 0;
+    virtual void* do_allocate_host(std::size_t bytes) noexcept = 0;
+    virtual void do_release_host(void* p, std::size_t bytes) noexcept = 0;
+    // For decorators, which pass their inner backend's memory on as it is.
+    static int forward_allocate(StorageBackend& inner, std::uint64_t bytes, DeviceAddr& out) noexcept {
+        return inner.do_allocate(bytes, out);
+    }
+    static void forward_release(StorageBackend& inner, DeviceAddr addr, std::uint64_t bytes) noexcept {
+        inner.do_release(addr, bytes);
+    }
+    static void* forward_allocate_host(StorageBackend& inner, std::size_t bytes) noexcept {
+        return inner.do_allocate_host(bytes);
+    }
+    static void forward_release_host(StorageBackend& inner, void* p, std::size_t bytes) noexcept {
+        inner.do_release_host(p, bytes);
+    }
+
+private:
+    friend class DeviceBuffer;
+    friend class HostBuffer;
 };
+
+inline void DeviceBuffer::reset() noexcept {
+    if (backend_) backend_->do_release(addr_, bytes_);
+    backend_ = nullptr;
+    addr_ = 0;
+    bytes_ = 0;
+}
+
+inline void HostBuffer::reset() noexcept {
+    if (backend_) backend_->do_release_host(data_, bytes_);
+    backend_ = nullptr;
+    data_ = nullptr;
+    bytes_ = 0;
+}
 
 // Host RAM, locked so that the kernel never swaps it (it may back a swap device). With an
 // arena size, all of it is mapped and locked at once and slabs are carved from it, as from a
