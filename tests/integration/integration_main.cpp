@@ -1,0 +1,22 @@
+// The integration suite's entry: skipped (exit 77) where this machine cannot mount vramfs.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include "mount_fixture.hpp"
+
+#include <cstdio>
+#include <string>
+
+using namespace vramfs::test;
+
+int main(int argc, char** argv) {
+    const std::string why = unavailable_reason();
+    if (!why.empty()) {
+        std::printf("SKIPPED: %s\n", why.c_str());
+        return 77;
+    }
+    std::printf("integration tests on backend '%s'\n", test_backend().c_str());
+    doctest::Context ctx;
+    ctx.applyCommandLine(argc, argv);
+    return ctx.run();
+}

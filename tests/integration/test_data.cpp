@@ -1,0 +1,183 @@
+// Integration, file data: reads and writes against tmpfs, fallocate and holes, mmap, huge offsets, shell tools.
+// The real vramfs binary, mounted through FUSE and driven with system calls and shell tools,
+// beside tmpfs doing the same steps. Backend: $VRAMFS_TEST_BACKEND (host, cuda).
+#include <doctest/doctest.h>
+
+#include "posix_helpers.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <dirent.h>
+#include <fcntl.h>
+#include <functional>
+#include <linux/falloc.h>
+#include <random>
+#include <set>
+#include <string>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace vramfs::test;
+
+TEST_CASE("mounting prints one line; statfs shows the budget") {
+    VramfsMount m("96M");
+    CHECK(m.mount_output().find("mounted " + m.path()) != std::string::npos);
+    struct statvfs s{};
+    REQUIRE(::statvfs(m.path().c_str(), &s) == 0);
+    CHECK(s.f_blocks * s.f_frsize == 96ull << 20);
+    CHECK(s.f_bfree == s.f_blocks);
+    CHECK(s.f_namemax == 255);
+}
+
+TEST_CASE("random writes and reads match tmpfs byte for byte") {
+    Pair p;
+    std::mt19937_64 rng(42);
+    int fa = ::open((p.vram.path() + "/f").c_str(), O_RDWR | O_CREAT, 0644);
+    int fb = ::open((p.tmp.path() + "/f").c_str(), O_RDWR | O_CREAT, 0644);
+    REQUIRE(fa >= 0);
+    REQUIRE(fb >= 0);
+    std::vector<char> buf(3 << 20), ra, rb;
+    for (int step = 0; step < 300; ++step) {
+        const off_t off = static_cast<off_t>(rng() % (24 << 20));
+        const std::size_t len = 1 + rng() % buf.size();
+        switch (rng() % 4) {
+        case 0:
+        case 1: {
+            for (std::size_t i = 0; i < len; i += 8) buf[i] = static_cast<char>(rng());
+            CHECK(sys(::pwrite(fa, buf.data(), len, off)) == sys(::pwrite(fb, buf.data(), len, off)));
+            break;
+        }
+        case 2: {
+            ra.assign(len, 1);
+            rb.assign(len, 2);
+            Outcome a = sys(::pread(fa, ra.data(), len, off));
+            Outcome b = sys(::pread(fb, rb.data(), len, off));
+            REQUIRE(a == b);
+            CHECK(std::memcmp(ra.data(), rb.data(), static_cast<std::size_t>(a.rc)) == 0);
+            break;
+        }
+        case 3: {
+            const off_t size = static_cast<off_t>(rng() % (24 << 20));
+            CHECK(sys(::ftruncate(fa, size)) == sys(::ftruncate(fb, size)));
+            break;
+        }
+        }
+        struct stat sa{}, sb{};
+        ::fstat(fa, &sa);
+        ::fstat(fb, &sb);
+        REQUIRE(sa.st_size == sb.st_size);
+    }
+    ::close(fa);
+    ::close(fb);
+    CHECK(slurp(p.vram.path() + "/f") == slurp(p.tmp.path() + "/f"));
+}
+
+TEST_CASE("huge offsets are EFBIG") {
+    VramfsMount m("64M");
+    int fd = ::open((m.path() + "/f").c_str(), O_RDWR | O_CREAT, 0644);
+    REQUIRE(fd >= 0);
+    errno = 0;
+    CHECK(::pwrite(fd, "x", 1, 5ll << 40) == -1);
+    CHECK(errno == EFBIG);
+    errno = 0;
+    CHECK(::ftruncate(fd, 5ll << 40) == -1);
+    CHECK(errno == EFBIG);
+    ::close(fd);
+}
+
+TEST_CASE("fallocate, punch hole, sparse files and the budget") {
+    VramfsMount m("64M");
+    const std::string f = m.path() + "/pool";
+    int fd = ::open(f.c_str(), O_RDWR | O_CREAT, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::fallocate(fd, 0, 0, 32 << 20) == 0);
+    struct stat st{};
+    REQUIRE(::fstat(fd, &st) == 0);
+    CHECK(st.st_size == 32 << 20);
+    CHECK(st.st_blocks * 512 == 32 << 20);
+    CHECK(used_bytes(m.path()) == 32u << 20);
+    std::vector<char> data(1 << 20, 'x');
+    REQUIRE(::pwrite(fd, data.data(), data.size(), 5 << 20) == (ssize_t)data.size());
+    // No overcommit: more than what is left fails now, and changes nothing.
+    int fd2 = ::open((m.path() + "/other").c_str(), O_RDWR | O_CREAT, 0600);
+    errno = 0;
+    CHECK(::fallocate(fd2, 0, 0, 40 << 20) == -1);
+    CHECK(errno == ENOSPC);
+    REQUIRE(::fstat(fd2, &st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(used_bytes(m.path()) == 32u << 20);
+    // Writes past the budget stop short (as on tmpfs: the kernel splits them into requests),
+    // the next one fails with ENOSPC, and the old data is left alone.
+    std::vector<char> big(40 << 20, 'y');
+    const ssize_t wrote = ::pwrite(fd2, big.data(), big.size(), 0);
+    CHECK(wrote == 32 << 20);
+    errno = 0;
+    CHECK(::pwrite(fd2, big.data(), 1 << 20, wrote) == -1);
+    CHECK(errno == ENOSPC);
+    CHECK(used_bytes(m.path()) == 64u << 20);
+    REQUIRE(::ftruncate(fd2, 0) == 0);
+    CHECK(used_bytes(m.path()) == 32u << 20);
+    std::vector<char> back(1 << 20);
+    REQUIRE(::pread(fd, back.data(), back.size(), 5 << 20) == (ssize_t)back.size());
+    CHECK(back == data);
+    // Punching a hole hands the blocks back at once.
+    REQUIRE(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 16 << 20) == 0);
+    CHECK(used_bytes(m.path()) == 16u << 20);
+    REQUIRE(::pread(fd, back.data(), back.size(), 5 << 20) == (ssize_t)back.size());
+    CHECK(back == std::vector<char>(1 << 20, 0));
+    // Truncating down frees; truncating up costs nothing.
+    REQUIRE(::ftruncate(fd, 20 << 20) == 0);
+    CHECK(used_bytes(m.path()) == 4u << 20);
+    REQUIRE(::ftruncate(fd, 1ll << 40) == 0); // a 1 TiB sparse file
+    CHECK(used_bytes(m.path()) == 4u << 20);
+    // Unlink while open: the data stays readable until the last close, then the VRAM is back.
+    REQUIRE(::unlink(f.c_str()) == 0);
+    REQUIRE(::pread(fd, back.data(), 16, 17 << 20) == 16);
+    ::close(fd);
+    ::close(fd2);
+    for (int i = 0; i < 50 && used_bytes(m.path()) != 0; ++i) ::usleep(20000);
+    CHECK(used_bytes(m.path()) == 0);
+}
+
+TEST_CASE("shared mmap reads and writes") {
+    VramfsMount m("64M");
+    const std::string f = m.path() + "/map";
+    int fd = ::open(f.c_str(), O_RDWR | O_CREAT, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(::ftruncate(fd, 1 << 20) == 0);
+    void* p = ::mmap(nullptr, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    REQUIRE(p != MAP_FAILED);
+    std::memset(static_cast<char*>(p) + 4096, 'm', 8192);
+    REQUIRE(::msync(p, 1 << 20, MS_SYNC) == 0);
+    ::munmap(p, 1 << 20);
+    ::close(fd);
+    std::string all = slurp(f);
+    REQUIRE(all.size() == 1u << 20);
+    CHECK(all.substr(4096, 8192) == std::string(8192, 'm'));
+    CHECK(all.substr(0, 4096) == std::string(4096, '\0'));
+}
+
+TEST_CASE("shell tools: dd, cp, cmp, du, mv, rm -r") {
+    VramfsMount m("128M");
+    TmpfsDir t("128M");
+    const std::string v = m.path(), s = t.path();
+    REQUIRE(shell("dd if=/dev/urandom of='" + s + "/src' bs=1M count=20 status=none") == 0);
+    CHECK(shell("cp '" + s + "/src' '" + v + "/copy'") == 0);
+    CHECK(shell("cmp '" + s + "/src' '" + v + "/copy'") == 0);
+    CHECK(shell("dd if='" + s + "/src' of='" + v + "/dd' bs=128k status=none") == 0);
+    CHECK(shell("cmp '" + s + "/src' '" + v + "/dd'") == 0);
+    CHECK(shell("test \"$(du -k '" + v + "/copy' | cut -f1)\" -eq 20480") == 0);
+    CHECK(shell("mkdir -p '" + v + "/a/b/c' && mv '" + v + "/copy' '" + v + "/a/b/c/' && "
+                "cmp '" + s + "/src' '" + v + "/a/b/c/copy'") == 0);
+    CHECK(shell("rm -r '" + v + "/a' '" + v + "/dd'") == 0);
+    CHECK(list_dir(v) == std::set<std::string>{".", ".."});
+    CHECK(used_bytes(v) == 0);
+}
