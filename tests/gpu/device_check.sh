@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a GPU machine: the CUDA test suites, then the README's chain (6G mount, 4G swap pool, loop,
 # mkswap, swapon) with the daemon's memory figures and a first dd. Logs go to ${OUT:-/tmp}.
-# Usage: tests/gpu/device_check.sh BUILD_DIR
+# Usage: tests/gpu/device_check.sh BUILD_DIR   (CTEST_REGEX=... runs only those tests)
 set -uo pipefail
 build=${1:-build}
 out=${OUT:-/tmp}
@@ -14,7 +14,7 @@ echo "== vramfs --check"; "$bin" --check; echo "exit $?"
 grep -E "^Cap(Eff|Bnd)" /proc/self/status
 
 echo "== ctest (CUDA suites included)"
-(cd "$build" && ctest --output-on-failure 2>&1 | tee "$out/ctest.log" | tail -25)
+(cd "$build" && ctest --output-on-failure -R "${CTEST_REGEX:-.}" 2>&1 | tee "$out/ctest.log" | tail -25)
 
 echo "== README chain"
 mkdir -p "$mnt"

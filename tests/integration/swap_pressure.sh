@@ -82,7 +82,7 @@ echo "the mount holds ${held} MiB of device memory for ${now} MiB used, ${empty}
 # The CUDA driver may fault in host memory inside cudaMalloc while holding a lock the other
 # workers' copies need; in a cgroup that is out of memory that fault waits on swap I/O, which
 # is a deadlock unless the daemon is an I/O flusher (PR_SET_IO_FLUSHER, CAP_SYS_RESOURCE):
-# the README's "Limits and safety". So on cuda this step needs the daemon to be one.
+# docs/troubleshooting.md ("Known hazard"). So on cuda this step needs the daemon to be one.
 flags=$(awk '{ print $9 }' "/proc/$pid/stat")
 if [[ $backend == host ]] || ((flags & 0x80000)); then
   run_pressure "daemon in the same cgroup, re-taking device memory" --also-pid "$pid"

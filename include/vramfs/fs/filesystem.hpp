@@ -1,5 +1,17 @@
 // Filesystem: the vramfs operations, each returning 0 or a positive errno. This layer knows
 // nothing of FUSE (src/fuse wires it to the kernel) nor of any GPU API (src/storage).
+//
+// The lock order, for this layer and the data layer under it. A thread may take a lock only
+// if it holds none of the ones below it in this list:
+//   1. the InodeTable lock (shared to look up, exclusive to change names, links or counts)
+//   2. one Inode::mu (two inode locks are never held together)
+//   3. FileData's fill lock (writes in place shared; a read-cache fill only try-locks it and
+//      skips the cache rather than wait)
+//   4. BlockPool's lock (the device call that gives a slab back runs without it)
+//   5. the host backend's arena lock
+// ReadCache's lock and IoBufferPool's lock are taken alone, for a few instructions, with
+// nothing taken under them. No lock is held while a reply goes to the kernel, and no code
+// under any of them waits for memory (util/memory.hpp).
 #pragma once
 
 #include "vramfs/data/block_pool.hpp"

@@ -51,8 +51,7 @@ struct Inode {
     std::unique_ptr<Directory> dir; // directories only
     std::string name;               // the name it was last given, for log lines
 
-    // Guarded by mu. Lock order: the table lock before any inode lock; two inode locks are never
-    // held together.
+    // Guarded by mu (the lock order is in fs/filesystem.hpp).
     mutable std::shared_mutex mu;
     mode_t mode;
     uid_t uid = 0;
