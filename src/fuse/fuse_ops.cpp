@@ -405,6 +405,17 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
                    }));
 }
 
+// The answer to getxattr or listxattr: with size 0 the length the value needs, else the value.
+void reply_xattr(fuse_req_t req, int err, std::size_t size, std::size_t needed,
+                 const std::string& value) {
+    if (err)
+        fuse_reply_err(req, err);
+    else if (size == 0)
+        fuse_reply_xattr(req, needed);
+    else
+        fuse_reply_buf(req, value.data(), value.size());
+}
+
 // user.vramfs.status[.json] of the root: the snapshot, with this layer's timing, formatted.
 int status_xattr(FuseContext& ctx, const char* name, std::size_t size, std::string& out,
                  std::size_t& needed) {
@@ -430,12 +441,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
         if (is_status_xattr(ino, name)) return status_xattr(ctx_of(req), name, size, value, needed);
         return fs_of(req).getxattr(ino, name, size, value, needed);
     });
-    if (err)
-        fuse_reply_err(req, err);
-    else if (size == 0)
-        fuse_reply_xattr(req, needed);
-    else
-        fuse_reply_buf(req, value.data(), value.size());
+    reply_xattr(req, err, size, needed, value);
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
@@ -443,12 +449,7 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     std::size_t needed = 0;
     int err = guarded(req, "listxattr", ino,
                       [&] { return fs_of(req).listxattr(ino, size, names, needed); });
-    if (err)
-        fuse_reply_err(req, err);
-    else if (size == 0)
-        fuse_reply_xattr(req, needed);
-    else
-        fuse_reply_buf(req, names.data(), names.size());
+    reply_xattr(req, err, size, needed, names);
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
