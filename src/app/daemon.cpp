@@ -224,7 +224,7 @@ int serve(const Config& cfg, Reporter& reporter) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-    FuseContext context(*fs);
+    FuseContext context(*fs, ::getuid());
     fuse_session* se = fuse_session_new(&fargs, &fuse_operations(cfg.null_io),
                                         sizeof(fuse_lowlevel_ops), &context);
     fuse_opt_free_args(&fargs);

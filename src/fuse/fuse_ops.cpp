@@ -417,10 +417,18 @@ void reply_xattr(fuse_req_t req, int err, std::size_t size, std::size_t needed,
 }
 
 // user.vramfs.status[.json] of the root: the snapshot, with this layer's timing, formatted.
-int status_xattr(FuseContext& ctx, const char* name, std::size_t size, std::string& out,
+int status_xattr(fuse_req_t req, const char* name, std::size_t size, std::string& out,
                  std::size_t& needed) {
+    FuseContext& ctx = ctx_of(req);
     StatusSnapshot snap = ctx.fs.snapshot();
     ctx.stats.fill(snap);
+    // With allow_other anyone may ask; file names are for root and the owner only.
+    const uid_t asker = fuse_req_ctx(req)->uid;
+    if (asker != 0 && asker != ctx.owner) {
+        snap.files.clear();
+        snap.files_truncated = false;
+        snap.files_hidden = true;
+    }
     std::string value = std::strcmp(name, kStatusJsonXattr) == 0 ? status_json(snap) : status_text(snap);
     needed = value.size();
     if (size == 0) return 0;
@@ -438,7 +446,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
     std::string value;
     std::size_t needed = 0;
     int err = guarded(req, "getxattr", ino, [&] {
-        if (is_status_xattr(ino, name)) return status_xattr(ctx_of(req), name, size, value, needed);
+        if (is_status_xattr(ino, name)) return status_xattr(req, name, size, value, needed);
         return fs_of(req).getxattr(ino, name, size, value, needed);
     });
     reply_xattr(req, err, size, needed, value);

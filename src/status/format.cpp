@@ -83,6 +83,7 @@ std::string status_text(const StatusSnapshot& s) {
         out += line;
     }
     if (s.files_truncated) out += "(more files not listed)\n";
+    if (s.files_hidden) out += "(files are listed for root and the mount's owner only)\n";
     out += "\nread " + format_size(s.bytes_read) + ", written " + format_size(s.bytes_written) +
            ", errors " + std::to_string(s.errors) + " since mount; read cache: " +
            std::to_string(s.read_cache_hits) + " hits, " + std::to_string(s.read_cache_fills) +
@@ -105,6 +106,7 @@ std::string status_json(const StatusSnapshot& s) {
     const json j{{"devices", devices},
                  {"files", files},
                  {"files_truncated", s.files_truncated},
+                 {"files_hidden", s.files_hidden},
                  {"counters",
                   {{"bytes_read", s.bytes_read}, {"bytes_written", s.bytes_written},
                    {"errors", s.errors}, {"read_cache_hits", s.read_cache_hits},
@@ -137,6 +139,7 @@ bool parse_status_json(const std::string& text, StatusSnapshot& out, std::string
                                f.at("size").get<std::uint64_t>(),
                                f.at("allocated").get<std::uint64_t>(), f.at("device").get<int>()});
         s.files_truncated = j.at("files_truncated").get<bool>();
+        s.files_hidden = j.at("files_hidden").get<bool>();
         const json& c = j.at("counters");
         s.bytes_read = c.at("bytes_read").get<std::uint64_t>();
         s.bytes_written = c.at("bytes_written").get<std::uint64_t>();

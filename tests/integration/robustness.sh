@@ -56,5 +56,18 @@ as_nobody touch "$mnt/sticky/theirs" || fail "nobody cannot create in a 1777 dir
 if as_nobody rm -f "$mnt/sticky/roots" 2>/dev/null; then fail "nobody removed root's file from a sticky directory"; fi
 [[ $(stat -c %u "$mnt/sticky/theirs") -eq 65534 ]] || fail "new files must belong to their creator"
 if as_nobody chown 65534 "$mnt/public" 2>/dev/null; then fail "nobody chowned root's file"; fi
+
+step "with allow_other, vramfs status lists files for root only"
+mkdir "$mnt/closed" && chmod 700 "$mnt/closed" && echo x >"$mnt/closed/secret-name"
+"$bin" status "$mnt" | grep -q "secret-name" || fail "root's status does not list the file"
+# A copy of the binary anyone can run (the build tree may sit under a private directory).
+ubin=$(mktemp /tmp/vramfs-bin-XXXXXX) && cp "$bin" "$ubin" && chmod 755 "$ubin"
+theirs=$(as_nobody "$ubin" status "$mnt") || { rm -f "$ubin"; fail "status as nobody failed"; }
+json=$(as_nobody "$ubin" status "$mnt" --json)
+rm -f "$ubin"
+grep -q "secret-name" <<<"$theirs$json" && fail "another user's status shows a file name"
+grep -q "^DEVICE" <<<"$theirs" || fail "another user's status lacks the device totals"
+grep -q "listed for root and the mount's owner only" <<<"$theirs" || fail "no word on hidden files"
+grep -q '"files":\[\],"files_truncated":false,"files_hidden":true' <<<"$json" || fail "JSON: $json"
 fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
 echo "robustness on $backend: ok"

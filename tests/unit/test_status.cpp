@@ -40,6 +40,14 @@ TEST_CASE("status JSON reads back to the same snapshot") {
     CHECK(back.files.at(1).name == "na\"me\n");
     CHECK(back.read.receive_ns == 100);
     CHECK(back.files_truncated);
+    CHECK_FALSE(back.files_hidden);
+    StatusSnapshot hidden = s;
+    hidden.files.clear();
+    hidden.files_hidden = true;
+    REQUIRE(parse_status_json(status_json(hidden), back, error));
+    CHECK(back.files_hidden);
+    CHECK(back.files.empty());
+    CHECK(status_text(hidden).find("listed for root and the mount's owner only") != std::string::npos);
     CHECK_FALSE(parse_status_json("{\"devices\":[]}", back, error));
     CHECK_FALSE(error.empty());
     CHECK_FALSE(parse_status_json("not json", back, error));

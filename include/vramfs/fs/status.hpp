@@ -36,6 +36,9 @@ struct StatusSnapshot {
     std::vector<DeviceStatus> devices;
     std::vector<FileStatus> files; // at most kMaxStatusFiles
     bool files_truncated = false;
+    // The files were left out: they are shown only to root and the mount's owner (a file's
+    // name can be secret where its directory is not readable to the asker).
+    bool files_hidden = false;
     std::uint64_t bytes_read = 0, bytes_written = 0, errors = 0;
     std::uint64_t read_cache_hits = 0, read_cache_fills = 0;
     TimingTotals read, write; // filled in by the FUSE layer, which does the timing

@@ -11,8 +11,9 @@ namespace vramfs {
 
 // The session's userdata: the filesystem and what the FUSE layer counts about its requests.
 struct FuseContext {
-    explicit FuseContext(Filesystem& f) : fs(f) {}
+    FuseContext(Filesystem& f, uid_t owner_uid) : fs(f), owner(owner_uid) {}
     Filesystem& fs;
+    const uid_t owner; // the mount's owner: with root, the only one shown per-file status
     RequestStats stats;
 };
 
