@@ -233,7 +233,11 @@ int serve(const Config& cfg, Reporter& reporter) {
                                         args.back() + " (see the line above)");
         return kExitUsage;
     }
-    if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
+    // Absolute: the daemon changes to / once detached, and unmounts by this path.
+    char* real = ::realpath(cfg.mountpoint.c_str(), nullptr);
+    const std::string mountpoint = real ? real : cfg.mountpoint;
+    std::free(real);
+    if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
         fuse_session_destroy(se);
         reporter.report(kExitFailure, "vramfs: mounting on " + cfg.mountpoint +
                                           " failed (see the line above)");
@@ -247,7 +251,7 @@ int serve(const Config& cfg, Reporter& reporter) {
     }
     harden_for_swap();
 
-    auto transport = make_dev_fuse_transport(se, ServeOptions{cfg.threads, cfg.poll_us},
+    auto transport = make_dev_fuse_transport(se, ServeOptions{mountpoint, cfg.threads, cfg.poll_us},
                                              *backends.front(), context.stats);
     const int rc = transport->serve();
     fuse_session_destroy(se);

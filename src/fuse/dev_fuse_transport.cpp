@@ -18,7 +18,10 @@
 #include <ctime>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <spawn.h>
 #include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <vector>
@@ -218,16 +221,24 @@ int DevFuseTransport::serve() {
     for (int i = 0; i < 500 && ready.load() < started; ++i) ::usleep(2000);
     lock_own_memory();
 
-    // Wait for a stop signal or for the kernel to end the session (fusermount3 -u).
+    // Serve until the kernel ends the session: an unmount (fusermount3 -u, umount, or ours on
+    // a stop signal) once nobody uses the mount any more makes every read return ENODEV.
+    bool detached = false;
     while (!finished.load() && !fuse_session_exited(se)) {
         timespec tick{0, 200 * 1000 * 1000};
         const int sig = sigtimedwait(&stop, nullptr, &tick);
-        if (sig > 0) {
-            log_info("signal %d: unmounting", sig);
-            fuse_session_exit(se);
+        if (sig <= 0) continue;
+        if (detached) {
+            // Users of the detached mount now get ENOTCONN, as after a crash: asked for twice.
+            log_warning("signal %d again: exiting now", sig);
+            std::_Exit(1);
         }
+        log_info("signal %d: unmounting %s; serving its remaining users until they leave", sig,
+                 options_.mountpoint.c_str());
+        detached = detach_mount(options_.mountpoint);
+        if (!detached) fuse_session_exit(se); // cannot unmount: stop as before
     }
-    // Unmounting makes every blocked read return ENODEV, so all workers finish.
+    // Closes the session (after the kernel ended it, or when it could not be unmounted).
     fuse_session_unmount(se);
     for (auto& w : workers) {
         if (!w.buffer) continue;
@@ -241,6 +252,23 @@ int DevFuseTransport::serve() {
 }
 
 } // namespace
+
+bool detach_mount(const std::string& mountpoint) noexcept {
+    if (::umount2(mountpoint.c_str(), MNT_DETACH) == 0) return true;
+    const int err = errno;
+    if (err == EPERM) {
+        // A user's mount: fusermount3 (set-user-ID root) unmounts it for its owner.
+        const char* argv[] = {"fusermount3", "-u", "-z", mountpoint.c_str(), nullptr};
+        pid_t pid = 0;
+        int status = 0;
+        if (::posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char* const*>(argv),
+                           environ) == 0 &&
+            ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            return true;
+    }
+    log_error("cannot unmount %s: %s", mountpoint.c_str(), std::strerror(err));
+    return false;
+}
 
 std::unique_ptr<Transport> make_dev_fuse_transport(fuse_session* se, ServeOptions options,
                                                    StorageBackend& buffers, RequestStats& stats) {

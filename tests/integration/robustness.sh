@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The daemon dies (kill -9): users get ENOTCONN at once, nobody hangs, and unmounting cleans up.
+# SIGTERM unmounts first and serves the mount's remaining users until they leave; a second
+# SIGTERM exits at once.
 # Permissions: without allow_other other users cannot enter the mount; with it the kernel
 # enforces modes (default_permissions) for an unprivileged user.
 set -euo pipefail
@@ -35,6 +37,47 @@ timeout 10 ls "$mnt" >/dev/null 2>&1 || rc=$?
 ((rc != 124)) || fail "listing a dead mount hung"
 fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
 grep -q " $mnt " /proc/mounts && fail "the dead mount is still there"
+
+step "SIGTERM unmounts first: nobody sees ENOTCONN; users inside are served until they leave"
+"$bin" "$mnt" 64M --backend "$backend" >/dev/null
+echo data >"$mnt/f"
+pid=$(daemon_pid "$mnt")
+[[ -n $pid ]] || fail "no daemon"
+errs=$(mktemp) stopflag=$(mktemp -u)
+# A user whose working directory is inside the mount, until told to stop.
+(cd "$mnt" && while [[ ! -e $stopflag ]]; do
+  stat -c %s f >/dev/null 2>>"$errs" || echo "stat failed" >>"$errs"
+  [[ $(cat f 2>>"$errs") == data ]] || echo "read failed" >>"$errs"
+done) &
+user=$!
+sleep 0.3
+kill -TERM "$pid"
+for _ in $(seq 50); do grep -q " $mnt " /proc/mounts || break; sleep 0.1; done
+grep -q " $mnt " /proc/mounts && fail "SIGTERM did not unmount"
+sleep 0.5 # the user goes on through the detached mount meanwhile
+kill -0 "$pid" 2>/dev/null || fail "the daemon left while the mount was still in use"
+touch "$stopflag"
+wait "$user"
+rm -f "$stopflag"
+if [[ -s $errs ]]; then fail "the user saw errors: $(sort "$errs" | uniq -c)"; fi
+rm -f "$errs"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && fail "the daemon did not exit once its last user left"
+
+step "a second SIGTERM exits at once"
+"$bin" "$mnt" 64M --backend "$backend" >/dev/null
+pid=$(daemon_pid "$mnt")
+(cd "$mnt" && exec sleep 60) &
+holder=$!
+sleep 0.2
+kill -TERM "$pid"
+sleep 0.5
+kill -0 "$pid" 2>/dev/null || fail "the daemon left while the mount was in use"
+kill -TERM "$pid"
+for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && fail "a second SIGTERM did not end the daemon"
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
 
 step "without allow_other, other users cannot enter"
 "$bin" "$mnt" 64M --backend "$backend" >/dev/null

@@ -8,12 +8,14 @@
 #include "vramfs/storage/backend.hpp"
 
 #include <memory>
+#include <string>
 
 struct fuse_session;
 
 namespace vramfs {
 
 struct ServeOptions {
+    std::string mountpoint; // detached on the first stop signal (see detach_mount)
     unsigned threads = 8;
     // After a request a worker busy-polls for the next one this long (microseconds, 0: sleep at
     // once); at most two workers spin at a time.
@@ -24,11 +26,19 @@ class Transport {
 public:
     virtual ~Transport() = default;
     virtual const char* name() const noexcept = 0;
-    // Serves until the filesystem is unmounted or SIGINT/SIGTERM/SIGHUP arrives; 0 on a clean
-    // end. Every thread and buffer it uses exists before the first request (util/memory.hpp).
-    // Call with the stop signals unblocked in no other thread.
+    // Serves until the kernel ends the session; 0 on a clean end. SIGINT, SIGTERM or SIGHUP
+    // unmount first (detach_mount) and go on serving whoever still uses the mount (an open
+    // file, a working directory) until the kernel ends the session, so that nobody sees
+    // ENOTCONN; a second such signal exits at once. Every thread and buffer it uses exists
+    // before the first request (util/memory.hpp). Call with the stop signals unblocked in no
+    // other thread.
     virtual int serve() = 0;
 };
+
+// Takes the mount out of the namespace (lazily: users still inside keep it until they leave)
+// without closing the session: umount2(MNT_DETACH), or fusermount3 -u -z without the
+// privilege. Returns false, with a log line, if neither worked.
+bool detach_mount(const std::string& mountpoint) noexcept;
 
 // /dev/fuse read by a fixed set of workers. Receive buffers come from `buffers` (page-locked
 // for CUDA, so a write's data, which arrives there, goes to the device by DMA without staging).
