@@ -36,6 +36,7 @@ StatusSnapshot Filesystem::snapshot() {
         d.empty_slabs = ps.empty_slabs;
         d.free_on_card = p->backend().query_free();
         d.files = files_on[p];
+        d.lost = p->backend().lost();
         s.devices.push_back(std::move(d));
     }
     s.bytes_read = counters_.bytes_read.load();

@@ -64,14 +64,14 @@ std::string label(const std::string& v) {
 std::string status_text(const StatusSnapshot& s) {
     std::string out;
     char line[512];
-    std::snprintf(line, sizeof line, "%-7s%-30s%12s%12s%12s%14s%7s\n", "DEVICE", "NAME", "BUDGET",
-                  "USED", "RESERVED", "FREE ON CARD", "FILES");
+    std::snprintf(line, sizeof line, "%-7s%-30s%12s%12s%12s%14s%7s%7s\n", "DEVICE", "NAME",
+                  "BUDGET", "USED", "RESERVED", "FREE ON CARD", "FILES", "STATE");
     out += line;
     for (const DeviceStatus& d : s.devices) {
-        std::snprintf(line, sizeof line, "%-7d%-30.29s%12s%12s%12s%14s%7llu\n", d.index,
+        std::snprintf(line, sizeof line, "%-7d%-30.29s%12s%12s%12s%14s%7llu%7s\n", d.index,
                       d.name.c_str(), format_size(d.budget).c_str(), format_size(d.used).c_str(),
                       format_size(d.reserved).c_str(), format_size(d.free_on_card).c_str(),
-                      static_cast<unsigned long long>(d.files));
+                      static_cast<unsigned long long>(d.files), d.lost ? "LOST" : "ok");
         out += line;
     }
     std::snprintf(line, sizeof line, "\n%-38s%12s%12s%8s\n", "FILE", "SIZE", "ALLOCATED", "DEVICE");
@@ -99,7 +99,8 @@ std::string status_json(const StatusSnapshot& s) {
         devices.push_back({{"index", d.index}, {"kind", d.kind}, {"name", d.name},
                            {"budget", d.budget}, {"used", d.used}, {"reserved", d.reserved},
                            {"slabs", d.slabs}, {"empty_slabs", d.empty_slabs},
-                           {"free_on_card", d.free_on_card}, {"files", d.files}});
+                           {"free_on_card", d.free_on_card}, {"files", d.files},
+                           {"lost", d.lost}});
     for (const FileStatus& f : s.files)
         files.push_back({{"name", f.name}, {"inode", f.inode}, {"size", f.size},
                          {"allocated", f.allocated}, {"device", f.device}});
@@ -132,6 +133,7 @@ bool parse_status_json(const std::string& text, StatusSnapshot& out, std::string
             ds.empty_slabs = d.at("empty_slabs").get<std::uint64_t>();
             ds.free_on_card = d.at("free_on_card").get<std::uint64_t>();
             ds.files = d.at("files").get<std::uint64_t>();
+            ds.lost = d.at("lost").get<bool>();
             s.devices.push_back(std::move(ds));
         }
         for (const json& f : j.at("files"))
@@ -184,14 +186,16 @@ std::string status_prometheus(const StatusSnapshot& s, const std::string& mountp
         {"vramfs_device_empty_slabs", "Held slabs no file has a block in.", &DeviceStatus::empty_slabs},
         {"vramfs_device_files", "Files with storage on the device.", &DeviceStatus::files},
     };
+    auto device_labels = [&](const DeviceStatus& d) {
+        return mount + ",device=\"" + std::to_string(d.index) + "\",kind=\"" + label(d.kind) +
+               "\",name=\"" + label(d.name) + "\"";
+    };
     for (const DeviceGauge& g : kGauges) {
         family(g.name, "gauge", g.help);
-        for (const DeviceStatus& d : s.devices)
-            sample(g.name,
-                   mount + ",device=\"" + std::to_string(d.index) + "\",kind=\"" + label(d.kind) +
-                       "\",name=\"" + label(d.name) + "\"",
-                   d.*g.field);
+        for (const DeviceStatus& d : s.devices) sample(g.name, device_labels(d), d.*g.field);
     }
+    family("vramfs_device_lost", "gauge", "1 when the device is gone and its files answer EIO.");
+    for (const DeviceStatus& d : s.devices) sample("vramfs_device_lost", device_labels(d), d.lost ? 1 : 0);
     family("vramfs_read_bytes_total", "counter", "Bytes read since mount.");
     sample("vramfs_read_bytes_total", mount, s.bytes_read);
     family("vramfs_written_bytes_total", "counter", "Bytes written since mount.");

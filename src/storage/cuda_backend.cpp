@@ -21,7 +21,7 @@ public:
     const char* kind() const noexcept override { return "cuda"; }
     const DeviceInfo& device() const noexcept override { return info_; }
 
-    std::uint64_t query_free() noexcept override {
+    std::uint64_t do_query_free() noexcept override {
         std::size_t free = 0, total = 0;
         if (bind() != 0 || !VRAMFS_CUDA_LOG(cudaMemGetInfo(&free, &total), "cudaMemGetInfo")) return 0;
         return free;
@@ -37,7 +37,7 @@ public:
         if (bind() != 0) return;
         VRAMFS_CUDA_LOG(cudaFree(reinterpret_cast<void*>(addr)), "cudaFree");
     }
-    int write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
+    int do_write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
         if (int err = bind()) return err;
         VRAMFS_CUDA_TRY(cudaMemcpy(reinterpret_cast<void*>(dst), src, len, cudaMemcpyHostToDevice),
                         "cudaMemcpy host to device");
@@ -46,14 +46,14 @@ public:
         VRAMFS_CUDA_TRY(cudaStreamSynchronize(cudaStreamPerThread), "cudaStreamSynchronize");
         return 0;
     }
-    int read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
+    int do_read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
         if (int err = bind()) return err;
         VRAMFS_CUDA_TRY(cudaMemcpy(dst, reinterpret_cast<const void*>(src), len,
                                    cudaMemcpyDeviceToHost),
                         "cudaMemcpy device to host");
         return 0;
     }
-    int zero(DeviceAddr dst, std::size_t len) noexcept override {
+    int do_zero(DeviceAddr dst, std::size_t len) noexcept override {
         if (int err = bind()) return err;
         VRAMFS_CUDA_TRY(cudaMemset(reinterpret_cast<void*>(dst), 0, len), "cudaMemset");
         VRAMFS_CUDA_TRY(cudaStreamSynchronize(cudaStreamPerThread), "cudaStreamSynchronize");

@@ -53,7 +53,7 @@ public:
     }
     const char* kind() const noexcept override { return "host"; }
     const DeviceInfo& device() const noexcept override { return info_; }
-    std::uint64_t query_free() noexcept override { return meminfo_bytes("MemAvailable"); }
+    std::uint64_t do_query_free() noexcept override { return meminfo_bytes("MemAvailable"); }
 
     int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
         if (arena_) return arena_allocate(bytes, out);
@@ -70,15 +70,15 @@ public:
         else
             ::munmap(reinterpret_cast<void*>(addr), bytes);
     }
-    int write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
+    int do_write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
         std::memcpy(reinterpret_cast<void*>(dst), src, len);
         return 0;
     }
-    int read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
+    int do_read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
         std::memcpy(dst, reinterpret_cast<const void*>(src), len);
         return 0;
     }
-    int zero(DeviceAddr dst, std::size_t len) noexcept override {
+    int do_zero(DeviceAddr dst, std::size_t len) noexcept override {
         std::memset(reinterpret_cast<void*>(dst), 0, len);
         return 0;
     }

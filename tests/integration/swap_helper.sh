@@ -7,12 +7,16 @@ source "$(dirname "$0")/lib.sh"
 require_swap_environment
 
 mnt=$(mktemp -d /tmp/vramfs-helper-XXXXXX)
+mnt2=$(mktemp -d /tmp/vramfs-helper-XXXXXX) # a second mount, for the lost device
 cluster_was=$(cat /proc/sys/vm/page-cluster)
 cleanup() {
   echo "$cluster_was" >/proc/sys/vm/page-cluster
-  "$helper" off all --mountpoint "$mnt" >/dev/null 2>&1 || true
-  umount -l "$mnt" 2>/dev/null || true
-  rmdir "$mnt" 2>/dev/null || true
+  local m
+  for m in "$mnt" "$mnt2"; do
+    "$helper" off all --mountpoint "$m" >/dev/null 2>&1 || true
+    umount -l "$m" 2>/dev/null || true
+    rmdir "$m" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
 
@@ -60,6 +64,20 @@ step "status"
 table=$("$helper" status --mountpoint "$mnt")
 echo "$table"
 grep -q "^s1 *$loop *128M *128M" <<<"$table" || fail "status does not show s1"
+
+step "status says LOST when the device is gone"
+lost_loop=$("$helper" on 64M --mountpoint "$mnt2" --name s3 --backend "$backend" \
+  --inject-faults lost-after=300)
+# Reads of the swap device (1 MiB each, past the read cache) reach the daemon until its 300th
+# copy loses the device.
+for _ in 1 2 3 4 5 6; do
+  dd if="$lost_loop" of=/dev/null bs=1M iflag=direct status=none 2>/dev/null || break
+done
+table=$("$helper" status)
+grep -q "^s3 .* LOST$" <<<"$table" || fail "status does not say LOST: $table"
+grep -q "^s1 .* LOST$" <<<"$table" && fail "s1 is on a device that is not lost: $table"
+"$helper" off s3 --mountpoint "$mnt2" || fail "off of a swap on a lost device failed"
+mountpoint -q "$mnt2" && fail "the mount of the lost device was left behind"
 
 step "off, then off on nothing"
 "$helper" off s1 --mountpoint "$mnt"

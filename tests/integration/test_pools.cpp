@@ -157,3 +157,61 @@ TEST_CASE("status times read and write requests") {
     CHECK(text.find("write  ") != std::string::npos);
     CHECK(text.find("per request: storage") != std::string::npos);
 }
+
+namespace {
+// Writes 1 MiB pieces into `path` (O_DIRECT, so each reaches the daemon) until one fails;
+// returns its errno, or 0 if all `pieces` landed.
+int write_until_failure(const std::string& path, int pieces) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_DIRECT, 0600);
+    if (fd < 0) return errno;
+    void* buf = nullptr;
+    if (::posix_memalign(&buf, 4096, 1 << 20) != 0) return ENOMEM;
+    std::memset(buf, 0x5a, 1 << 20);
+    int err = 0;
+    for (int i = 0; i < pieces && err == 0; ++i)
+        if (::pwrite(fd, buf, 1 << 20, static_cast<off_t>(i) << 20) != (1 << 20)) err = errno;
+    std::free(buf);
+    ::close(fd);
+    return err;
+}
+} // namespace
+
+TEST_CASE("a lost device: its files answer EIO at once, status says so, unmounting works") {
+    // From the 20th device copy on, the device is gone (as after an Xid or a GPU off the bus).
+    std::string out;
+    {
+        VramfsMount m("64M", {"--direct-io", "--inject-faults", "lost-after=20"});
+        const std::string v = m.path();
+        CHECK(write_until_failure(v + "/f", 60) == EIO);
+        CHECK(status(v, true).find("\"lost\":true") != std::string::npos);
+        CHECK(status(v, false).find("LOST") != std::string::npos);
+        REQUIRE(run_program({vramfs_binary(), "status", v, "--prometheus"}, &out) == 0);
+        CHECK(out.find("vramfs_device_lost{mountpoint=\"" + v + "\",device=\"0\"") != std::string::npos);
+        CHECK(out.find("\"} 1\n", out.find("vramfs_device_lost{")) != std::string::npos);
+        // Every later request on the device's data fails, at once; the namespace still works.
+        CHECK(write_until_failure(v + "/f", 1) == EIO);
+        CHECK(fallocate_file(v + "/g", 4 << 20) == EIO);
+        struct stat st{};
+        CHECK(::stat((v + "/f").c_str(), &st) == 0);
+        CHECK(::unlink((v + "/f").c_str()) == 0);
+    } // unmounting a mount whose device is lost works (the destructor would throw otherwise)
+}
+
+TEST_CASE("a lost device leaves the files on the other devices working" *
+          doctest::skip(fewer_than_two_gpus())) {
+    VramfsMount m("0:64M,1:64M", {"--direct-io", "--inject-faults", "lost-after=10,lost-device=1"});
+    const std::string v = m.path();
+    ::close(::creat((v + "/a").c_str(), 0600));
+    ::close(::creat((v + "/b").c_str(), 0600));
+    REQUIRE(set_device(v + "/a", "0") == 0);
+    REQUIRE(set_device(v + "/b", "1") == 0);
+    CHECK(write_until_failure(v + "/b", 40) == EIO);
+    CHECK(write_until_failure(v + "/a", 16) == 0); // device 0 takes 16 MiB as if nothing happened
+    const std::string json = status(v, true);
+    const std::size_t d1 = json.find("{\"index\":1");
+    REQUIRE(d1 != std::string::npos);
+    CHECK(json.find("\"lost\":false") < d1);          // device 0
+    CHECK(json.find("\"lost\":true", d1) != std::string::npos); // device 1
+    CHECK(shell("cmp -n 16777216 " + v + "/a /dev/zero >/dev/null 2>&1") != 0); // 0x5a, not zeros
+    CHECK(shell("dd if=" + v + "/a of=/dev/null bs=1M iflag=direct status=none") == 0);
+}

@@ -15,7 +15,7 @@ public:
     FlakyBackend() : inner_(make_host_backend(0)) {}
     const char* kind() const noexcept override { return "flaky"; }
     const DeviceInfo& device() const noexcept override { return inner_->device(); }
-    std::uint64_t query_free() noexcept override { return inner_->query_free(); }
+    std::uint64_t do_query_free() noexcept override { return forward_query_free(*inner_); }
     int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
         ++allocations;
         if (fail_allocations_after >= 0 && live_slabs >= fail_allocations_after) return ENOSPC;
@@ -27,14 +27,18 @@ public:
         --live_slabs;
         forward_release(*inner_, addr, bytes);
     }
-    int write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
-        return fail_copies ? EIO : inner_->write(dst, src, len);
+    int do_write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
+        ++copies;
+        if (lose_device) return kDeviceLost;
+        return fail_copies ? EIO : forward_write(*inner_, dst, src, len);
     }
-    int read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
-        return fail_copies ? EIO : inner_->read(src, dst, len);
+    int do_read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
+        ++copies;
+        if (lose_device) return kDeviceLost;
+        return fail_copies ? EIO : forward_read(*inner_, src, dst, len);
     }
-    int zero(DeviceAddr dst, std::size_t len) noexcept override {
-        return fail_copies ? EIO : inner_->zero(dst, len);
+    int do_zero(DeviceAddr dst, std::size_t len) noexcept override {
+        return fail_copies ? EIO : forward_zero(*inner_, dst, len);
     }
     void* do_allocate_host(std::size_t bytes) noexcept override {
         return forward_allocate_host(*inner_, bytes);
@@ -45,6 +49,8 @@ public:
 
     int fail_allocations_after = -1; // refuse new slabs once this many are live
     std::atomic<bool> fail_copies{false};
+    std::atomic<bool> lose_device{false}; // copies report the device gone
+    std::atomic<int> copies{0};           // write and read calls that reached this backend
     std::atomic<int> allocations{0};
     std::atomic<int> live_slabs{0}; // the pool's reaper thread releases concurrently
 

@@ -305,3 +305,23 @@ TEST_CASE("read cache: concurrent walks and writes never return stale bytes") {
     }
     CHECK(wrong == 0);
 }
+
+TEST_CASE("a lost device: one report, then EIO at once without reaching the device") {
+    test::FlakyBackend be;
+    BlockPool pool(be, 16 * kBs, kBs, 4 * kBs);
+    FileData f(pool);
+    std::vector<char> data(2 * kBs, 'x'), out(2 * kBs);
+    REQUIRE(f.write(0, data.size(), data.data()) == 0);
+    CHECK_FALSE(be.lost());
+    be.lose_device = true;
+    CHECK(f.write_in_place(0, kBs, data.data()) == EIO); // the report: mapped to EIO
+    CHECK(be.lost());
+    const int reached = be.copies.load();
+    CHECK(f.read(0, out.size(), out.data()) == EIO);
+    CHECK(f.write(kBs, kBs, data.data()) == EIO);
+    CHECK(f.allocate(4 * kBs, kBs) == EIO); // a new block on a lost device: EIO, not ENOSPC
+    CHECK(be.copies.load() == reached);     // none of those reached the device
+    CHECK(be.query_free() == 0);
+    be.lose_device = false; // even if the device answered again, the backend stays lost
+    CHECK(f.read(0, out.size(), out.data()) == EIO);
+}

@@ -12,7 +12,7 @@ namespace {
 StatusSnapshot sample() {
     StatusSnapshot s;
     s.devices.push_back({0, "cuda", "NVIDIA \"H200\"\\x", 6ull << 30, 1 << 20, 64 << 20, 1, 0, 100, 2});
-    s.devices.push_back({1, "host", "host RAM", 1 << 30, 0, 0, 0, 0, 200, 0});
+    s.devices.push_back({1, "host", "host RAM", 1 << 30, 0, 0, 0, 0, 200, 0, true});
     s.files.push_back({"swap", 2, 4 << 20, 4 << 20, 0});
     s.files.push_back({"na\"me\n", 3, 5, 1 << 20, 1});
     s.files_truncated = true;
@@ -39,6 +39,8 @@ TEST_CASE("status JSON reads back to the same snapshot") {
     CHECK(back.devices[0].name == s.devices[0].name);
     CHECK(back.files.at(1).name == "na\"me\n");
     CHECK(back.read.receive_ns == 100);
+    CHECK_FALSE(back.devices[0].lost);
+    CHECK(back.devices[1].lost);
     CHECK(back.files_truncated);
     CHECK_FALSE(back.files_hidden);
     StatusSnapshot hidden = s;
@@ -57,6 +59,8 @@ TEST_CASE("the status table") {
     const std::string t = status_text(sample());
     CHECK(t.find("swap (inode 2)") != std::string::npos);
     CHECK(t.find("6.0 GiB") != std::string::npos);
+    CHECK(t.find("     2     ok\n") != std::string::npos);
+    CHECK(t.find("     0   LOST\n") != std::string::npos);
     CHECK(t.find("(more files not listed)") != std::string::npos);
     CHECK(t.find("errors 3 since mount; read cache: 4 hits, 5 windows filled") != std::string::npos);
     CHECK(t.find("read   7 requests, per request: storage 0.4 us, other handling and reply 0.6 us, receive 0.1 us") != std::string::npos);
@@ -87,5 +91,6 @@ TEST_CASE("the status in the Prometheus text format") {
         CHECK(line.find("} ") != std::string::npos);
         CHECK(line.rfind("vramfs_", 0) == 0);
     }
-    CHECK(samples == 7 * 2 + 5 + 3 * 2);
+    CHECK(p.find("vramfs_device_lost{mountpoint=\"/mnt/v\\\"ram\",device=\"1\",kind=\"host\",name=\"host RAM\"} 1\n") != std::string::npos);
+    CHECK(samples == 8 * 2 + 5 + 3 * 2);
 }

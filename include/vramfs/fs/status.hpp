@@ -19,6 +19,7 @@ struct DeviceStatus {
     std::uint64_t budget = 0, used = 0, reserved = 0, slabs = 0, empty_slabs = 0;
     std::uint64_t free_on_card = 0;
     std::uint64_t files = 0; // files with storage on this device
+    bool lost = false;       // the device is gone: its files answer EIO (StorageBackend::lost)
 };
 
 struct FileStatus {

@@ -1,6 +1,7 @@
 // The storage interface: where file bytes live (VRAM through CUDA, or host RAM for tests).
 #pragma once
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -90,8 +91,15 @@ private:
     std::size_t bytes_ = 0;
 };
 
+// What a backend's do_* calls return when the device itself is gone (a GPU fallen off the bus,
+// an uncorrectable ECC error, a context that did not survive a reset): not a request's
+// failure but the device's. The backend then stays lost (see StorageBackend::lost).
+inline constexpr int kDeviceLost = ENODEV;
+
 // Every operation returns 0 or a positive errno (ENOSPC when memory is exhausted, EIO when the
 // device failed); none throws, so a device failure can never unwind through the FUSE loop.
+// Once a call reports kDeviceLost the backend is lost for good: one log line says so, and
+// every later call answers EIO at once without reaching the device (releases do nothing).
 class StorageBackend {
 public:
     virtual ~StorageBackend() = default;
@@ -101,13 +109,17 @@ public:
 
     virtual const char* kind() const noexcept = 0;
     virtual const DeviceInfo& device() const noexcept = 0;
-    // Free memory the device reports now (VRAM free on the card; MemAvailable for host).
-    virtual std::uint64_t query_free() noexcept = 0;
+
+    // Free memory the device reports now (VRAM free on the card; MemAvailable for host); 0 once
+    // the device is lost.
+    std::uint64_t query_free() noexcept { return lost() ? 0 : do_query_free(); }
+    bool lost() const noexcept { return lost_.load(std::memory_order_relaxed); }
 
     // `bytes` of device memory into `out` (which must be empty): 0, or ENOSPC / EIO.
     int allocate(std::uint64_t bytes, DeviceBuffer& out) noexcept {
+        if (lost()) return EIO;
         DeviceAddr addr = 0;
-        if (int err = do_allocate(bytes, addr)) return err;
+        if (int err = checked(do_allocate(bytes, addr))) return err;
         out = DeviceBuffer();
         out.backend_ = this;
         out.addr_ = addr;
@@ -125,12 +137,23 @@ public:
         return 0;
     }
 
-    virtual int write(DeviceAddr dst, const void* src, std::size_t len) noexcept = 0;
-    virtual int read(DeviceAddr src, void* dst, std::size_t len) noexcept = 0;
-    virtual int zero(DeviceAddr dst, std::size_t len) noexcept = 0;
+    int write(DeviceAddr dst, const void* src, std::size_t len) noexcept {
+        return lost() ? EIO : checked(do_write(dst, src, len));
+    }
+    int read(DeviceAddr src, void* dst, std::size_t len) noexcept {
+        return lost() ? EIO : checked(do_read(src, dst, len));
+    }
+    int zero(DeviceAddr dst, std::size_t len) noexcept {
+        return lost() ? EIO : checked(do_zero(dst, len));
+    }
 
 protected:
-    // What each backend implements; only the buffers call the release side.
+    // What each backend implements; only the buffers call the release side. A call returns
+    // kDeviceLost when the device is gone.
+    virtual std::uint64_t do_query_free() noexcept = 0;
+    virtual int do_write(DeviceAddr dst, const void* src, std::size_t len) noexcept = 0;
+    virtual int do_read(DeviceAddr src, void* dst, std::size_t len) noexcept = 0;
+    virtual int do_zero(DeviceAddr dst, std::size_t len) noexcept = 0;
     virtual int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept = 0;
     virtual void do_release(DeviceAddr addr, std::uint64_t bytes) noexcept = 0;
     virtual void* do_allocate_host(std::size_t bytes) noexcept = 0;
@@ -138,6 +161,16 @@ protected:
     // For decorators, which pass their inner backend's memory on as it is.
     static int forward_allocate(StorageBackend& inner, std::uint64_t bytes, DeviceAddr& out) noexcept {
         return inner.do_allocate(bytes, out);
+    }
+    static std::uint64_t forward_query_free(StorageBackend& inner) noexcept { return inner.do_query_free(); }
+    static int forward_write(StorageBackend& inner, DeviceAddr dst, const void* src, std::size_t len) noexcept {
+        return inner.do_write(dst, src, len);
+    }
+    static int forward_read(StorageBackend& inner, DeviceAddr src, void* dst, std::size_t len) noexcept {
+        return inner.do_read(src, dst, len);
+    }
+    static int forward_zero(StorageBackend& inner, DeviceAddr dst, std::size_t len) noexcept {
+        return inner.do_zero(dst, len);
     }
     static void forward_release(StorageBackend& inner, DeviceAddr addr, std::uint64_t bytes) noexcept {
         inner.do_release(addr, bytes);
@@ -152,10 +185,18 @@ protected:
 private:
     friend class DeviceBuffer;
     friend class HostBuffer;
+    // kDeviceLost marks the backend lost (once, with a log line) and becomes EIO.
+    int checked(int err) noexcept {
+        if (err != kDeviceLost) return err;
+        mark_lost();
+        return EIO;
+    }
+    void mark_lost() noexcept;
+    std::atomic<bool> lost_{false};
 };
 
 inline void DeviceBuffer::reset() noexcept {
-    if (backend_) backend_->do_release(addr_, bytes_);
+    if (backend_ && !backend_->lost()) backend_->do_release(addr_, bytes_);
     backend_ = nullptr;
     addr_ = 0;
     bytes_ = 0;
