@@ -54,6 +54,13 @@ step "on"
 loop=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend")
 swapon --show=NAME,PRIO --noheadings | grep -q "^$loop *7$" || fail "$loop not on with priority 7"
 [[ $(used_mib "$mnt") -eq 128 ]] || fail "128 MiB should be reserved"
+# The daemon runs in a cgroup of its own, not the caller's (memory controller: v1 or v2).
+cgroup_of() { grep -E '^0::|:memory:' "/proc/$1/cgroup" | sort | tail -n1; }
+daemon=$(daemon_pid "$mnt")
+[[ -n $daemon ]] || fail "no daemon"
+[[ $(cgroup_of "$daemon") != "$(cgroup_of $$)" ]] ||
+  fail "the daemon shares the caller's cgroup: $(cgroup_of $$)"
+[[ $(cgroup_of "$daemon") == *vramfs-swap* ]] || fail "daemon cgroup: $(cgroup_of "$daemon")"
 again=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend" \
   --page-cluster 4)
 [[ $again == "$loop" ]] || fail "on twice made a second swap ($again)"
