@@ -215,6 +215,14 @@ int Filesystem::setxattr(InodeNumber ino, const char* name, const char* value, s
     return 0;
 }
 
+int xattr_answer(std::string value, std::size_t size, std::string& out, std::size_t& needed) {
+    needed = value.size();
+    if (size == 0) return 0;
+    if (size < needed) return ERANGE;
+    out = std::move(value);
+    return 0;
+}
+
 int Filesystem::getxattr(InodeNumber ino, const char* name, std::size_t size, std::string& out,
                          std::size_t& needed) {
     auto inode = table_.find(ino);
@@ -229,11 +237,7 @@ int Filesystem::getxattr(InodeNumber ino, const char* name, std::size_t size, st
         if (it == inode->xattrs.end()) return ENODATA;
         value = it->second;
     }
-    needed = value.size();
-    if (size == 0) return 0;
-    if (size < needed) return ERANGE;
-    out = std::move(value);
-    return 0;
+    return xattr_answer(std::move(value), size, out, needed);
 }
 
 int Filesystem::listxattr(InodeNumber ino, std::size_t size, std::string& out,
@@ -246,11 +250,7 @@ int Filesystem::listxattr(InodeNumber ino, std::size_t size, std::string& out,
         names += kv.first;
         names.push_back('\0');
     }
-    needed = names.size();
-    if (size == 0) return 0;
-    if (size < needed) return ERANGE;
-    out = std::move(names);
-    return 0;
+    return xattr_answer(std::move(names), size, out, needed);
 }
 
 int Filesystem::removexattr(InodeNumber ino, const char* name) {

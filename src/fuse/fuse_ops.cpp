@@ -429,12 +429,8 @@ int status_xattr(fuse_req_t req, const char* name, std::size_t size, std::string
         snap.files_truncated = false;
         snap.files_hidden = true;
     }
-    std::string value = std::strcmp(name, kStatusJsonXattr) == 0 ? status_json(snap) : status_text(snap);
-    needed = value.size();
-    if (size == 0) return 0;
-    if (size < needed) return ERANGE;
-    out = std::move(value);
-    return 0;
+    return xattr_answer(std::strcmp(name, kStatusJsonXattr) == 0 ? status_json(snap) : status_text(snap),
+                        size, out, needed);
 }
 
 bool is_status_xattr(fuse_ino_t ino, const char* name) {

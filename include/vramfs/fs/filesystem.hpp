@@ -157,4 +157,8 @@ void touch_atime(Inode& inode) noexcept;
 // Checks a name for a new directory entry: ENAMETOOLONG past 255 bytes, EINVAL for "", ".", "..".
 int check_name(const char* name) noexcept;
 
+// How getxattr and listxattr answer: `needed` is the value's length; with size 0 that is all,
+// else `out` gets the value, or ERANGE when it is longer than `size`.
+int xattr_answer(std::string value, std::size_t size, std::string& out, std::size_t& needed);
+
 } // namespace vramfs
