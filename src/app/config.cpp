@@ -31,10 +31,6 @@ std::vector<std::string> split_commas(const std::vector<std::string>& items) {
     return out;
 }
 
-} // namespace
-
-namespace {
-
 // "--threads must be ..." on the command line, "-o threads: expected ..." in the -o form.
 std::string option_error(const OptionSpec& spec, bool from_o, const std::string& err) {
     const std::string name = from_o ? "-o " + o_name(spec) : std::string("--") + spec.name;
