@@ -4,6 +4,8 @@
 // below the child's working set, so the kernel must swap. The child fills its working set with
 // incompressible data derived from a seed (the swap-out phase), then reads all of it back and
 // checks every byte (the swap-in phase). Swap traffic is read from /proc/vmstat.
+// With --hold-file the workload pauses between the two phases, its pages in swap, so that a
+// test can act on the swap (turn it off, say) and then see every byte come back.
 //
 // Exit codes: 0 all bytes intact, 1 corruption or the workload died, 2 bad usage,
 // 3 timed out (a hang), 4 could not set up the cgroup.
@@ -19,6 +21,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -148,8 +151,10 @@ struct ChildReport {
     std::uint64_t bad_bytes = 0;
 };
 
-// The workload: fill, then verify. Runs in the child; reports through a pipe.
-ChildReport workload(std::uint64_t bytes, std::uint64_t seed) {
+// The workload: fill, then (after `between` returns) verify. Runs in the child; reports
+// through a pipe.
+template <class Between>
+ChildReport workload(std::uint64_t bytes, std::uint64_t seed, Between between) {
     ChildReport r;
     auto* mem = static_cast<std::uint64_t*>(
         ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -162,6 +167,11 @@ ChildReport workload(std::uint64_t bytes, std::uint64_t seed) {
     auto t0 = Clock::now();
     for (std::uint64_t i = 0; i < words; ++i) mem[i] = splitmix64(seed ^ i);
     auto t1 = Clock::now();
+    if (!between()) {
+        r.bad_bytes = bytes;
+        return r;
+    }
+    const auto t1b = Clock::now();
     for (std::uint64_t i = 0; i < words; ++i) {
         const std::uint64_t want = splitmix64(seed ^ i);
         if (mem[i] != want) {
@@ -172,7 +182,7 @@ ChildReport workload(std::uint64_t bytes, std::uint64_t seed) {
     }
     auto t2 = Clock::now();
     r.fill_s = std::chrono::duration<double>(t1 - t0).count();
-    r.verify_s = std::chrono::duration<double>(t2 - t1).count();
+    r.verify_s = std::chrono::duration<double>(t2 - t1b).count();
     ::munmap(mem, bytes);
     return r;
 }
@@ -182,7 +192,7 @@ ChildReport workload(std::uint64_t bytes, std::uint64_t seed) {
 int main(int argc, char** argv) {
     CLI::App app{"vramfs-pressure: push a workload into swap under a memory cgroup limit and "
                  "verify every byte"};
-    std::string ws_text = "1G", limit_text, json_path;
+    std::string ws_text = "1G", limit_text, json_path, hold_path;
     std::uint64_t seed = 1;
     double timeout = 600;
     std::vector<pid_t> also;
@@ -196,6 +206,9 @@ int main(int argc, char** argv) {
     app.add_option("--also-pid", also,
                    "move these processes (e.g. the vramfs daemon) into the same cgroup for the run");
     app.add_option("--json", json_path, "also write the result as JSON to this file");
+    app.add_option("--hold-file", hold_path,
+                   "after the fill, write the workload's pid to this file, and verify only "
+                   "once the file has been removed");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -235,36 +248,84 @@ int main(int argc, char** argv) {
         for (auto& [pid, dir] : moved) write_file(dir + "/cgroup.procs", std::to_string(pid));
     };
 
-    int go[2], result[2];
-    if (::pipe(go) != 0 || ::pipe(result) != 0) return 4;
+    // go: parent -> child, "start" and, with a hold, "verify now"; filled: child -> parent.
+    int go[2], result[2], filled[2];
+    if (::pipe(go) != 0 || ::pipe(result) != 0 || ::pipe(filled) != 0) return 4;
+    const bool hold = !hold_path.empty();
     const std::uint64_t out0 = vmstat("pswpout"), in0 = vmstat("pswpin");
     const pid_t child = ::fork();
     if (child == 0) {
         ::close(go[1]);
         ::close(result[0]);
+        ::close(filled[0]);
         char c;
         if (::read(go[0], &c, 1) != 1) std::_Exit(4);
-        ChildReport r = workload(bytes, seed);
+        ChildReport r = workload(bytes, seed, [&] {
+            if (!hold) return true;
+            return ::write(filled[1], "f", 1) == 1 && ::read(go[0], &c, 1) == 1;
+        });
         if (::write(result[1], &r, sizeof r) != sizeof r) std::_Exit(4);
         std::_Exit(0);
     }
     ::close(go[0]);
     ::close(result[1]);
+    ::close(filled[1]);
     if (!cg.add(child)) {
         ::kill(child, SIGKILL);
         restore();
         std::fprintf(stderr, "vramfs-pressure: cannot move the workload into %s\n", cg.path().c_str());
         return 4;
     }
-    const auto start = Clock::now();
+    auto start = Clock::now();
     if (::write(go[1], "g", 1) != 1) return 4;
-    ::close(go[1]);
+    if (!hold) ::close(go[1]);
+
+    // The hold: the workload has filled its memory, the file tells the test so (and the pid, for
+    // its cgroup), and the workload verifies once the test removes the file. (Not counted as a
+    // hang: the test decides how long it holds, within the same timeout.)
+    auto hold_here = [&]() -> bool {
+        char c;
+        if (::read(filled[0], &c, 1) != 1) return false; // the workload died while filling
+        const std::string tmp = hold_path + ".tmp";
+        if (!write_file(tmp, std::to_string(child) + "\n") || ::rename(tmp.c_str(), hold_path.c_str()) != 0) {
+            std::fprintf(stderr, "vramfs-pressure: cannot write %s\n", hold_path.c_str());
+            return false;
+        }
+        const auto held = Clock::now();
+        struct stat st{};
+        while (::stat(hold_path.c_str(), &st) == 0) {
+            if (std::chrono::duration<double>(Clock::now() - held).count() > timeout) {
+                std::fprintf(stderr, "vramfs-pressure: %s was not removed within %.0f s\n",
+                             hold_path.c_str(), timeout);
+                return false;
+            }
+            ::usleep(20000);
+        }
+        return ::write(go[1], "v", 1) == 1;
+    };
+    bool held_ok = true;
 
     int status = 0;
     bool hung = false;
+    bool waiting_fill = hold;
     for (;;) {
         pid_t w = ::waitpid(child, &status, WNOHANG);
         if (w == child) break;
+        if (waiting_fill) {
+            struct pollfd p{filled[0], POLLIN, 0};
+            if (::poll(&p, 1, 0) == 1) {
+                waiting_fill = false;
+                const auto fill_end = Clock::now();
+                held_ok = hold_here();
+                ::close(go[1]);
+                if (!held_ok) {
+                    ::kill(child, SIGKILL);
+                    ::waitpid(child, &status, 0);
+                    break;
+                }
+                start += Clock::now() - fill_end; // the hold is not part of the run
+            }
+        }
         if (std::chrono::duration<double>(Clock::now() - start).count() > timeout) {
             hung = true;
             ::kill(child, SIGKILL);
@@ -278,7 +339,7 @@ int main(int argc, char** argv) {
     const double wall = std::chrono::duration<double>(Clock::now() - start).count();
     restore();
     ChildReport r;
-    const bool got = !hung && ::read(result[0], &r, sizeof r) == sizeof r;
+    const bool got = !hung && held_ok && ::read(result[0], &r, sizeof r) == sizeof r;
     const std::uint64_t out_bytes = (vmstat("pswpout") - out0) * 4096;
     const std::uint64_t in_bytes = (vmstat("pswpin") - in0) * 4096;
     const double gib = 1024.0 * 1024 * 1024;
@@ -290,6 +351,9 @@ int main(int argc, char** argv) {
     if (hung) {
         verdict = "timeout";
         rc = 3;
+    } else if (!held_ok) {
+        verdict = "hold failed";
+        rc = 1;
     } else if (!got) {
         verdict = WIFSIGNALED(status) ? "workload killed by signal " + std::to_string(WTERMSIG(status))
                                       : "workload failed";
