@@ -1,5 +1,5 @@
 // The storage contract, written once and run against each backend:
-//   vramfs_contract host | host-arena | fault-host | cuda | fault-cuda
+//   vramfs_contract host | host-arena | fault-host | cuda | fault-cuda | vulkan | fault-vulkan
 // (fault-*: the fault-injecting decorator over that backend, with a plan that never fires, so
 // it must keep the contract exactly). Exits 77 (ctest: skipped) when the device is not here.
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -11,6 +11,7 @@
 #include "vramfs/storage/fault_backend.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -82,6 +83,16 @@ TEST_CASE("host buffers are usable for copies") {
     std::memset(buf.data(), 0, 1 << 20);
     REQUIRE(be.read(a.address(), buf.data(), 1 << 20) == 0);
     CHECK(static_cast<unsigned char*>(buf.data())[(1 << 20) - 1] == 0x5a);
+    // A part of a host buffer, at odd offsets on both sides.
+    auto* h = static_cast<unsigned char*>(buf.data());
+    auto data = random_bytes(5000, 7);
+    std::memcpy(h + 100, data.data(), data.size());
+    REQUIRE(be.write(a.address() + 7, h + 100, data.size()) == 0);
+    std::memset(h, 0, 1 << 20);
+    REQUIRE(be.read(a.address() + 7, h + 300001, data.size()) == 0);
+    CHECK(std::memcmp(h + 300001, data.data(), data.size()) == 0);
+    CHECK(h[300000] == 0);
+    CHECK(h[300001 + data.size()] == 0);
 }
 
 TEST_CASE("an impossible allocation is ENOSPC, not a crash") {
@@ -164,8 +175,17 @@ int main(int argc, char** argv) {
             std::printf("SKIPPED: no CUDA device here (%s)\n", error.c_str());
             return 77;
         }
+    } else if (base == "vulkan") {
+        std::string error;
+        backend = make_vulkan_backend(0, error);
+        if (!backend) {
+            // CI has lavapipe, so there a missing Vulkan device is a failure, not a skip.
+            const bool required = std::getenv("VRAMFS_REQUIRE_VULKAN") != nullptr;
+            std::printf("%s: no Vulkan device here (%s)\n", required ? "FAILED" : "SKIPPED", error.c_str());
+            return required ? 1 : 77;
+        }
     } else {
-        std::fprintf(stderr, "usage: %s [fault-]host|host-arena|cuda [doctest options]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s [fault-]host|host-arena|cuda|vulkan [doctest options]\n", argv[0]);
         return 2;
     }
     if (base != kind) {

@@ -226,4 +226,21 @@ void cuda_versions(int& driver, int& runtime) noexcept;
 // Lists CUDA devices; returns false and sets `error` when CUDA is unusable.
 bool list_cuda_devices(std::vector<DeviceInfo>& out, std::string& error);
 
+// Device-local memory of a GPU through Vulkan (AMD, Intel, NVIDIA; Mesa's lavapipe on a CPU).
+// `device` counts the Vulkan physical devices that have a device-local heap. Returns nullptr
+// and sets `error` when Vulkan or the device is unusable; without Vulkan in the build it
+// always fails.
+std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& error,
+                                                    bool* bad_index = nullptr);
+
+// What --list-devices and --check say about a Vulkan device. info.free_bytes is the heap's
+// budget less its usage where the driver reports them (VK_EXT_memory_budget), else its size.
+struct VulkanDeviceReport {
+    DeviceInfo info;
+    std::string vendor, type, api_version;
+    bool memory_budget = false;        // VK_EXT_memory_budget: budgets are checked against it
+    bool external_memory_host = false; // VK_EXT_external_memory_host
+};
+bool list_vulkan_devices(std::vector<VulkanDeviceReport>& out, std::string& error);
+
 } // namespace vramfs

@@ -1,0 +1,667 @@
+// VulkanBackend: storage in a GPU's device-local memory through Vulkan, for AMD, Intel and
+// NVIDIA GPUs alike (and Mesa's lavapipe, a CPU driver, so CI runs this data path). The only
+// code that includes Vulkan's headers.
+//
+// What must stay true:
+//   - Nothing is allocated on the I/O path: command buffers, fences and staging buffers are
+//     made when the backend is opened (a fixed set of copy contexts), slabs by BlockPool's
+//     background thread. A copy borrows a context and gives it back.
+//   - No silent spill and no overcommit: a slab is only allocated while the device-local heap's
+//     budget (VK_EXT_memory_budget, else the heap's size less what we hold) has room for it;
+//     otherwise ENOSPC. A driver that would back "device memory" with system RAM past the
+//     budget is never asked to.
+//   - A copy has landed when it returns (the fence was waited on), as with CUDA: a write is in
+//     device memory when write() returns, and a later read on any queue sees it.
+//   - VK_ERROR_DEVICE_LOST becomes kDeviceLost, so the backend is marked lost once.
+#include "vramfs/storage/backend.hpp"
+
+#include <cerrno>
+#include <string>
+
+#ifdef VRAMFS_HAVE_VULKAN
+#include "vramfs/util/log.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <shared_mutex>
+#include <vulkan/vulkan.h>
+
+namespace vramfs {
+namespace {
+
+const char* vk_result_name(VkResult r) noexcept {
+    switch (r) {
+    case VK_SUCCESS: return "VK_SUCCESS";
+    case VK_TIMEOUT: return "VK_TIMEOUT";
+    case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY";
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY";
+    case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED";
+    case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST";
+    case VK_ERROR_MEMORY_MAP_FAILED: return "VK_ERROR_MEMORY_MAP_FAILED";
+    case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT";
+    case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT";
+    case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER";
+    case VK_ERROR_TOO_MANY_OBJECTS: return "VK_ERROR_TOO_MANY_OBJECTS";
+    default: return "VkResult error";
+    }
+}
+
+// A failed call as an errno: out of memory ENOSPC (not logged: the caller reports it), a lost
+// device kDeviceLost, anything else EIO; all but ENOSPC with a log line naming the call.
+int vk_failure(VkResult r, const char* what) noexcept {
+    if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY ||
+        r == VK_ERROR_TOO_MANY_OBJECTS)
+        return ENOSPC;
+    log_error("Vulkan %s failed: %s (%d)", what, vk_result_name(r), static_cast<int>(r));
+    return r == VK_ERROR_DEVICE_LOST ? kDeviceLost : EIO;
+}
+
+#define VRAMFS_VK_TRY(call, what)                                                                  \
+    do {                                                                                           \
+        const VkResult vramfs_vk_ = (call);                                                        \
+        if (vramfs_vk_ != VK_SUCCESS) return vk_failure(vramfs_vk_, what);                         \
+    } while (0)
+
+std::string vendor_name(std::uint32_t id) {
+    switch (id) {
+    case 0x1002: return "AMD";
+    case 0x10de: return "NVIDIA";
+    case 0x8086: return "Intel";
+    case 0x13b5: return "ARM";
+    case 0x5143: return "Qualcomm";
+    case 0x10005: return "Mesa";
+    default: {
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "0x%04x", id);
+        return buf;
+    }
+    }
+}
+
+const char* type_name(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
+    default: return "other";
+    }
+}
+
+// One instance for the process, made on first use and kept to the end (backends and listings
+// share it; destroying it while a backend lives would be wrong, and at exit it does not matter).
+VkInstance instance(std::string& error) {
+    static std::mutex m;
+    static VkInstance inst = VK_NULL_HANDLE;
+    static std::string failed;
+    std::lock_guard lock(m);
+    if (inst == VK_NULL_HANDLE && failed.empty()) {
+        VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+        app.pApplicationName = "vramfs";
+        app.apiVersion = VK_API_VERSION_1_1;
+        VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+        ci.pApplicationInfo = &app;
+        const VkResult r = vkCreateInstance(&ci, nullptr, &inst);
+        if (r != VK_SUCCESS) {
+            inst = VK_NULL_HANDLE;
+            failed = std::string("cannot start Vulkan (vkCreateInstance: ") + vk_result_name(r) +
+                     "): is a Vulkan driver installed (mesa-vulkan-drivers, or the GPU vendor's)?";
+        }
+    }
+    if (inst == VK_NULL_HANDLE) error = failed;
+    return inst;
+}
+
+bool has_extension(VkPhysicalDevice pd, const char* name) {
+    std::uint32_t n = 0;
+    vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr);
+    std::vector<VkExtensionProperties> ext(n);
+    vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, ext.data());
+    for (const auto& e : ext)
+        if (std::strcmp(e.extensionName, name) == 0) return true;
+    return false;
+}
+
+// The device-local heap vramfs uses on a physical device: the largest one; -1 if none.
+int storage_heap(const VkPhysicalDeviceMemoryProperties& mp) {
+    int best = -1;
+    for (std::uint32_t h = 0; h < mp.memoryHeapCount; ++h)
+        if ((mp.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
+            (best < 0 || mp.memoryHeaps[h].size > mp.memoryHeaps[best].size))
+            best = static_cast<int>(h);
+    return best;
+}
+
+// Budget and usage of a heap (VK_EXT_memory_budget); false without the extension.
+bool heap_budget(VkPhysicalDevice pd, bool has_budget, int heap, std::uint64_t& budget,
+                 std::uint64_t& usage) {
+    if (!has_budget) return false;
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT b{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    VkPhysicalDeviceMemoryProperties2 mp2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2};
+    mp2.pNext = &b;
+    vkGetPhysicalDeviceMemoryProperties2(pd, &mp2);
+    budget = b.heapBudget[heap];
+    usage = b.heapUsage[heap];
+    return true;
+}
+
+// The physical devices vramfs counts with --device: those with a device-local heap.
+std::vector<VkPhysicalDevice> storage_devices(VkInstance inst) {
+    std::uint32_t n = 0;
+    vkEnumeratePhysicalDevices(inst, &n, nullptr);
+    std::vector<VkPhysicalDevice> all(n), out;
+    vkEnumeratePhysicalDevices(inst, &n, all.data());
+    for (VkPhysicalDevice pd : all) {
+        VkPhysicalDeviceMemoryProperties mp;
+        vkGetPhysicalDeviceMemoryProperties(pd, &mp);
+        if (storage_heap(mp) >= 0) out.push_back(pd);
+    }
+    return out;
+}
+
+VulkanDeviceReport describe(VkPhysicalDevice pd, int index) {
+    VkPhysicalDeviceProperties p;
+    vkGetPhysicalDeviceProperties(pd, &p);
+    VkPhysicalDeviceMemoryProperties mp;
+    vkGetPhysicalDeviceMemoryProperties(pd, &mp);
+    VulkanDeviceReport r;
+    r.info.index = index;
+    r.info.name = p.deviceName;
+    r.vendor = vendor_name(p.vendorID);
+    r.type = type_name(p.deviceType);
+    r.api_version = std::to_string(VK_API_VERSION_MAJOR(p.apiVersion)) + "." +
+                    std::to_string(VK_API_VERSION_MINOR(p.apiVersion));
+    r.memory_budget = has_extension(pd, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    r.external_memory_host = has_extension(pd, VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+    const int heap = storage_heap(mp);
+    r.info.total_bytes = mp.memoryHeaps[heap].size;
+    std::uint64_t budget = 0, usage = 0;
+    if (heap_budget(pd, r.memory_budget, heap, budget, usage))
+        r.info.free_bytes = budget > usage ? budget - usage : 0;
+    else
+        r.info.free_bytes = r.info.total_bytes;
+    return r;
+}
+
+// A memory type on `heap` with all of `want`, scoring `prefer` bits up and `avoid` bits down.
+int pick_type(const VkPhysicalDeviceMemoryProperties& mp, int heap, VkMemoryPropertyFlags want,
+              VkMemoryPropertyFlags prefer, VkMemoryPropertyFlags avoid) {
+    int best = -1, best_score = -1000;
+    for (std::uint32_t t = 0; t < mp.memoryTypeCount; ++t) {
+        const VkMemoryType& mt = mp.memoryTypes[t];
+        if ((mt.propertyFlags & want) != want) continue;
+        if (heap >= 0 && mt.heapIndex != static_cast<std::uint32_t>(heap)) continue;
+        const int score = ((mt.propertyFlags & prefer) ? 1 : 0) - ((mt.propertyFlags & avoid) ? 2 : 0);
+        if (score > best_score) {
+            best = static_cast<int>(t);
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+class VulkanBackend final : public StorageBackend {
+public:
+    // Copies in flight at once (each with its own command buffer, fence and staging buffer).
+    static constexpr int kContexts = 16;
+    static constexpr std::size_t kStagingBytes = 1 << 20;
+    // A DeviceAddr is (slot + 1) << kSlotShift | offset: slabs are buffers, not pointers.
+    static constexpr int kSlotShift = 40;
+    static constexpr std::size_t kSlots = 1 << 16;
+    static constexpr std::size_t kHostBuffers = 1024;
+
+    VulkanBackend(VkPhysicalDevice pd, DeviceInfo info) : pd_(pd), info_(std::move(info)) {}
+    ~VulkanBackend() override {
+        if (dev_ == VK_NULL_HANDLE) return;
+        vkDeviceWaitIdle(dev_);
+        for (auto& c : contexts_) {
+            if (c.staging_mem) vkFreeMemory(dev_, c.staging_mem, nullptr);
+            if (c.staging) vkDestroyBuffer(dev_, c.staging, nullptr);
+            if (c.fence) vkDestroyFence(dev_, c.fence, nullptr);
+            if (c.pool) vkDestroyCommandPool(dev_, c.pool, nullptr);
+        }
+        vkDestroyDevice(dev_, nullptr);
+    }
+
+    // Opens the logical device and everything a copy needs; false with `error` if it cannot.
+    bool open(std::string& error) {
+        vkGetPhysicalDeviceMemoryProperties(pd_, &mp_);
+        heap_ = storage_heap(mp_);
+        has_budget_ = has_extension(pd_, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+        // Slabs: device-local, preferably not host-visible (on a discrete GPU that is plain VRAM,
+        // not the part behind the PCIe BAR). Staging and host buffers: host-visible and coherent,
+        // preferably cached and not device-local.
+        device_type_ = pick_type(mp_, heap_, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0,
+                                 VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+        host_type_ = pick_type(mp_, -1, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                               VK_MEMORY_PROPERTY_HOST_CACHED_BIT, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+        if (device_type_ < 0 || host_type_ < 0) {
+            error = "Vulkan device " + std::to_string(info_.index) + " has no usable memory types";
+            return false;
+        }
+        // A transfer-only queue family if there is one (a GPU's copy engines), else any that copies.
+        std::uint32_t n = 0;
+        vkGetPhysicalDeviceQueueFamilyProperties(pd_, &n, nullptr);
+        std::vector<VkQueueFamilyProperties> fams(n);
+        vkGetPhysicalDeviceQueueFamilyProperties(pd_, &n, fams.data());
+        int fam = -1;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            const VkQueueFlags f = fams[i].queueFlags;
+            const bool copies = f & (VK_QUEUE_TRANSFER_BIT | VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT);
+            const bool only = (f & VK_QUEUE_TRANSFER_BIT) && !(f & (VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT));
+            if (copies && (fam < 0 || only)) fam = static_cast<int>(i);
+        }
+        if (fam < 0) {
+            error = "Vulkan device " + std::to_string(info_.index) + " has no queue that copies";
+            return false;
+        }
+        family_ = static_cast<std::uint32_t>(fam);
+        queue_count_ = std::min<std::uint32_t>(fams[family_].queueCount, kQueues);
+        std::array<float, kQueues> prio{};
+        prio.fill(1.0f);
+        VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+        qci.queueFamilyIndex = family_;
+        qci.queueCount = queue_count_;
+        qci.pQueuePriorities = prio.data();
+        std::vector<const char*> ext;
+        if (has_budget_) ext.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+        VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+        dci.queueCreateInfoCount = 1;
+        dci.pQueueCreateInfos = &qci;
+        dci.enabledExtensionCount = static_cast<std::uint32_t>(ext.size());
+        dci.ppEnabledExtensionNames = ext.data();
+        if (VkResult r = vkCreateDevice(pd_, &dci, nullptr, &dev_); r != VK_SUCCESS) {
+            dev_ = VK_NULL_HANDLE;
+            error = std::string("Vulkan device ") + std::to_string(info_.index) +
+                    ": vkCreateDevice: " + vk_result_name(r);
+            return false;
+        }
+        for (std::uint32_t q = 0; q < queue_count_; ++q) vkGetDeviceQueue(dev_, family_, q, &queues_[q].queue);
+        free_contexts_.reserve(kContexts);
+        for (int i = 0; i < kContexts; ++i) {
+            if (int err = make_context(contexts_[i], static_cast<std::uint32_t>(i) % queue_count_)) {
+                error = "Vulkan device " + std::to_string(info_.index) +
+                        ": cannot make its copy buffers (" + std::strerror(err) + ")";
+                return false;
+            }
+            free_contexts_.push_back(&contexts_[i]);
+        }
+        host_.reserve(kHostBuffers);
+        free_slots_.reserve(kSlots);
+        for (std::size_t s = kSlots; s > 0; --s) free_slots_.push_back(s - 1);
+        return true;
+    }
+
+    const char* kind() const noexcept override { return "vulkan"; }
+    const DeviceInfo& device() const noexcept override { return info_; }
+
+    std::uint64_t do_query_free() noexcept override {
+        std::uint64_t budget = 0, usage = 0;
+        if (heap_budget(pd_, has_budget_, heap_, budget, usage)) return budget > usage ? budget - usage : 0;
+        const std::uint64_t held = held_.load(std::memory_order_relaxed);
+        return info_.total_bytes > held ? info_.total_bytes - held : 0;
+    }
+
+    int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
+        // The budget first: past it a driver may place "device memory" in system RAM.
+        if (bytes > do_query_free()) return ENOSPC;
+        VkBuffer buf = VK_NULL_HANDLE;
+        VkDeviceMemory mem = VK_NULL_HANDLE;
+        if (int err = make_buffer(bytes, device_type_, buf, mem)) return err;
+        std::size_t slot;
+        {
+            std::lock_guard lock(slot_mutex_);
+            if (free_slots_.empty()) {
+                destroy_buffer(buf, mem);
+                log_error("Vulkan device %d: more than %zu slabs", info_.index, kSlots);
+                return ENOSPC;
+            }
+            slot = free_slots_.back();
+            free_slots_.pop_back();
+        }
+        slots_[slot].memory = mem;
+        slots_[slot].bytes = bytes;
+        slots_[slot].buffer.store(buf, std::memory_order_release);
+        held_.fetch_add(bytes, std::memory_order_relaxed);
+        out = static_cast<DeviceAddr>(slot + 1) << kSlotShift;
+        return 0;
+    }
+    void do_release(DeviceAddr addr, std::uint64_t) noexcept override {
+        const std::size_t slot = (addr >> kSlotShift) - 1;
+        if (slot >= kSlots) return;
+        Slot& s = slots_[slot];
+        VkBuffer buf = s.buffer.exchange(VK_NULL_HANDLE, std::memory_order_acq_rel);
+        if (buf == VK_NULL_HANDLE) return;
+        destroy_buffer(buf, s.memory);
+        held_.fetch_sub(s.bytes, std::memory_order_relaxed);
+        std::lock_guard lock(slot_mutex_);
+        free_slots_.push_back(slot);
+    }
+
+    int do_write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
+        return copy(dst, const_cast<void*>(src), len, true);
+    }
+    int do_read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
+        return copy(src, dst, len, false);
+    }
+    int do_zero(DeviceAddr dst, std::size_t len) noexcept override {
+        Target t;
+        if (!resolve(dst, len, t)) return EIO;
+        Context& c = acquire();
+        int err = 0;
+        if (t.offset % 4 == 0 && len % 4 == 0) {
+            err = submit(c, [&](VkCommandBuffer cb) { vkCmdFillBuffer(cb, t.buffer, t.offset, len, 0); }, false);
+        } else { // vkCmdFillBuffer needs 4-byte alignment: zeros from the staging buffer instead
+            std::memset(c.mapped, 0, std::min(len, kStagingBytes));
+            for (std::size_t done = 0; done < len && !err;) {
+                const std::size_t n = std::min(len - done, kStagingBytes);
+                err = submit(c, [&](VkCommandBuffer cb) {
+                    const VkBufferCopy r{0, t.offset + done, n};
+                    vkCmdCopyBuffer(cb, c.staging, t.buffer, 1, &r);
+                }, false);
+                done += n;
+            }
+        }
+        release(c);
+        return err;
+    }
+
+    void* do_allocate_host(std::size_t bytes) noexcept override {
+        // Host-visible memory the device copies from and to directly: a FUSE receive buffer
+        // allocated here needs no staging copy.
+        VkBuffer buf = VK_NULL_HANDLE;
+        VkDeviceMemory mem = VK_NULL_HANDLE;
+        if (make_buffer(bytes, host_type_, buf, mem) != 0) return nullptr;
+        void* p = nullptr;
+        if (vkMapMemory(dev_, mem, 0, VK_WHOLE_SIZE, 0, &p) != VK_SUCCESS) {
+            destroy_buffer(buf, mem);
+            return nullptr;
+        }
+        std::unique_lock lock(host_mutex_);
+        if (host_.size() == kHostBuffers) {
+            lock.unlock();
+            destroy_buffer(buf, mem);
+            return nullptr;
+        }
+        host_.push_back({static_cast<char*>(p), bytes, buf, mem});
+        return p;
+    }
+    void do_release_host(void* p, std::size_t) noexcept override {
+        HostRegion r{};
+        {
+            std::unique_lock lock(host_mutex_);
+            auto it = std::find_if(host_.begin(), host_.end(), [&](const HostRegion& h) { return h.base == p; });
+            if (it == host_.end()) return;
+            r = *it;
+            host_.erase(it);
+        }
+        vkUnmapMemory(dev_, r.memory);
+        destroy_buffer(r.buffer, r.memory);
+    }
+
+private:
+    static constexpr std::uint32_t kQueues = 4;
+
+    struct Slot {
+        std::atomic<VkBuffer> buffer{VK_NULL_HANDLE};
+        VkDeviceMemory memory = VK_NULL_HANDLE;
+        std::uint64_t bytes = 0;
+    };
+    struct HostRegion {
+        char* base;
+        std::size_t bytes;
+        VkBuffer buffer;
+        VkDeviceMemory memory;
+    };
+    struct Queue {
+        VkQueue queue = VK_NULL_HANDLE;
+        std::mutex mutex; // vkQueueSubmit needs the queue to itself
+    };
+    struct Context {
+        VkCommandPool pool = VK_NULL_HANDLE;
+        VkCommandBuffer cb = VK_NULL_HANDLE;
+        VkFence fence = VK_NULL_HANDLE;
+        VkBuffer staging = VK_NULL_HANDLE;
+        VkDeviceMemory staging_mem = VK_NULL_HANDLE;
+        void* mapped = nullptr;
+        std::uint32_t queue = 0;
+    };
+    struct Target {
+        VkBuffer buffer;
+        VkDeviceSize offset;
+    };
+
+    int make_buffer(std::uint64_t bytes, int type, VkBuffer& buf, VkDeviceMemory& mem) noexcept {
+        VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+        bci.size = bytes;
+        bci.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+        bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+        VRAMFS_VK_TRY(vkCreateBuffer(dev_, &bci, nullptr, &buf), "vkCreateBuffer");
+        VkMemoryRequirements req;
+        vkGetBufferMemoryRequirements(dev_, buf, &req);
+        if (!(req.memoryTypeBits & (1u << type))) {
+            vkDestroyBuffer(dev_, buf, nullptr);
+            log_error("Vulkan device %d: buffers cannot use memory type %d", info_.index, type);
+            return EIO;
+        }
+        VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+        mai.allocationSize = req.size;
+        mai.memoryTypeIndex = static_cast<std::uint32_t>(type);
+        if (VkResult r = vkAllocateMemory(dev_, &mai, nullptr, &mem); r != VK_SUCCESS) {
+            vkDestroyBuffer(dev_, buf, nullptr);
+            return vk_failure(r, "vkAllocateMemory");
+        }
+        if (VkResult r = vkBindBufferMemory(dev_, buf, mem, 0); r != VK_SUCCESS) {
+            destroy_buffer(buf, mem);
+            return vk_failure(r, "vkBindBufferMemory");
+        }
+        return 0;
+    }
+    void destroy_buffer(VkBuffer buf, VkDeviceMemory mem) noexcept {
+        vkDestroyBuffer(dev_, buf, nullptr);
+        vkFreeMemory(dev_, mem, nullptr);
+    }
+
+    int make_context(Context& c, std::uint32_t queue) noexcept {
+        c.queue = queue;
+        VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+        pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT | VK_COMMAND_POOL_CREATE_TRANSIENT_BIT;
+        pci.queueFamilyIndex = family_;
+        VRAMFS_VK_TRY(vkCreateCommandPool(dev_, &pci, nullptr, &c.pool), "vkCreateCommandPool");
+        VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+        cai.commandPool = c.pool;
+        cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+        cai.commandBufferCount = 1;
+        VRAMFS_VK_TRY(vkAllocateCommandBuffers(dev_, &cai, &c.cb), "vkAllocateCommandBuffers");
+        VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+        VRAMFS_VK_TRY(vkCreateFence(dev_, &fci, nullptr, &c.fence), "vkCreateFence");
+        if (int err = make_buffer(kStagingBytes, host_type_, c.staging, c.staging_mem)) return err;
+        VRAMFS_VK_TRY(vkMapMemory(dev_, c.staging_mem, 0, VK_WHOLE_SIZE, 0, &c.mapped), "vkMapMemory");
+        std::memset(c.mapped, 0, kStagingBytes); // faulted in now, not on the first request
+        return 0;
+    }
+
+    Context& acquire() noexcept {
+        std::unique_lock lock(ctx_mutex_);
+        ctx_free_.wait(lock, [&] { return !free_contexts_.empty(); });
+        Context* c = free_contexts_.back();
+        free_contexts_.pop_back();
+        return *c;
+    }
+    void release(Context& c) noexcept {
+        {
+            std::lock_guard lock(ctx_mutex_);
+            free_contexts_.push_back(&c);
+        }
+        ctx_free_.notify_one();
+    }
+
+    bool resolve(DeviceAddr addr, std::size_t len, Target& t) noexcept {
+        const std::size_t slot = (addr >> kSlotShift) - 1;
+        const VkDeviceSize offset = addr & ((DeviceAddr{1} << kSlotShift) - 1);
+        if (slot < kSlots) {
+            t.buffer = slots_[slot].buffer.load(std::memory_order_acquire);
+            t.offset = offset;
+            if (t.buffer != VK_NULL_HANDLE && offset + len <= slots_[slot].bytes) return true;
+        }
+        log_error("Vulkan device %d: a copy of %zu bytes at %#llx is outside every slab", info_.index,
+                  len, static_cast<unsigned long long>(addr));
+        return false;
+    }
+
+    // Records one command buffer with `record`, submits it, and waits until it has run.
+    template <class Record>
+    int submit(Context& c, Record&& record, bool host_reads) noexcept {
+        VRAMFS_VK_TRY(vkResetCommandBuffer(c.cb, 0), "vkResetCommandBuffer");
+        VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+        bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+        VRAMFS_VK_TRY(vkBeginCommandBuffer(c.cb, &bi), "vkBeginCommandBuffer");
+        record(c.cb);
+        // The copy's writes made visible to the host (a read) and to later copies on any queue.
+        VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+        mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+        mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
+                           (host_reads ? VK_ACCESS_HOST_READ_BIT : 0);
+        vkCmdPipelineBarrier(c.cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             VK_PIPELINE_STAGE_TRANSFER_BIT | (host_reads ? VK_PIPELINE_STAGE_HOST_BIT : 0), 0,
+                             1, &mb, 0, nullptr, 0, nullptr);
+        VRAMFS_VK_TRY(vkEndCommandBuffer(c.cb), "vkEndCommandBuffer");
+        VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+        si.commandBufferCount = 1;
+        si.pCommandBuffers = &c.cb;
+        {
+            Queue& q = queues_[c.queue];
+            std::lock_guard lock(q.mutex);
+            VRAMFS_VK_TRY(vkQueueSubmit(q.queue, 1, &si, c.fence), "vkQueueSubmit");
+        }
+        VRAMFS_VK_TRY(vkWaitForFences(dev_, 1, &c.fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+        VRAMFS_VK_TRY(vkResetFences(dev_, 1, &c.fence), "vkResetFences");
+        return 0;
+    }
+
+    // The host buffer of ours that holds [p, p + len), if any.
+    bool host_region(const void* p, std::size_t len, VkBuffer& buf, VkDeviceSize& offset) noexcept {
+        const char* q = static_cast<const char*>(p);
+        std::shared_lock lock(host_mutex_);
+        for (const HostRegion& h : host_)
+            if (q >= h.base && q + len <= h.base + h.bytes) {
+                buf = h.buffer;
+                offset = static_cast<VkDeviceSize>(q - h.base);
+                return true;
+            }
+        return false;
+    }
+
+    int copy(DeviceAddr addr, void* host, std::size_t len, bool to_device) noexcept {
+        if (len == 0) return 0;
+        Target t;
+        if (!resolve(addr, len, t)) return EIO;
+        Context& c = acquire();
+        int err = 0;
+        VkBuffer hb;
+        VkDeviceSize ho;
+        if (host_region(host, len, hb, ho)) { // straight from or into our host buffer
+            err = submit(c, [&](VkCommandBuffer cb) {
+                if (to_device) {
+                    const VkBufferCopy r{ho, t.offset, len};
+                    vkCmdCopyBuffer(cb, hb, t.buffer, 1, &r);
+                } else {
+                    const VkBufferCopy r{t.offset, ho, len};
+                    vkCmdCopyBuffer(cb, t.buffer, hb, 1, &r);
+                }
+            }, !to_device);
+        } else { // through the context's staging buffer, 1 MiB at a time
+            char* h = static_cast<char*>(host);
+            for (std::size_t done = 0; done < len && !err;) {
+                const std::size_t n = std::min(len - done, kStagingBytes);
+                if (to_device) std::memcpy(c.mapped, h + done, n);
+                err = submit(c, [&](VkCommandBuffer cb) {
+                    if (to_device) {
+                        const VkBufferCopy r{0, t.offset + done, n};
+                        vkCmdCopyBuffer(cb, c.staging, t.buffer, 1, &r);
+                    } else {
+                        const VkBufferCopy r{t.offset + done, 0, n};
+                        vkCmdCopyBuffer(cb, t.buffer, c.staging, 1, &r);
+                    }
+                }, !to_device);
+                if (!err && !to_device) std::memcpy(h + done, c.mapped, n);
+                done += n;
+            }
+        }
+        release(c);
+        return err;
+    }
+
+    VkPhysicalDevice pd_;
+    DeviceInfo info_;
+    VkDevice dev_ = VK_NULL_HANDLE;
+    VkPhysicalDeviceMemoryProperties mp_{};
+    int heap_ = -1, device_type_ = -1, host_type_ = -1;
+    bool has_budget_ = false;
+    std::uint32_t family_ = 0, queue_count_ = 1;
+    std::array<Queue, kQueues> queues_;
+    std::array<Context, kContexts> contexts_;
+    std::mutex ctx_mutex_;
+    std::condition_variable ctx_free_;
+    std::vector<Context*> free_contexts_;
+    std::array<Slot, kSlots> slots_;
+    std::mutex slot_mutex_;
+    std::vector<std::size_t> free_slots_;
+    std::atomic<std::uint64_t> held_{0};
+    std::shared_mutex host_mutex_;
+    std::vector<HostRegion> host_;
+};
+
+} // namespace
+
+bool list_vulkan_devices(std::vector<VulkanDeviceReport>& out, std::string& error) {
+    VkInstance inst = instance(error);
+    if (inst == VK_NULL_HANDLE) return false;
+    const auto devices = storage_devices(inst);
+    if (devices.empty()) {
+        error = "no Vulkan device with device-local memory found";
+        return false;
+    }
+    for (std::size_t i = 0; i < devices.size(); ++i) out.push_back(describe(devices[i], static_cast<int>(i)));
+    return true;
+}
+
+std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& error, bool* bad_index) {
+    VkInstance inst = instance(error);
+    if (inst == VK_NULL_HANDLE) return nullptr;
+    const auto devices = storage_devices(inst);
+    if (device < 0 || static_cast<std::size_t>(device) >= devices.size()) {
+        if (bad_index) *bad_index = true;
+        error = "Vulkan device " + std::to_string(device) + " does not exist (" +
+                std::to_string(devices.size()) + " with device-local memory found)";
+        return nullptr;
+    }
+    VulkanDeviceReport r = describe(devices[static_cast<std::size_t>(device)], device);
+    // A CPU driver (lavapipe) says so wherever the device is named: its memory is system RAM.
+    r.info.name += " (" + r.vendor + (r.type == "CPU" ? " CPU driver, system RAM" : "") + ", Vulkan " +
+                   r.api_version + ")";
+    auto backend = std::make_unique<VulkanBackend>(devices[static_cast<std::size_t>(device)], r.info);
+    if (!backend->open(error)) return nullptr;
+    return backend;
+}
+
+} // namespace vramfs
+
+#else // built without Vulkan
+
+namespace vramfs {
+bool list_vulkan_devices(std::vector<VulkanDeviceReport>&, std::string& error) {
+    error = "this vramfs was built without Vulkan support";
+    return false;
+}
+std::unique_ptr<StorageBackend> make_vulkan_backend(int, std::string& error, bool*) {
+    error = "this vramfs was built without Vulkan support";
+    return nullptr;
+}
+} // namespace vramfs
+
+#endif
