@@ -226,12 +226,21 @@ std::string check_mountpoint(const std::string& path) {
     return "";
 }
 
+const char* backend_name(BackendKind k) noexcept {
+    switch (k) {
+    case BackendKind::cuda: return "cuda";
+    case BackendKind::vulkan: return "vulkan";
+    case BackendKind::host: return "host";
+    }
+    return "?";
+}
+
 std::vector<std::string> fuse_arguments(const Config& c) {
     std::vector<std::string> args{"vramfs"};
     // default_permissions: the kernel checks modes and owners against the attributes we report.
     // The source names the backend and device ("vramfs-cuda0"), so /proc/mounts and df tell
     // which GPU a mount uses.
-    std::string source = std::string("vramfs-") + (c.backend == BackendKind::cuda ? "cuda" : "host");
+    std::string source = std::string("vramfs-") + backend_name(c.backend);
     for (std::size_t i = 0; i < c.devices.size(); ++i)
         source += (i ? "+" : "") + std::to_string(c.devices[i].index);
     if (c.devices.empty()) source += "0"; // a Config made by hand: device 0, as the default

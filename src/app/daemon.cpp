@@ -52,18 +52,45 @@ private:
     bool reported_ = false;
 };
 
-int list_devices() {
-    std::vector<DeviceInfo> devices;
-    std::string error;
-    if (!list_cuda_devices(devices, error)) {
-        std::fprintf(stderr, "vramfs: %s\n", error.c_str());
-        return kExitFailure;
+// The devices of one backend, or of every GPU API when none was named.
+int list_devices(const Config& cfg) {
+    const bool cuda = !cfg.backend_given || cfg.backend == BackendKind::cuda;
+    const bool vulkan = !cfg.backend_given || cfg.backend == BackendKind::vulkan;
+    int found = 0;
+    if (cuda) {
+        std::vector<DeviceInfo> devices;
+        std::string error;
+        if (!list_cuda_devices(devices, error)) {
+            std::fprintf(stderr, "vramfs: %s\n", error.c_str());
+        } else {
+            if (vulkan) std::printf("CUDA (--backend cuda)\n");
+            std::printf("%-6s %-32s %12s %12s\n", "INDEX", "NAME", "FREE", "TOTAL");
+            for (const auto& d : devices)
+                std::printf("%-6d %-32s %12s %12s\n", d.index, d.name.c_str(),
+                            format_size(d.free_bytes).c_str(), format_size(d.total_bytes).c_str());
+            ++found;
+        }
     }
-    std::printf("%-6s %-32s %12s %12s\n", "INDEX", "NAME", "FREE", "TOTAL");
-    for (const auto& d : devices)
-        std::printf("%-6d %-32s %12s %12s\n", d.index, d.name.c_str(),
-                    format_size(d.free_bytes).c_str(), format_size(d.total_bytes).c_str());
-    return 0;
+    if (vulkan) {
+        std::vector<VulkanDeviceReport> devices;
+        std::string error;
+        if (!list_vulkan_devices(devices, error)) {
+            std::fprintf(stderr, "vramfs: %s\n", error.c_str());
+        } else {
+            if (cuda) std::printf("%sVulkan (--backend vulkan)\n", found ? "\n" : "");
+            // FREE is the heap's budget less its usage where the driver reports them.
+            std::printf("%-6s %-32s %-8s %-15s %12s %12s\n", "INDEX", "NAME", "VENDOR", "TYPE",
+                        "FREE", "HEAP");
+            for (const auto& d : devices)
+                std::printf("%-6d %-32s %-8s %-15s %12s %12s%s\n", d.info.index, d.info.name.c_str(),
+                            d.vendor.c_str(), d.type.c_str(),
+                            d.memory_budget ? format_size(d.info.free_bytes).c_str() : "?",
+                            format_size(d.info.total_bytes).c_str(),
+                            d.type == "CPU" ? "  (a CPU driver: system RAM, for tests)" : "");
+            ++found;
+        }
+    }
+    return found ? 0 : kExitFailure;
 }
 
 bool on_path(const char* tool) {
@@ -105,25 +132,45 @@ int check_requirements() {
     line(::geteuid() == 0, "permission for losetup and swapon", "run vramfs-swap as root", false);
     line(on_path("losetup") && on_path("mkswap") && on_path("swapon"), "losetup, mkswap, swapon",
          "install util-linux", false);
+    // The GPU APIs: CUDA (NVIDIA) and Vulkan (any vendor). One usable GPU is what is required;
+    // what the other API lacks is then a warning.
     int driver = 0, runtime = 0;
     cuda_versions(driver, runtime);
+    std::vector<DeviceInfo> cuda_devices;
+    std::string cuda_error;
+    const bool cuda_ok = list_cuda_devices(cuda_devices, cuda_error);
+    std::vector<VulkanDeviceReport> vk_devices;
+    std::string vk_error;
+    const bool vk_ok = list_vulkan_devices(vk_devices, vk_error);
+    bool vk_gpu = false; // a Vulkan device that is a GPU, not a CPU driver such as lavapipe
+    for (const auto& d : vk_devices) vk_gpu = vk_gpu || d.type != "CPU";
+    const bool gpu = cuda_ok || vk_gpu;
     line(driver != 0, "CUDA driver " + version_text(driver),
-         "install the NVIDIA driver (nvidia-smi should work)");
+         "install the NVIDIA driver (nvidia-smi should work)", !gpu);
     line(runtime != 0, "CUDA runtime " + version_text(runtime) + " (built in)",
-         "this vramfs was built without CUDA");
+         "this vramfs was built without CUDA", !gpu);
     if (driver != 0 && runtime != 0)
         line(driver >= runtime, "driver supports the runtime",
              "the driver (" + version_text(driver) + ") is older than the runtime (" +
-                 version_text(runtime) + "): update the driver");
-    std::vector<DeviceInfo> devices;
-    std::string error;
-    if (list_cuda_devices(devices, error)) {
-        for (const auto& d : devices)
-            line(true, "GPU " + std::to_string(d.index) + ": " + d.name + ", " +
-                           format_size(d.free_bytes) + " free of " + format_size(d.total_bytes), "");
-    } else {
-        line(false, "a usable GPU", error);
+                 version_text(runtime) + "): update the driver", !vk_gpu);
+    for (const auto& d : cuda_devices)
+        line(true, "CUDA GPU " + std::to_string(d.index) + ": " + d.name + ", " +
+                       format_size(d.free_bytes) + " free of " + format_size(d.total_bytes), "");
+    line(vk_ok, "Vulkan loader and a device with device-local memory",
+         vk_error + " (install libvulkan1 and the GPU's Vulkan driver)", !gpu);
+    for (const auto& d : vk_devices) {
+        const std::string what = "Vulkan device " + std::to_string(d.info.index) + ": " + d.info.name;
+        line(true, what + " (" + d.vendor + ", " + d.type + ", Vulkan " + d.api_version + "), heap " +
+                       format_size(d.info.total_bytes) +
+                       (d.memory_budget ? ", " + format_size(d.info.free_bytes) + " free" : ""), "");
+        line(d.memory_budget, what + ": VK_EXT_memory_budget",
+             "budgets are checked against the heap's size and our own use only", false);
+        line(d.type != "CPU", what + ": a GPU",
+             "a CPU driver: its memory is system RAM, for tests only", false);
     }
+    if (!gpu)
+        line(false, "a usable GPU",
+             (cuda_error.empty() ? "" : cuda_error + "; ") + (vk_gpu ? "" : vk_error.empty() ? "no Vulkan GPU" : vk_error));
     std::printf("%s\n", missing ? "some requirements are missing (--backend host still works "
                                   "without a GPU)"
                                 : "all requirements met");
@@ -165,7 +212,9 @@ std::unique_ptr<StorageBackend> open_device(const Config& cfg, const DeviceBudge
     } else {
         std::string error;
         bool bad_index = false;
-        backend = make_cuda_backend(d.index, error, &bad_index);
+        const bool vulkan = cfg.backend == BackendKind::vulkan;
+        backend = vulkan ? make_vulkan_backend(d.index, error, &bad_index)
+                         : make_cuda_backend(d.index, error, &bad_index);
         if (!backend) {
             rc = bad_index ? kExitUsage : kExitFailure;
             reporter.report(rc, "vramfs: " + error);
@@ -174,9 +223,10 @@ std::unique_ptr<StorageBackend> open_device(const Config& cfg, const DeviceBudge
         const std::uint64_t free = backend->query_free();
         if (d.size > free) {
             rc = kExitUsage;
-            reporter.report(rc, "vramfs: SIZE " + format_size(d.size) +
-                                    " is more than the free VRAM of cuda device " +
-                                    std::to_string(d.index) + " (" + format_size(free) + ")");
+            reporter.report(rc, "vramfs: SIZE " + format_size(d.size) + " is more than the " +
+                                    (vulkan ? "memory budget" : "free VRAM") + " of " +
+                                    backend->kind() + " device " + std::to_string(d.index) + " (" +
+                                    format_size(free) + ")");
             return nullptr;
         }
     }
@@ -263,7 +313,7 @@ int serve(const Config& cfg, Reporter& reporter) {
 
 int run(const Config& cfg) {
     set_log_level(cfg.log_level);
-    if (cfg.list_devices) return list_devices();
+    if (cfg.list_devices) return list_devices(cfg);
     if (cfg.check) return check_requirements();
 
     if (std::string why = check_mountpoint(cfg.mountpoint); !why.empty()) {

@@ -18,10 +18,13 @@ std::string set_device(Config&, ParseState& st, const std::string& v) {
 std::string set_backend(Config& c, ParseState&, const std::string& v) {
     if (v == "cuda")
         c.backend = BackendKind::cuda;
+    else if (v == "vulkan")
+        c.backend = BackendKind::vulkan;
     else if (v == "host")
         c.backend = BackendKind::host;
     else
-        return "unknown backend '" + v + "' (use cuda or host)";
+        return "unknown backend '" + v + "' (use cuda, vulkan or host)";
+    c.backend_given = true;
     return "";
 }
 
@@ -90,13 +93,14 @@ OptionSpec text(const char* name, const char* value, const char* def, const char
 std::vector<OptionSpec> make_table() {
     std::vector<OptionSpec> t;
     OptionSpec device = text("device", "N[,M...]", "0",
-                             "CUDA device index (see --list-devices); repeat it or give a list "
+                             "device index of the backend (see --list-devices); repeat it or give a list "
                              "(0,1) to span several GPUs, each with SIZE",
                              set_device);
     device.repeatable = true;
     t.push_back(device);
-    t.push_back(text("backend", "cuda|host", "cuda",
-                     "where file data lives: cuda (VRAM) or host (locked RAM, for tests)",
+    t.push_back(text("backend", "cuda|vulkan|host", "cuda",
+                     "where file data lives: cuda (NVIDIA VRAM), vulkan (VRAM of any GPU with a "
+                     "Vulkan driver) or host (locked RAM, for tests)",
                      set_backend));
     t.push_back(flag("foreground", "f", "stay in the foreground, log to stderr",
                      &Config::foreground, false));
@@ -133,7 +137,9 @@ std::vector<OptionSpec> make_table() {
     t.push_back(text("log-level", "L", "info", "error, warning, info or debug", set_log_level));
     t.push_back(flag("debug", "d", "print every FUSE request (implies -f)", &Config::fuse_debug,
                      false));
-    t.push_back(flag("list-devices", nullptr, "list CUDA devices with free and total VRAM, then exit",
+    t.push_back(flag("list-devices", nullptr,
+                     "list CUDA and Vulkan devices (only --backend's, if given) with their free "
+                     "memory, then exit",
                      &Config::list_devices, false));
     t.push_back(flag("check", nullptr,
                      "check what vramfs and vramfs-swap need on this machine, then exit",

@@ -10,7 +10,8 @@
 
 namespace vramfs {
 
-enum class BackendKind { cuda, host };
+enum class BackendKind { cuda, host, vulkan };
+const char* backend_name(BackendKind k) noexcept; // "cuda", "host", "vulkan"
 
 struct DeviceBudget {
     int index = 0;
@@ -21,6 +22,7 @@ struct Config {
     std::string mountpoint;
     std::vector<DeviceBudget> devices; // every device of the mount, with its budget
     BackendKind backend = BackendKind::cuda;
+    bool backend_given = false; // --list-devices shows every API's devices unless one is named
     bool foreground = false;
     bool fuse_debug = false;
     std::vector<std::string> fuse_options; // each -o split at commas
