@@ -5,6 +5,7 @@
 #include "mount_fixture.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 using namespace vramfs::test;
@@ -12,6 +13,11 @@ using namespace vramfs::test;
 int main(int argc, char** argv) {
     const std::string why = unavailable_reason();
     if (!why.empty()) {
+        // CI has lavapipe, so there a missing Vulkan device is a failure, not a skip.
+        if (test_backend() == "vulkan" && std::getenv("VRAMFS_REQUIRE_VULKAN")) {
+            std::printf("FAILED: %s (VRAMFS_REQUIRE_VULKAN is set)\n", why.c_str());
+            return 1;
+        }
         std::printf("SKIPPED: %s\n", why.c_str());
         return 77;
     }

@@ -13,11 +13,17 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 helper=$here/../../mount-helpers/vramfs-swap
 
-# Skips unless the backend under test can run here (cuda: a usable GPU).
+# Skips unless the backend under test can run here (cuda: a usable GPU; vulkan: a Vulkan
+# device, which CI has in lavapipe: there VRAMFS_REQUIRE_VULKAN makes its absence a failure).
 require_backend() {
-  if [[ $backend == cuda ]] && ! "$bin" --list-devices >/dev/null 2>&1; then
-    skip "no CUDA device"
-  fi
+  case $backend in
+    cuda) "$bin" --list-devices --backend cuda >/dev/null 2>&1 || skip "no CUDA device" ;;
+    vulkan)
+      if ! "$bin" --list-devices --backend vulkan >/dev/null 2>&1; then
+        [[ -z ${VRAMFS_REQUIRE_VULKAN:-} ]] || fail "no Vulkan device (VRAMFS_REQUIRE_VULKAN is set)"
+        skip "no Vulkan device"
+      fi ;;
+  esac
 }
 
 require_swap_environment() {

@@ -59,10 +59,10 @@ int shell(const std::string& command) {
 std::string unavailable_reason() {
     if (::access("/dev/fuse", R_OK | W_OK) != 0) return "no usable /dev/fuse";
     if (::access(vramfs_binary().c_str(), X_OK) != 0) return "VRAMFS_BIN is not set to the binary";
-    if (test_backend() == "cuda") {
+    if (test_backend() == "cuda" || test_backend() == "vulkan") {
         std::string out;
-        if (run_program({vramfs_binary(), "--list-devices"}, &out) != 0)
-            return "no CUDA device: " + out.substr(0, out.find('\n'));
+        if (run_program({vramfs_binary(), "--list-devices", "--backend", test_backend()}, &out) != 0)
+            return "no " + test_backend() + " device: " + out.substr(0, out.find('\n'));
     }
     return "";
 }

@@ -9,7 +9,7 @@ require_swap_environment
 command -v setfattr >/dev/null || skip "setfattr (package attr) is not installed"
 command -v python3 >/dev/null || skip "python3 is needed to parse the JSON"
 pressure=${VRAMFS_PRESSURE:?set VRAMFS_PRESSURE to the vramfs-pressure binary}
-if [[ $backend == cuda ]] && (($("$bin" --list-devices | wc -l) < 3)); then
+if [[ $backend != host ]] && (($("$bin" --list-devices --backend "$backend" | wc -l) < 3)); then
   skip "fewer than two GPUs"
 fi
 

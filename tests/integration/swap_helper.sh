@@ -41,7 +41,7 @@ done <<'SIZES'
 100000K 102400000
 200MB 200000000
 1.5G 1610612736
-4GiB 4294967296
+1GiB 1073741824
 SIZES
 for text in 0 -1 1X "" 39M 1.5; do
   rc=0; out=$("$helper" on "$text" --mountpoint "$mnt" 2>&1) || rc=$?
