@@ -1,0 +1,195 @@
+// vramfs-vk-copy-bench: which way of moving bytes to and from a GPU's memory through Vulkan is
+// fastest, the question the Vulkan backend's design rests on:
+//   transfer: vkCmdCopyBuffer on a transfer queue between host-visible memory (what the
+//             backend's host buffers are) and device-local memory, waited on with a fence;
+//   mapped:   the CPU's memcpy into and out of device-local memory that is also host-visible
+//             (a GPU's BAR; all of it on NVIDIA with resizable BAR), where the driver has it.
+// One line per path, direction and copy size, in GB/s. Not run by ctest.
+#include <CLI/CLI.hpp>
+#include <vulkan/vulkan.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+void check(VkResult r, const char* what) {
+    if (r != VK_SUCCESS) {
+        std::fprintf(stderr, "vramfs-vk-copy-bench: %s failed (%d)\n", what, static_cast<int>(r));
+        std::exit(1);
+    }
+}
+
+struct Buffer {
+    VkBuffer buf = VK_NULL_HANDLE;
+    VkDeviceMemory mem = VK_NULL_HANDLE;
+    void* mapped = nullptr;
+};
+
+int find_type(const VkPhysicalDeviceMemoryProperties& mp, VkMemoryPropertyFlags want,
+              VkMemoryPropertyFlags avoid) {
+    for (std::uint32_t t = 0; t < mp.memoryTypeCount; ++t)
+        if ((mp.memoryTypes[t].propertyFlags & want) == want && !(mp.memoryTypes[t].propertyFlags & avoid))
+            return static_cast<int>(t);
+    return -1;
+}
+
+Buffer make(VkDevice dev, std::uint64_t bytes, int type, bool map) {
+    Buffer b;
+    VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bci.size = bytes;
+    bci.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    check(vkCreateBuffer(dev, &bci, nullptr, &b.buf), "vkCreateBuffer");
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(dev, b.buf, &req);
+    VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    mai.allocationSize = req.size;
+    mai.memoryTypeIndex = static_cast<std::uint32_t>(type);
+    check(vkAllocateMemory(dev, &mai, nullptr, &b.mem), "vkAllocateMemory");
+    check(vkBindBufferMemory(dev, b.buf, b.mem, 0), "vkBindBufferMemory");
+    if (map) check(vkMapMemory(dev, b.mem, 0, VK_WHOLE_SIZE, 0, &b.mapped), "vkMapMemory");
+    return b;
+}
+
+void destroy(VkDevice dev, Buffer& b) {
+    vkDestroyBuffer(dev, b.buf, nullptr);
+    vkFreeMemory(dev, b.mem, nullptr);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"vramfs-vk-copy-bench: Vulkan copy paths to and from device memory, in GB/s"};
+    int device = 0;
+    std::uint64_t total_mib = 1024;
+    app.add_option("--device", device, "Vulkan physical device index (as vulkaninfo counts them)")
+        ->default_val(0);
+    app.add_option("--total-mib", total_mib, "MiB moved per measurement")->default_val(1024);
+    CLI11_PARSE(app, argc, argv);
+
+    VkApplicationInfo ai{VK_STRUCTURE_TYPE_APPLICATION_INFO};
+    ai.apiVersion = VK_API_VERSION_1_1;
+    VkInstanceCreateInfo ici{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+    ici.pApplicationInfo = &ai;
+    VkInstance inst;
+    check(vkCreateInstance(&ici, nullptr, &inst), "vkCreateInstance");
+    std::uint32_t n = 0;
+    vkEnumeratePhysicalDevices(inst, &n, nullptr);
+    std::vector<VkPhysicalDevice> pds(n);
+    vkEnumeratePhysicalDevices(inst, &n, pds.data());
+    if (device < 0 || static_cast<std::uint32_t>(device) >= n) {
+        std::fprintf(stderr, "vramfs-vk-copy-bench: no Vulkan device %d (%u found)\n", device, n);
+        return 2;
+    }
+    VkPhysicalDevice pd = pds[static_cast<std::size_t>(device)];
+    VkPhysicalDeviceProperties props;
+    vkGetPhysicalDeviceProperties(pd, &props);
+    VkPhysicalDeviceMemoryProperties mp;
+    vkGetPhysicalDeviceMemoryProperties(pd, &mp);
+
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
+    std::vector<VkQueueFamilyProperties> fams(n);
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, fams.data());
+    std::uint32_t fam = 0;
+    bool transfer_only = false;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        const VkQueueFlags f = fams[i].queueFlags;
+        if ((f & VK_QUEUE_TRANSFER_BIT) && !(f & (VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT))) {
+            fam = i;
+            transfer_only = true;
+            break;
+        }
+    }
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+    qci.queueFamilyIndex = fam;
+    qci.queueCount = 1;
+    qci.pQueuePriorities = &prio;
+    VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+    dci.queueCreateInfoCount = 1;
+    dci.pQueueCreateInfos = &qci;
+    VkDevice dev;
+    check(vkCreateDevice(pd, &dci, nullptr, &dev), "vkCreateDevice");
+    VkQueue queue;
+    vkGetDeviceQueue(dev, fam, 0, &queue);
+    std::printf("device %d: %s, queue family %u (%s)\n", device, props.deviceName, fam,
+                transfer_only ? "transfer only" : "general");
+
+    const int local = find_type(mp, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+    const int host = find_type(mp, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                               VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    const int bar = find_type(mp, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT, 0);
+    const std::uint64_t total = total_mib << 20;
+    std::vector<char> plain(64 << 20, 1);
+
+    VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+    pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    pci.queueFamilyIndex = fam;
+    VkCommandPool pool;
+    check(vkCreateCommandPool(dev, &pci, nullptr, &pool), "vkCreateCommandPool");
+    VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    cai.commandPool = pool;
+    cai.commandBufferCount = 1;
+    VkCommandBuffer cb;
+    check(vkAllocateCommandBuffers(dev, &cai, &cb), "vkAllocateCommandBuffers");
+    VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    VkFence fence;
+    check(vkCreateFence(dev, &fci, nullptr, &fence), "vkCreateFence");
+
+    for (std::uint64_t chunk : {std::uint64_t{128} << 10, std::uint64_t{1} << 20, std::uint64_t{16} << 20}) {
+        if (local >= 0 && host >= 0) {
+            Buffer h = make(dev, chunk, host, true), d = make(dev, chunk, local, false);
+            std::memset(h.mapped, 3, chunk);
+            for (int dir = 0; dir < 2; ++dir) {
+                const auto t0 = std::chrono::steady_clock::now();
+                for (std::uint64_t done = 0; done < total; done += chunk) {
+                    check(vkResetCommandBuffer(cb, 0), "vkResetCommandBuffer");
+                    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+                    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+                    check(vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
+                    const VkBufferCopy r{0, 0, chunk};
+                    vkCmdCopyBuffer(cb, dir == 0 ? h.buf : d.buf, dir == 0 ? d.buf : h.buf, 1, &r);
+                    check(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
+                    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+                    si.commandBufferCount = 1;
+                    si.pCommandBuffers = &cb;
+                    check(vkQueueSubmit(queue, 1, &si, fence), "vkQueueSubmit");
+                    check(vkWaitForFences(dev, 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+                    check(vkResetFences(dev, 1, &fence), "vkResetFences");
+                }
+                std::printf("transfer %-5s %8llu KiB copies: %6.2f GB/s\n", dir == 0 ? "write" : "read",
+                            static_cast<unsigned long long>(chunk >> 10), total / seconds_since(t0) / 1e9);
+            }
+            destroy(dev, h);
+            destroy(dev, d);
+        }
+        if (bar >= 0) {
+            Buffer b = make(dev, chunk, bar, true);
+            for (int dir = 0; dir < 2; ++dir) {
+                // Reads through the BAR are uncached: measure less, or this takes minutes.
+                const std::uint64_t amount = dir == 0 ? total : std::max<std::uint64_t>(total / 16, chunk);
+                const auto t0 = std::chrono::steady_clock::now();
+                for (std::uint64_t done = 0; done < amount; done += chunk) {
+                    if (dir == 0)
+                        std::memcpy(b.mapped, plain.data(), chunk);
+                    else
+                        std::memcpy(plain.data(), b.mapped, chunk);
+                }
+                std::printf("mapped   %-5s %8llu KiB copies: %6.2f GB/s\n", dir == 0 ? "write" : "read",
+                            static_cast<unsigned long long>(chunk >> 10), amount / seconds_since(t0) / 1e9);
+            }
+            destroy(dev, b);
+        }
+    }
+    if (bar < 0) std::printf("mapped: no DEVICE_LOCAL|HOST_VISIBLE memory type on this device\n");
+    vkDeviceWaitIdle(dev);
+    return 0;
+}
