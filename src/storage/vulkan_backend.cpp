@@ -10,8 +10,14 @@
 //     budget (VK_EXT_memory_budget, else the heap's size less what we hold) has room for it;
 //     otherwise ENOSPC. A driver that would back "device memory" with system RAM past the
 //     budget is never asked to.
-//   - A copy has landed when it returns (the fence was waited on), as with CUDA: a write is in
-//     device memory when write() returns, and a later read on any queue sees it.
+//   - A copy has landed when it returns, as with CUDA: a write is in device memory when write()
+//     returns, and a later read on any queue sees it. Reads always go through a transfer queue
+//     (the CPU reads a GPU's BAR at a few tens of MB/s). Writes go through a transfer queue, or,
+//     where the device-local heap is host-visible as a whole (resizable BAR; lavapipe), by the
+//     CPU straight into the slab's mapping: a submission on a copy engine's queue costs some
+//     60 us, a CPU copy of a page well under one, and of a MiB less than the queue's 90 us
+//     (docs/performance.md#vulkan). Mapped writes are to host-coherent memory and fenced before
+//     returning; Vulkan makes host writes visible to every later submission.
 //   - VK_ERROR_DEVICE_LOST becomes kDeviceLost, so the backend is marked lost once.
 #include "vramfs/storage/backend.hpp"
 
@@ -214,7 +220,8 @@ public:
     static constexpr std::size_t kSlots = 1 << 16;
     static constexpr std::size_t kHostBuffers = 1024;
 
-    VulkanBackend(VkPhysicalDevice pd, DeviceInfo info) : pd_(pd), info_(std::move(info)) {}
+    VulkanBackend(VkPhysicalDevice pd, DeviceInfo info, bool transfer_writes)
+        : pd_(pd), info_(std::move(info)), transfer_writes_(transfer_writes) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
@@ -237,13 +244,28 @@ public:
         // preferably cached and not device-local.
         device_type_ = pick_type(mp_, heap_, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0,
                                  VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
+        // Where the whole device-local heap can be mapped coherently, slabs are mapped and the
+        // CPU writes into them (the type must be on that same heap: a small BAR heap of 256 MiB
+        // beside VRAM is not used for slabs).
+        if (!transfer_writes_) {
+            const int bar = pick_type(mp_, heap_, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT |
+                                      VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                                      0, 0);
+            if (bar >= 0) {
+                device_type_ = bar;
+                mapped_writes_ = true;
+            }
+        }
         host_type_ = pick_type(mp_, -1, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
                                VK_MEMORY_PROPERTY_HOST_CACHED_BIT, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
         if (device_type_ < 0 || host_type_ < 0) {
             error = "Vulkan device " + std::to_string(info_.index) + " has no usable memory types";
             return false;
         }
-        // A transfer-only queue family if there is one (a GPU's copy engines), else any that copies.
+        // A transfer-only queue family if there is one (a GPU's copy engines), else any that
+        // copies. (NVIDIA's compute-only family with polled fences answers in half the time, but
+        // the build that used it did not get through swap under pressure on the H200; see
+        // docs/performance.md#vulkan before trying it again.)
         std::uint32_t n = 0;
         vkGetPhysicalDeviceQueueFamilyProperties(pd_, &n, nullptr);
         std::vector<VkQueueFamilyProperties> fams(n);
@@ -312,6 +334,13 @@ public:
         VkBuffer buf = VK_NULL_HANDLE;
         VkDeviceMemory mem = VK_NULL_HANDLE;
         if (int err = make_buffer(bytes, device_type_, buf, mem)) return err;
+        void* map = nullptr;
+        if (mapped_writes_) {
+            if (VkResult r = vkMapMemory(dev_, mem, 0, VK_WHOLE_SIZE, 0, &map); r != VK_SUCCESS) {
+                destroy_buffer(buf, mem);
+                return vk_failure(r, "vkMapMemory of a slab");
+            }
+        }
         std::size_t slot;
         {
             std::lock_guard lock(slot_mutex_);
@@ -325,6 +354,7 @@ public:
         }
         slots_[slot].memory = mem;
         slots_[slot].bytes = bytes;
+        slots_[slot].mapped = static_cast<char*>(map);
         slots_[slot].buffer.store(buf, std::memory_order_release);
         held_.fetch_add(bytes, std::memory_order_relaxed);
         out = static_cast<DeviceAddr>(slot + 1) << kSlotShift;
@@ -336,6 +366,8 @@ public:
         Slot& s = slots_[slot];
         VkBuffer buf = s.buffer.exchange(VK_NULL_HANDLE, std::memory_order_acq_rel);
         if (buf == VK_NULL_HANDLE) return;
+        if (s.mapped) vkUnmapMemory(dev_, s.memory);
+        s.mapped = nullptr;
         destroy_buffer(buf, s.memory);
         held_.fetch_sub(s.bytes, std::memory_order_relaxed);
         std::lock_guard lock(slot_mutex_);
@@ -343,6 +375,14 @@ public:
     }
 
     int do_write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
+        if (mapped_writes_) {
+            Target t;
+            if (!resolve(dst, len, t)) return EIO;
+            std::memcpy(t.mapped + t.offset, src, len);
+            // Write-combined stores drained before write() returns.
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            return 0;
+        }
         return copy(dst, const_cast<void*>(src), len, true);
     }
     int do_read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
@@ -351,6 +391,11 @@ public:
     int do_zero(DeviceAddr dst, std::size_t len) noexcept override {
         Target t;
         if (!resolve(dst, len, t)) return EIO;
+        if (mapped_writes_) {
+            std::memset(t.mapped + t.offset, 0, len);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            return 0;
+        }
         Context& c = acquire();
         int err = 0;
         if (t.offset % 4 == 0 && len % 4 == 0) {
@@ -410,6 +455,7 @@ private:
         std::atomic<VkBuffer> buffer{VK_NULL_HANDLE};
         VkDeviceMemory memory = VK_NULL_HANDLE;
         std::uint64_t bytes = 0;
+        char* mapped = nullptr; // with mapped writes
     };
     struct HostRegion {
         char* base;
@@ -433,6 +479,7 @@ private:
     struct Target {
         VkBuffer buffer;
         VkDeviceSize offset;
+        char* mapped;
     };
 
     int make_buffer(std::uint64_t bytes, int type, VkBuffer& buf, VkDeviceMemory& mem) noexcept {
@@ -506,6 +553,7 @@ private:
         if (slot < kSlots) {
             t.buffer = slots_[slot].buffer.load(std::memory_order_acquire);
             t.offset = offset;
+            t.mapped = slots_[slot].mapped;
             if (t.buffer != VK_NULL_HANDLE && offset + len <= slots_[slot].bytes) return true;
         }
         log_error("Vulkan device %d: a copy of %zu bytes at %#llx is outside every slab", info_.index,
@@ -602,6 +650,8 @@ private:
     VkPhysicalDeviceMemoryProperties mp_{};
     int heap_ = -1, device_type_ = -1, host_type_ = -1;
     bool has_budget_ = false;
+    const bool transfer_writes_;  // asked for: writes on the transfer queue even where mapping works
+    bool mapped_writes_ = false; // slabs are mapped and the CPU writes into them
     std::uint32_t family_ = 0, queue_count_ = 1;
     std::array<Queue, kQueues> queues_;
     std::array<Context, kContexts> contexts_;
@@ -630,7 +680,8 @@ bool list_vulkan_devices(std::vector<VulkanDeviceReport>& out, std::string& erro
     return true;
 }
 
-std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& error, bool* bad_index) {
+std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& error, bool* bad_index,
+                                                    bool transfer_writes) {
     VkInstance inst = instance(error);
     if (inst == VK_NULL_HANDLE) return nullptr;
     const auto devices = storage_devices(inst);
@@ -644,7 +695,8 @@ std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& err
     // A CPU driver (lavapipe) says so wherever the device is named: its memory is system RAM.
     r.info.name += " (" + r.vendor + (r.type == "CPU" ? " CPU driver, system RAM" : "") + ", Vulkan " +
                    r.api_version + ")";
-    auto backend = std::make_unique<VulkanBackend>(devices[static_cast<std::size_t>(device)], r.info);
+    auto backend = std::make_unique<VulkanBackend>(devices[static_cast<std::size_t>(device)], r.info,
+                                                   transfer_writes);
     if (!backend->open(error)) return nullptr;
     return backend;
 }
@@ -658,7 +710,7 @@ bool list_vulkan_devices(std::vector<VulkanDeviceReport>&, std::string& error) {
     error = "this vramfs was built without Vulkan support";
     return false;
 }
-std::unique_ptr<StorageBackend> make_vulkan_backend(int, std::string& error, bool*) {
+std::unique_ptr<StorageBackend> make_vulkan_backend(int, std::string& error, bool*, bool) {
     error = "this vramfs was built without Vulkan support";
     return nullptr;
 }

@@ -1,5 +1,6 @@
 // The storage contract, written once and run against each backend:
-//   vramfs_contract host | host-arena | fault-host | cuda | fault-cuda | vulkan | fault-vulkan
+//   vramfs_contract host | host-arena | fault-host | cuda | fault-cuda | vulkan | fault-vulkan |
+//                   vulkan-transfer (writes on the transfer queue where they would be mapped)
 // (fault-*: the fault-injecting decorator over that backend, with a plan that never fires, so
 // it must keep the contract exactly). Exits 77 (ctest: skipped) when the device is not here.
 #define DOCTEST_CONFIG_IMPLEMENT
@@ -175,9 +176,9 @@ int main(int argc, char** argv) {
             std::printf("SKIPPED: no CUDA device here (%s)\n", error.c_str());
             return 77;
         }
-    } else if (base == "vulkan") {
+    } else if (base == "vulkan" || base == "vulkan-transfer") {
         std::string error;
-        backend = make_vulkan_backend(0, error);
+        backend = make_vulkan_backend(0, error, nullptr, base == "vulkan-transfer");
         if (!backend) {
             // CI has lavapipe, so there a missing Vulkan device is a failure, not a skip.
             const bool required = std::getenv("VRAMFS_REQUIRE_VULKAN") != nullptr;
@@ -185,7 +186,7 @@ int main(int argc, char** argv) {
             return required ? 1 : 77;
         }
     } else {
-        std::fprintf(stderr, "usage: %s [fault-]host|host-arena|cuda|vulkan [doctest options]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s [fault-]host|host-arena|cuda|vulkan|vulkan-transfer [doctest options]\n", argv[0]);
         return 2;
     }
     if (base != kind) {

@@ -229,9 +229,12 @@ bool list_cuda_devices(std::vector<DeviceInfo>& out, std::string& error);
 // Device-local memory of a GPU through Vulkan (AMD, Intel, NVIDIA; Mesa's lavapipe on a CPU).
 // `device` counts the Vulkan physical devices that have a device-local heap. Returns nullptr
 // and sets `error` when Vulkan or the device is unusable; without Vulkan in the build it
-// always fails.
+// always fails. Writes go by CPU into mapped device memory where the whole heap is mappable,
+// else on a transfer queue; `transfer_writes` keeps them on the queue (tests use it to cover
+// both paths on one device).
 std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& error,
-                                                    bool* bad_index = nullptr);
+                                                    bool* bad_index = nullptr,
+                                                    bool transfer_writes = false);
 
 // What --list-devices and --check say about a Vulkan device. info.free_bytes is the heap's
 // budget less its usage where the driver reports them (VK_EXT_memory_budget), else its size.
