@@ -98,30 +98,24 @@ int main(int argc, char** argv) {
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> fams(n);
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, fams.data());
-    std::uint32_t fam = 0;
-    bool transfer_only = false;
-    for (std::uint32_t i = 0; i < n; ++i) {
-        const VkQueueFlags f = fams[i].queueFlags;
-        if ((f & VK_QUEUE_TRANSFER_BIT) && !(f & (VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT))) {
-            fam = i;
-            transfer_only = true;
-            break;
-        }
-    }
+    // One queue of every family that copies: a GPU's copy engines (transfer only) and its
+    // general queues may differ in latency.
+    std::vector<VkDeviceQueueCreateInfo> qcis;
     float prio = 1.0f;
-    VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-    qci.queueFamilyIndex = fam;
-    qci.queueCount = 1;
-    qci.pQueuePriorities = &prio;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if (!(fams[i].queueFlags & (VK_QUEUE_TRANSFER_BIT | VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT))) continue;
+        VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+        qci.queueFamilyIndex = i;
+        qci.queueCount = 1;
+        qci.pQueuePriorities = &prio;
+        qcis.push_back(qci);
+    }
     VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
-    dci.queueCreateInfoCount = 1;
-    dci.pQueueCreateInfos = &qci;
+    dci.queueCreateInfoCount = static_cast<std::uint32_t>(qcis.size());
+    dci.pQueueCreateInfos = qcis.data();
     VkDevice dev;
     check(vkCreateDevice(pd, &dci, nullptr, &dev), "vkCreateDevice");
-    VkQueue queue;
-    vkGetDeviceQueue(dev, fam, 0, &queue);
-    std::printf("device %d: %s, queue family %u (%s)\n", device, props.deviceName, fam,
-                transfer_only ? "transfer only" : "general");
+    std::printf("device %d: %s\n", device, props.deviceName);
 
     const int local = find_type(mp, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT);
     const int host = find_type(mp, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
@@ -130,6 +124,14 @@ int main(int argc, char** argv) {
     const std::uint64_t total = total_mib << 20;
     std::vector<char> plain(64 << 20, 1);
 
+  for (std::size_t qi = 0; qi < qcis.size(); ++qi) {
+    const std::uint32_t fam = qcis[qi].queueFamilyIndex;
+    const VkQueueFlags flags = fams[fam].queueFlags;
+    VkQueue queue;
+    vkGetDeviceQueue(dev, fam, 0, &queue);
+    std::printf("queue family %u (%s, %u queues)\n", fam,
+                (flags & (VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT)) ? "general" : "transfer only",
+                fams[fam].queueCount);
     VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
     pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
     pci.queueFamilyIndex = fam;
@@ -144,13 +146,16 @@ int main(int argc, char** argv) {
     VkFence fence;
     check(vkCreateFence(dev, &fci, nullptr, &fence), "vkCreateFence");
 
-    for (std::uint64_t chunk : {std::uint64_t{128} << 10, std::uint64_t{1} << 20, std::uint64_t{16} << 20}) {
+    for (std::uint64_t chunk : {std::uint64_t{4} << 10, std::uint64_t{128} << 10, std::uint64_t{1} << 20, std::uint64_t{16} << 20}) {
         if (local >= 0 && host >= 0) {
             Buffer h = make(dev, chunk, host, true), d = make(dev, chunk, local, false);
             std::memset(h.mapped, 3, chunk);
-            for (int dir = 0; dir < 2; ++dir) {
+            for (int run = 0; run < 4; ++run) {
+                const int dir = run % 2;
+                const bool spin = run >= 2; // poll the fence instead of sleeping on it
+                const std::uint64_t amount = std::min<std::uint64_t>(total, chunk * 4096);
                 const auto t0 = std::chrono::steady_clock::now();
-                for (std::uint64_t done = 0; done < total; done += chunk) {
+                for (std::uint64_t done = 0; done < amount; done += chunk) {
                     check(vkResetCommandBuffer(cb, 0), "vkResetCommandBuffer");
                     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
                     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
@@ -162,20 +167,30 @@ int main(int argc, char** argv) {
                     si.commandBufferCount = 1;
                     si.pCommandBuffers = &cb;
                     check(vkQueueSubmit(queue, 1, &si, fence), "vkQueueSubmit");
-                    check(vkWaitForFences(dev, 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+                    if (spin) {
+                        VkResult st;
+                        while ((st = vkGetFenceStatus(dev, fence)) == VK_NOT_READY) {
+                        }
+                        check(st, "vkGetFenceStatus");
+                    } else {
+                        check(vkWaitForFences(dev, 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+                    }
                     check(vkResetFences(dev, 1, &fence), "vkResetFences");
                 }
-                std::printf("transfer %-5s %8llu KiB copies: %6.2f GB/s\n", dir == 0 ? "write" : "read",
-                            static_cast<unsigned long long>(chunk >> 10), total / seconds_since(t0) / 1e9);
+                const double secs = seconds_since(t0);
+                std::printf("transfer %-5s %8llu KiB copies, fence %s: %6.2f GB/s, %7.1f us per copy\n",
+                            dir == 0 ? "write" : "read", static_cast<unsigned long long>(chunk >> 10),
+                            spin ? "polled" : "waited", amount / secs / 1e9, secs * 1e6 * chunk / amount);
             }
             destroy(dev, h);
             destroy(dev, d);
         }
-        if (bar >= 0) {
+        if (bar >= 0 && qi == 0) {
             Buffer b = make(dev, chunk, bar, true);
             for (int dir = 0; dir < 2; ++dir) {
                 // Reads through the BAR are uncached: measure less, or this takes minutes.
-                const std::uint64_t amount = dir == 0 ? total : std::max<std::uint64_t>(total / 16, chunk);
+                const std::uint64_t amount = std::min<std::uint64_t>(
+                    dir == 0 ? total : std::max<std::uint64_t>(total / 16, chunk), chunk * 4096);
                 const auto t0 = std::chrono::steady_clock::now();
                 for (std::uint64_t done = 0; done < amount; done += chunk) {
                     if (dir == 0)
@@ -189,6 +204,10 @@ int main(int argc, char** argv) {
             destroy(dev, b);
         }
     }
+    vkDeviceWaitIdle(dev);
+    vkDestroyFence(dev, fence, nullptr);
+    vkDestroyCommandPool(dev, pool, nullptr);
+  }
     if (bar < 0) std::printf("mapped: no DEVICE_LOCAL|HOST_VISIBLE memory type on this device\n");
     vkDeviceWaitIdle(dev);
     return 0;
