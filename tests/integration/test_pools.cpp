@@ -144,7 +144,16 @@ TEST_CASE("status times read and write requests") {
         CHECK(::pread(fd, buf, kSize, static_cast<off_t>(i * kSize)) == static_cast<ssize_t>(kSize));
     ::close(fd);
     std::free(buf);
-    const std::string after = status(m.path(), true);
+    // A request's storage time is added before its reply, its handling time just after: a
+    // status read at once may see a worker between the two. Wait (up to 10 s) until they agree.
+    std::string after;
+    for (int i = 0; i < 200; ++i) {
+        after = status(m.path(), true);
+        if (timing_field(after, "read", "handle_ns") >= timing_field(after, "read", "storage_ns") &&
+            timing_field(after, "write", "handle_ns") >= timing_field(after, "write", "storage_ns"))
+            break;
+        ::usleep(50000);
+    }
     for (const char* op : {"read", "write"}) {
         CAPTURE(op);
         CHECK(timing_field(after, op, "requests") >= timing_field(before, op, "requests") + 4);
