@@ -189,6 +189,32 @@ void detach_stdio() {
     }
 }
 
+// The file that holds a mount's readahead (its bdi's read_ahead_kb), or "" if not found. From
+// /proc/self/mountinfo: a stat of the mount point would be a request to this daemon, which
+// does not serve yet.
+std::string readahead_file(const std::string& mountpoint) {
+    std::string escaped; // mountinfo writes a space as \040 (and tab, newline, backslash alike)
+    for (char ch : mountpoint) {
+        if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\\') {
+            char oct[5];
+            std::snprintf(oct, sizeof oct, "\\%03o", static_cast<unsigned char>(ch));
+            escaped += oct;
+        } else {
+            escaped += ch;
+        }
+    }
+    std::FILE* f = std::fopen("/proc/self/mountinfo", "r");
+    if (!f) return "";
+    char line[4096], dev[64] = "", point[4096];
+    while (std::fgets(line, sizeof line, f)) {
+        char d[64];
+        if (std::sscanf(line, "%*s %*s %63s %*s %4095s", d, point) == 2 && escaped == point)
+            std::snprintf(dev, sizeof dev, "%s", d); // the last such line is the mount on top
+    }
+    std::fclose(f);
+    return *dev ? std::string("/sys/class/bdi/") + dev + "/read_ahead_kb" : "";
+}
+
 std::uint64_t backend_limit_host() { return make_host_backend(0)->device().total_bytes; }
 
 // Opens one device's backend and checks that its budget fits; reports and returns nullptr if not.
@@ -292,6 +318,10 @@ int serve(const Config& cfg, Reporter& reporter) {
         reporter.report(kExitFailure, "vramfs: mounting on " + cfg.mountpoint +
                                           " failed (see the line above)");
         return kExitFailure;
+    }
+    if (cfg.readahead > 0) { // applied after INIT, which the workers have not read yet
+        context.readahead_path = readahead_file(mountpoint);
+        context.readahead_kib = std::to_string(cfg.readahead / 1024);
     }
     reporter.report(0, "vramfs: mounted " + cfg.mountpoint + ": " + format_size(total) + " on " +
                            devices_text);

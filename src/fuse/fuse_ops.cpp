@@ -8,9 +8,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <memory>
 #include <new>
 #include <stdexcept>
+#include <unistd.h>
 #include <vector>
 
 namespace vramfs {
@@ -94,8 +96,27 @@ void reply_entry(fuse_req_t req, int err, const Entry& e) {
     if (fuse_reply_entry(req, &fe) != 0) fs_of(req).forget(e.ino, 1);
 }
 
+// Once, at the first open or create after INIT (see FuseContext::readahead_path).
+void apply_readahead(FuseContext& ctx) noexcept {
+    if (!ctx.readahead_pending.load(std::memory_order_relaxed) ||
+        !ctx.readahead_pending.exchange(false))
+        return;
+    const int fd = ::open(ctx.readahead_path.c_str(), O_WRONLY | O_CLOEXEC);
+    const std::string& kib = ctx.readahead_kib;
+    const bool ok = fd >= 0 && ::write(fd, kib.data(), kib.size()) == static_cast<ssize_t>(kib.size());
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    // Expected without root; worth a warning only where it should have worked.
+    if (!ok && ::geteuid() == 0)
+        log_warning("cannot set the readahead (%s): %s", ctx.readahead_path.c_str(), std::strerror(err));
+    else if (!ok)
+        log_debug("readahead left as it is: %s needs root", ctx.readahead_path.c_str());
+}
+
 void op_init(void* userdata, fuse_conn_info* conn) {
-    Filesystem& fs = static_cast<FuseContext*>(userdata)->fs;
+    FuseContext& ctx = *static_cast<FuseContext*>(userdata);
+    if (!ctx.readahead_path.empty()) ctx.readahead_pending.store(true);
+    Filesystem& fs = ctx.fs;
     const unsigned max_io = static_cast<unsigned>(fs.options().max_io);
     conn->max_write = std::min(conn->max_write, max_io);
     conn->max_read = max_io;
@@ -207,6 +228,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) {
+    apply_readahead(*static_cast<FuseContext*>(fuse_req_userdata(req)));
     Entry e{};
     OpenReply open{};
     int err = guarded(req, "create", parent, [&] {
@@ -226,6 +248,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    apply_readahead(*static_cast<FuseContext*>(fuse_req_userdata(req)));
     OpenReply open{};
     int err = guarded(req, "open", ino, [&] { return fs_of(req).open(ino, fi->flags, open); });
     if (err) {

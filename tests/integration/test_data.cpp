@@ -37,6 +37,36 @@ TEST_CASE("mounting prints one line; statfs shows the budget") {
     CHECK(s.f_namemax == 255);
 }
 
+// The mount's readahead, as root sets it (the kernel's default for FUSE is 128 KiB), after a
+// file was opened (the daemon sets it at the first open, once the kernel has taken INIT).
+static std::string readahead_kb(const std::string& mountpoint) {
+    const int fd = ::open((mountpoint + "/ra").c_str(), O_CREAT | O_RDWR, 0644);
+    if (fd < 0) return "cannot open a file";
+    ::close(fd);
+    struct stat st{};
+    if (::stat(mountpoint.c_str(), &st) != 0) return "no mount";
+    std::string v = slurp("/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
+                          std::to_string(minor(st.st_dev)) + "/read_ahead_kb");
+    while (!v.empty() && v.back() == '\n') v.pop_back();
+    return v;
+}
+
+TEST_CASE("the mount's readahead: 1 MiB by default, --readahead, 0 for the kernel's" *
+          doctest::skip(::geteuid() != 0)) {
+    {
+        VramfsMount m("64M");
+        CHECK(readahead_kb(m.path()) == "1024");
+    }
+    {
+        VramfsMount m("64M", {"--readahead", "4M"});
+        CHECK(readahead_kb(m.path()) == "4096");
+    }
+    {
+        VramfsMount m("64M", {"-o", "readahead=0"});
+        CHECK(readahead_kb(m.path()) == "128");
+    }
+}
+
 TEST_CASE("random writes and reads match tmpfs byte for byte") {
     Pair p;
     std::mt19937_64 rng(42);

@@ -34,6 +34,7 @@ struct Config {
     bool direct_io = false;
     bool writeback_cache = false;
     unsigned read_cache = 8; // ReadCache windows (0: off)
+    std::uint64_t readahead = 1 << 20; // the mount's page-cache readahead (0: the kernel's)
     bool list_devices = false;
     bool check = false;
     FaultPlan faults; // test only: --inject-faults

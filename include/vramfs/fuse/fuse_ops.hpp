@@ -7,6 +7,9 @@
 
 #include <fuse_lowlevel.h>
 
+#include <atomic>
+#include <string>
+
 namespace vramfs {
 
 // The session's userdata: the filesystem and what the FUSE layer counts about its requests.
@@ -15,6 +18,12 @@ struct FuseContext {
     Filesystem& fs;
     const uid_t owner; // the mount's owner: with root, the only one shown per-file status
     RequestStats stats;
+    // The mount's readahead, written to its bdi file (readahead_path, e.g.
+    // /sys/class/bdi/0:40/read_ahead_kb) at the first open or create after INIT: the kernel sets the
+    // readahead from the INIT reply, and libfuse never offers more than the kernel's 128 KiB.
+    // An open takes its file's readahead from the bdi, so the first file read has it already.
+    std::string readahead_path, readahead_kib; // empty: leave the kernel's
+    std::atomic<bool> readahead_pending{false};
 };
 
 // With null_io, read, write and fallocate are Filesystem's null-I/O operations (the mode is
