@@ -228,7 +228,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) {
-    apply_readahead(*static_cast<FuseContext*>(fuse_req_userdata(req)));
+    apply_readahead(ctx_of(req));
     Entry e{};
     OpenReply open{};
     int err = guarded(req, "create", parent, [&] {
@@ -248,7 +248,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-    apply_readahead(*static_cast<FuseContext*>(fuse_req_userdata(req)));
+    apply_readahead(ctx_of(req));
     OpenReply open{};
     int err = guarded(req, "open", ino, [&] { return fs_of(req).open(ino, fi->flags, open); });
     if (err) {
