@@ -170,7 +170,7 @@ int check_requirements() {
     }
     if (!gpu)
         line(false, "a usable GPU",
-             (cuda_error.empty() ? "" : cuda_error + "; ") + (vk_gpu ? "" : vk_error.empty() ? "no Vulkan GPU" : vk_error));
+             (cuda_error.empty() ? "" : cuda_error + "; ") + (vk_error.empty() ? "no Vulkan GPU" : vk_error));
     std::printf("%s\n", missing ? "some requirements are missing (--backend host still works "
                                   "without a GPU)"
                                 : "all requirements met");
