@@ -220,8 +220,9 @@ public:
     static constexpr std::size_t kSlots = 1 << 16;
     static constexpr std::size_t kHostBuffers = 1024;
 
-    VulkanBackend(VkPhysicalDevice pd, DeviceInfo info, bool transfer_writes)
-        : pd_(pd), info_(std::move(info)), transfer_writes_(transfer_writes) {}
+    VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
+        : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
+          transfer_writes_(transfer_writes) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
@@ -238,7 +239,6 @@ public:
     bool open(std::string& error) {
         vkGetPhysicalDeviceMemoryProperties(pd_, &mp_);
         heap_ = storage_heap(mp_);
-        has_budget_ = has_extension(pd_, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
         // Slabs: device-local, preferably not host-visible (on a discrete GPU that is plain VRAM,
         // not the part behind the PCIe BAR). Staging and host buffers: host-visible and coherent,
         // preferably cached and not device-local.
@@ -649,7 +649,7 @@ private:
     VkDevice dev_ = VK_NULL_HANDLE;
     VkPhysicalDeviceMemoryProperties mp_{};
     int heap_ = -1, device_type_ = -1, host_type_ = -1;
-    bool has_budget_ = false;
+    const bool has_budget_; // VK_EXT_memory_budget: budgets come from the driver
     const bool transfer_writes_;  // asked for: writes on the transfer queue even where mapping works
     bool mapped_writes_ = false; // slabs are mapped and the CPU writes into them
     std::uint32_t family_ = 0, queue_count_ = 1;
@@ -695,7 +695,7 @@ std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& err
     // A CPU driver (lavapipe) says so wherever the device is named: its memory is system RAM.
     r.info.name += " (" + r.vendor + (r.type == "CPU" ? " CPU driver, system RAM" : "") + ", Vulkan " +
                    r.api_version + ")";
-    auto backend = std::make_unique<VulkanBackend>(devices[static_cast<std::size_t>(device)], r.info,
+    auto backend = std::make_unique<VulkanBackend>(devices[static_cast<std::size_t>(device)], r,
                                                    transfer_writes);
     if (!backend->open(error)) return nullptr;
     return backend;
