@@ -11,6 +11,7 @@
 // 3 timed out (a hang), 4 could not set up the cgroup.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -25,6 +26,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -151,10 +153,22 @@ struct ChildReport {
     std::uint64_t bad_bytes = 0;
 };
 
-// The workload: fill, then (after `between` returns) verify. Runs in the child; reports
-// through a pipe.
+// Runs fn(first_word, end_word, thread) over [0, words) split among `threads` threads (as many
+// processes fault pages at once as on a busy machine).
+template <class Fn> void split(unsigned threads, std::uint64_t words, Fn fn) {
+    std::vector<std::thread> pool;
+    const std::uint64_t per = (words + threads - 1) / threads;
+    for (unsigned t = 0; t < threads; ++t) {
+        const std::uint64_t b = std::min<std::uint64_t>(words, t * per), e = std::min(words, b + per);
+        pool.emplace_back([=] { fn(b, e, t); });
+    }
+    for (auto& th : pool) th.join();
+}
+
+// The workload: fill, then (after `between` returns) verify, each by `threads` threads. Runs in
+// the child; reports through a pipe.
 template <class Between>
-ChildReport workload(std::uint64_t bytes, std::uint64_t seed, Between between) {
+ChildReport workload(std::uint64_t bytes, std::uint64_t seed, unsigned threads, Between between) {
     ChildReport r;
     auto* mem = static_cast<std::uint64_t*>(
         ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -165,21 +179,29 @@ ChildReport workload(std::uint64_t bytes, std::uint64_t seed, Between between) {
     ::madvise(mem, bytes, MADV_NOHUGEPAGE); // 4 KiB pages swap one by one, as usual
     const std::uint64_t words = bytes / 8;
     auto t0 = Clock::now();
-    for (std::uint64_t i = 0; i < words; ++i) mem[i] = splitmix64(seed ^ i);
+    split(threads, words, [&](std::uint64_t b, std::uint64_t e, unsigned) {
+        for (std::uint64_t i = b; i < e; ++i) mem[i] = splitmix64(seed ^ i);
+    });
     auto t1 = Clock::now();
     if (!between()) {
         r.bad_bytes = bytes;
         return r;
     }
     const auto t1b = Clock::now();
-    for (std::uint64_t i = 0; i < words; ++i) {
-        const std::uint64_t want = splitmix64(seed ^ i);
-        if (mem[i] != want) {
-            const std::uint64_t diff = mem[i] ^ want;
-            for (int b = 0; b < 8; ++b)
-                if ((diff >> (8 * b)) & 0xff) ++r.bad_bytes;
+    std::vector<std::uint64_t> bad(threads, 0);
+    split(threads, words, [&](std::uint64_t b, std::uint64_t e, unsigned t) {
+        std::uint64_t n = 0;
+        for (std::uint64_t i = b; i < e; ++i) {
+            const std::uint64_t want = splitmix64(seed ^ i);
+            if (mem[i] != want) {
+                const std::uint64_t diff = mem[i] ^ want;
+                for (int k = 0; k < 8; ++k)
+                    if ((diff >> (8 * k)) & 0xff) ++n;
+            }
         }
-    }
+        bad[t] = n;
+    });
+    for (std::uint64_t n : bad) r.bad_bytes += n;
     auto t2 = Clock::now();
     r.fill_s = std::chrono::duration<double>(t1 - t0).count();
     r.verify_s = std::chrono::duration<double>(t2 - t1b).count();
@@ -195,6 +217,7 @@ int main(int argc, char** argv) {
     std::string ws_text = "1G", limit_text, json_path, hold_path;
     std::uint64_t seed = 1;
     double timeout = 600;
+    unsigned threads = 1;
     std::vector<pid_t> also;
     app.add_option("--working-set", ws_text, "bytes the workload writes and verifies")
         ->default_val("1G");
@@ -203,6 +226,9 @@ int main(int argc, char** argv) {
     app.add_option("--seed", seed, "seed of the data")->default_val(1);
     app.add_option("--timeout", timeout, "seconds before the run counts as hung")
         ->default_val(600);
+    app.add_option("--threads", threads, "threads that fill and verify the working set, each a slice")
+        ->default_val(1)
+        ->check(CLI::Range(1, 256));
     app.add_option("--also-pid", also,
                    "move these processes (e.g. the vramfs daemon) into the same cgroup for the run");
     app.add_option("--json", json_path, "also write the result as JSON to this file");
@@ -260,7 +286,7 @@ int main(int argc, char** argv) {
         ::close(filled[0]);
         char c;
         if (::read(go[0], &c, 1) != 1) std::_Exit(4);
-        ChildReport r = workload(bytes, seed, [&] {
+        ChildReport r = workload(bytes, seed, threads, [&] {
             if (!hold) return true;
             return ::write(filled[1], "f", 1) == 1 && ::read(go[0], &c, 1) == 1;
         });
