@@ -132,6 +132,8 @@ int check_requirements() {
     line(::geteuid() == 0, "permission for losetup and swapon", "run vramfs-swap as root", false);
     line(on_path("losetup") && on_path("mkswap") && on_path("swapon"), "losetup, mkswap, swapon",
          "install util-linux", false);
+    std::string not_uring;
+    line(kernel_offers_fuse_uring(not_uring), "FUSE over io_uring (--transport uring)", not_uring, false);
     // The GPU APIs: CUDA (NVIDIA) and Vulkan (any vendor). One usable GPU is what is required;
     // what the other API lacks is then a warning.
     int driver = 0, runtime = 0;
@@ -261,6 +263,12 @@ std::unique_ptr<StorageBackend> open_device(const Config& cfg, const DeviceBudge
 }
 
 int serve(const Config& cfg, Reporter& reporter) {
+    TransportKind transport = TransportKind::dev;
+    std::string not_uring; // why not, where the kernel does not offer FUSE over io_uring
+    if (!resolve_transport(cfg.transport, transport, not_uring)) {
+        reporter.report(kExitFailure, "vramfs: --transport uring: " + not_uring);
+        return kExitFailure;
+    }
     std::vector<std::unique_ptr<StorageBackend>> backends;
     std::vector<std::unique_ptr<BlockPool>> pools;
     std::unique_ptr<Filesystem> fs;
@@ -323,17 +331,38 @@ int serve(const Config& cfg, Reporter& reporter) {
         context.readahead_path = readahead_file(mountpoint);
         context.readahead_kib = std::to_string(cfg.readahead / 1024);
     }
+    ServeOptions so;
+    so.mountpoint = mountpoint;
+    so.transport = transport;
+    so.uring_asked = cfg.transport == TransportKind::uring;
+    so.max_io = cfg.max_io;
+    so.threads = cfg.threads;
+    so.poll_us = cfg.poll_us;
+    std::string why;
+    auto server = make_transport(se, so, *backends.front(), context.stats, why);
+    if (!server && so.uring_asked) {
+        fuse_session_unmount(se);
+        fuse_session_destroy(se);
+        reporter.report(kExitFailure, "vramfs: FUSE over io_uring: " + why);
+        return kExitFailure;
+    }
+    if (!server) {
+        not_uring = why;
+        so.transport = TransportKind::dev;
+        server = make_transport(se, so, *backends.front(), context.stats, why);
+    }
+    if (so.transport == TransportKind::dev && cfg.transport == TransportKind::automatic)
+        log_info("serving over /dev/fuse: %s", not_uring.c_str());
     reporter.report(0, "vramfs: mounted " + cfg.mountpoint + ": " + format_size(total) + " on " +
-                           devices_text);
+                           devices_text + (so.transport == TransportKind::uring ? ", FUSE over io_uring"
+                                                                                : ", /dev/fuse"));
     if (reporter.detached()) {
         detach_stdio();
         log_to_syslog(true);
     }
     harden_for_swap();
 
-    auto transport = make_dev_fuse_transport(se, ServeOptions{mountpoint, cfg.threads, cfg.poll_us},
-                                             *backends.front(), context.stats);
-    const int rc = transport->serve();
+    const int rc = server->serve();
     fuse_session_destroy(se);
     log_info("unmounted %s", cfg.mountpoint.c_str());
     return rc == 0 ? 0 : kExitFailure;

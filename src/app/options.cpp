@@ -28,6 +28,18 @@ std::string set_backend(Config& c, ParseState&, const std::string& v) {
     return "";
 }
 
+std::string set_transport(Config& c, ParseState&, const std::string& v) {
+    if (v == "auto")
+        c.transport = TransportKind::automatic;
+    else if (v == "uring")
+        c.transport = TransportKind::uring;
+    else if (v == "dev")
+        c.transport = TransportKind::dev;
+    else
+        return "unknown transport '" + v + "' (use auto, uring or dev)";
+    return "";
+}
+
 std::string set_log_level(Config& c, ParseState&, const std::string& v) {
     return parse_log_level(v.c_str(), c.log_level) ? "" : "unknown log level '" + v + "'";
 }
@@ -104,7 +116,12 @@ std::vector<OptionSpec> make_table() {
                      set_backend));
     t.push_back(flag("foreground", "f", "stay in the foreground, log to stderr",
                      &Config::foreground, false));
-    t.push_back(whole("threads", "N", "8", "FUSE worker threads", 1, 256, &Config::threads));
+    t.push_back(text("transport", "auto|uring|dev", "auto",
+                     "how FUSE requests travel: uring (FUSE over io_uring: one queue per CPU, "
+                     "Linux 6.14+ with the fuse module's enable_uring on), dev (/dev/fuse "
+                     "alone), or auto (uring where the kernel offers it)",
+                     set_transport));
+    t.push_back(whole("threads", "N", "8", "/dev/fuse worker threads", 1, 256, &Config::threads));
     OptionSpec poll = whole("poll-us", "N", "200 with 8 or more CPUs, else 0",
                             "after a request, spin this many microseconds for the next before "
                             "sleeping (lower latency; costs up to two cores while busy)",

@@ -1,7 +1,10 @@
-// The /dev/fuse transport: our own worker threads over libfuse's receive/process calls, so
+// The transport: our own /dev/fuse worker threads over libfuse's receive/process calls, so
 // that all memory a request needs exists before the first request (libfuse's loop spawns
-// threads and allocates buffers on demand, which is exactly when memory is short).
+// threads and allocates buffers on demand, which is exactly when memory is short), and with
+// --transport uring the io_uring queues beside them (fuse_ring.hpp).
 #include "vramfs/fuse/transport.hpp"
+
+#include "fuse_ring.hpp"
 
 #include "vramfs/util/clock.hpp"
 #include "vramfs/util/log.hpp"
@@ -24,6 +27,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace vramfs {
@@ -51,6 +57,7 @@ struct Worker {
     std::atomic<unsigned>* ready = nullptr;
     PollState* poll = nullptr;
     RequestStats* stats = nullptr;
+    FuseRing* ring = nullptr; // with FUSE over io_uring: shown each request (INIT sets it up)
     int epoll_fd = -1; // with busy-polling: this worker's sleep on /dev/fuse
 };
 
@@ -113,6 +120,8 @@ void* worker_main(void* arg) {
                                : nullptr;
         // Counted before it is handled: once its reply is out, a status read must see it.
         if (timing) timing->requests.fetch_add(1, std::memory_order_relaxed);
+        if (w->ring && !(buf.flags & FUSE_BUF_IS_FD))
+            w->ring->saw_dev_request(w->buffer, static_cast<std::size_t>(res));
         fuse_session_process_buf(w->se, &buf);
         buf.mem = w->buffer;
         const std::uint64_t done = monotonic_ns();
@@ -155,9 +164,10 @@ bool prepare_polling(fuse_session* se, std::vector<Worker>& workers) {
 
 class DevFuseTransport final : public Transport {
 public:
-    DevFuseTransport(fuse_session* se, ServeOptions o, StorageBackend& buffers, RequestStats& stats)
-        : se_(se), options_(o), buffers_(buffers), stats_(stats) {}
-    const char* name() const noexcept override { return "dev"; }
+    DevFuseTransport(fuse_session* se, ServeOptions o, StorageBackend& buffers, RequestStats& stats,
+                     std::unique_ptr<FuseRing> ring)
+        : se_(se), options_(std::move(o)), buffers_(buffers), stats_(stats), ring_(std::move(ring)) {}
+    const char* name() const noexcept override { return stats_.over_uring.load() ? "uring" : "dev"; }
     int serve() override;
 
 private:
@@ -165,6 +175,7 @@ private:
     ServeOptions options_;
     StorageBackend& buffers_;
     RequestStats& stats_;
+    std::unique_ptr<FuseRing> ring_;
 };
 
 int DevFuseTransport::serve() {
@@ -191,6 +202,7 @@ int DevFuseTransport::serve() {
     for (auto& w : workers) {
         w.poll = &poll;
         w.stats = &stats;
+        w.ring = ring_.get();
     }
     if (poll_us > 0) prepare_polling(se, workers);
     pthread_attr_t attr;
@@ -247,6 +259,7 @@ int DevFuseTransport::serve() {
     }
     for (auto& w : workers)
         if (w.epoll_fd >= 0) ::close(w.epoll_fd);
+    if (ring_) ring_->stop();
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return 0;
 }
@@ -270,9 +283,33 @@ bool detach_mount(const std::string& mountpoint) noexcept {
     return false;
 }
 
-std::unique_ptr<Transport> make_dev_fuse_transport(fuse_session* se, ServeOptions options,
-                                                   StorageBackend& buffers, RequestStats& stats) {
-    return std::make_unique<DevFuseTransport>(se, options, buffers, stats);
+bool resolve_transport(TransportKind asked, TransportKind& out, std::string& why) {
+    out = asked == TransportKind::dev || !kernel_offers_fuse_uring(why) ? TransportKind::dev
+                                                                         : TransportKind::uring;
+    return asked != TransportKind::uring || out == TransportKind::uring;
+}
+
+std::unique_ptr<Transport> make_transport(fuse_session* se, ServeOptions options,
+                                          StorageBackend& buffers, RequestStats& stats,
+                                          std::string& why) {
+    std::unique_ptr<FuseRing> ring;
+    if (options.transport == TransportKind::uring) {
+        // The largest request libfuse 3.14 accepts is 256 pages, whatever --max-io says.
+        const std::size_t payload =
+            std::max<std::size_t>(8192, (std::min<std::size_t>(options.max_io, 256 * 4096) + 4095) & ~std::size_t{4095});
+        // The ring's threads inherit this mask: the stop signals are for serve()'s thread.
+        sigset_t stop, old;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        sigaddset(&stop, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &stop, &old);
+        ring = FuseRing::create(se, payload, buffers, stats, options.uring_asked, why);
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        if (!ring) return nullptr;
+        options.poll_us = 0; // the workers see little once the ring runs: spinning on them is waste
+    }
+    return std::make_unique<DevFuseTransport>(se, std::move(options), buffers, stats, std::move(ring));
 }
 
 } // namespace vramfs

@@ -23,6 +23,8 @@ TimingTotals totals(const OpTiming& t) noexcept {
 void RequestStats::fill(StatusSnapshot& s) const noexcept {
     s.read = totals(read);
     s.write = totals(write);
+    s.transport = over_uring.load() ? "uring" : "dev";
+    s.ring_requests = ring_requests.load();
 }
 
 } // namespace vramfs

@@ -88,6 +88,9 @@ std::string status_text(const StatusSnapshot& s) {
            ", errors " + std::to_string(s.errors) + " since mount; read cache: " +
            std::to_string(s.read_cache_hits) + " hits, " + std::to_string(s.read_cache_fills) +
            " windows filled\n";
+    if (!s.transport.empty())
+        out += std::string("transport: ") +
+               (s.transport == "uring" ? "FUSE over io_uring" : "/dev/fuse") + "\n";
     const std::string tr = timing_line("read", s.read), tw = timing_line("write", s.write);
     if (!tr.empty() || !tw.empty()) out += "\n" + tr + tw;
     return out;
@@ -112,7 +115,8 @@ std::string status_json(const StatusSnapshot& s) {
                   {{"bytes_read", s.bytes_read}, {"bytes_written", s.bytes_written},
                    {"errors", s.errors}, {"read_cache_hits", s.read_cache_hits},
                    {"read_cache_fills", s.read_cache_fills}}},
-                 {"timing", {{"read", timing_json(s.read)}, {"write", timing_json(s.write)}}}};
+                 {"timing", {{"read", timing_json(s.read)}, {"write", timing_json(s.write)}}},
+                 {"transport", {{"name", s.transport}, {"ring_requests", s.ring_requests}}}};
     // A file name need not be UTF-8: such bytes are replaced rather than failing the answer.
     return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -150,6 +154,10 @@ bool parse_status_json(const std::string& text, StatusSnapshot& out, std::string
         s.read_cache_fills = c.at("read_cache_fills").get<std::uint64_t>();
         timing_from(j.at("timing").at("read"), s.read);
         timing_from(j.at("timing").at("write"), s.write);
+        if (j.contains("transport")) { // absent from daemons older than the transport seam
+            s.transport = j["transport"].at("name").get<std::string>();
+            s.ring_requests = j["transport"].at("ring_requests").get<std::uint64_t>();
+        }
         out = std::move(s);
         return true;
     } catch (const json::exception& ex) {
@@ -206,6 +214,12 @@ std::string status_prometheus(const StatusSnapshot& s, const std::string& mountp
     sample("vramfs_read_cache_hits_total", mount, s.read_cache_hits);
     family("vramfs_read_cache_fills_total", "counter", "Read cache windows filled.");
     sample("vramfs_read_cache_fills_total", mount, s.read_cache_fills);
+    if (!s.transport.empty()) {
+        family("vramfs_transport_info", "gauge", "What carries FUSE requests: uring or dev.");
+        sample("vramfs_transport_info", mount + ",transport=\"" + label(s.transport) + "\"", 1);
+        family("vramfs_ring_requests_total", "counter", "Requests carried by FUSE over io_uring.");
+        sample("vramfs_ring_requests_total", mount, s.ring_requests);
+    }
     const std::pair<const char*, const TimingTotals*> ops[] = {{"read", &s.read}, {"write", &s.write}};
     family("vramfs_requests_total", "counter", "Read and write requests served.");
     for (const auto& [op, t] : ops) sample("vramfs_requests_total", mount + ",op=\"" + op + "\"", t->requests);

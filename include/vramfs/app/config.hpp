@@ -1,6 +1,7 @@
 // The command line: parsed into a plain Config, validated, then turned into FUSE arguments.
 #pragma once
 
+#include "vramfs/fuse/transport_kind.hpp"
 #include "vramfs/storage/fault_backend.hpp"
 #include "vramfs/util/log.hpp"
 
@@ -26,6 +27,7 @@ struct Config {
     bool foreground = false;
     bool fuse_debug = false;
     std::vector<std::string> fuse_options; // each -o split at commas
+    TransportKind transport = TransportKind::automatic;
     unsigned threads = 8;
     unsigned poll_us = 0; // busy-poll /dev/fuse this long after each request (0: sleep at once)
     std::uint64_t block_size = 1 << 20;

@@ -43,6 +43,10 @@ struct StatusSnapshot {
     std::uint64_t bytes_read = 0, bytes_written = 0, errors = 0;
     std::uint64_t read_cache_hits = 0, read_cache_fills = 0;
     TimingTotals read, write; // filled in by the FUSE layer, which does the timing
+    // Also the FUSE layer's: what carries the requests ("uring" or "dev"; empty: not known, as
+    // from a daemon older than the field), and how many came over io_uring.
+    std::string transport;
+    std::uint64_t ring_requests = 0;
 };
 
 // Files listed at most, so that the JSON stays within an xattr's 64 KiB.

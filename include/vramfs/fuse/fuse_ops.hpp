@@ -8,6 +8,7 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <cstddef>
 #include <string>
 
 namespace vramfs {
@@ -25,6 +26,16 @@ struct FuseContext {
     std::string readahead_path, readahead_kib; // empty: leave the kernel's
     std::atomic<bool> readahead_pending{false};
 };
+
+// Where the transport will send the current request's reply from, when it has such a buffer
+// (FUSE over io_uring: the ring entry's page-locked payload). A read that fits goes straight
+// into it, so the data moves from the device to the kernel with no copy in between. Set by the
+// transport on the thread handling the request, for that request only.
+struct ReplyBuffer {
+    void* data = nullptr;
+    std::size_t size = 0;
+};
+extern thread_local ReplyBuffer current_reply_buffer;
 
 // With null_io, read, write and fallocate are Filesystem's null-I/O operations (the mode is
 // chosen here, once, not tested per request).

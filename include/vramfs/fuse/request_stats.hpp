@@ -26,6 +26,9 @@ struct OpTiming {
 
 struct RequestStats {
     OpTiming read, write;
+    // FUSE over io_uring: whether the kernel took the ring, and the requests it carried.
+    std::atomic<bool> over_uring{false};
+    std::atomic<std::uint64_t> ring_requests{0};
 
     // The timing record for a FUSE opcode, or nullptr for the ones not timed.
     OpTiming* of(std::uint32_t opcode) noexcept;

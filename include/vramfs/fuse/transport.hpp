@@ -1,10 +1,11 @@
 // Transport: how FUSE requests travel between the kernel and the operations. One serves a
 // mounted session: it takes each request, has the operation table handle it, and the reply
-// goes back the same way. /dev/fuse with our own worker threads is one implementation; another
-// (FUSE over io_uring) stands beside it behind the same interface.
+// goes back the same way. /dev/fuse, read by our own worker threads, always runs (it carries
+// INIT, FORGET and INTERRUPT); FUSE over io_uring (fuse/fuse_ring.hpp) may carry the rest.
 #pragma once
 
 #include "vramfs/fuse/request_stats.hpp"
+#include "vramfs/fuse/transport_kind.hpp"
 #include "vramfs/storage/backend.hpp"
 
 #include <memory>
@@ -16,6 +17,9 @@ namespace vramfs {
 
 struct ServeOptions {
     std::string mountpoint; // detached on the first stop signal (see detach_mount)
+    TransportKind transport = TransportKind::dev; // resolved: uring or dev
+    bool uring_asked = false; // --transport uring, not auto: not getting it is an error
+    std::size_t max_io = 1 << 20; // largest read or write: sizes the io_uring buffers
     unsigned threads = 8;
     // After a request a worker busy-polls for the next one this long (microseconds, 0: sleep at
     // once); at most two workers spin at a time.
@@ -25,6 +29,7 @@ struct ServeOptions {
 class Transport {
 public:
     virtual ~Transport() = default;
+    // "uring" or "dev": what carries the requests (uring once the kernel took the ring).
     virtual const char* name() const noexcept = 0;
     // Serves until the kernel ends the session; 0 on a clean end. SIGINT, SIGTERM or SIGHUP
     // unmount first (detach_mount) and go on serving whoever still uses the mount (an open
@@ -40,10 +45,22 @@ public:
 // privilege. Returns false, with a log line, if neither worked.
 bool detach_mount(const std::string& mountpoint) noexcept;
 
-// /dev/fuse read by a fixed set of workers. Receive buffers come from `buffers` (page-locked
-// for CUDA, so a write's data, which arrives there, goes to the device by DMA without staging).
-// Read and write requests are timed into `stats`.
-std::unique_ptr<Transport> make_dev_fuse_transport(fuse_session* se, ServeOptions options,
-                                                   StorageBackend& buffers, RequestStats& stats);
+// /dev/fuse read by a fixed set of workers, and with TransportKind::uring the io_uring queues
+// too. Receive buffers come from `buffers` (page-locked for CUDA, so a write's data, which
+// arrives there, goes to the device by DMA without staging). Read and write requests are
+// timed into `stats`. Everything is made here, before the first request; null, with the
+// reason in `why`, if the io_uring part cannot be.
+std::unique_ptr<Transport> make_transport(fuse_session* se, ServeOptions options,
+                                          StorageBackend& buffers, RequestStats& stats,
+                                          std::string& why);
+
+// Whether this kernel carries FUSE over io_uring for new mounts: the fuse module's enable_uring
+// parameter. `why` says what is missing when it does not.
+bool kernel_offers_fuse_uring(std::string& why);
+
+// What carries the requests for --transport `asked`: auto is uring where the kernel offers FUSE
+// over io_uring, else dev (`why` then says why not). False where uring was asked for and the
+// kernel does not offer it.
+bool resolve_transport(TransportKind asked, TransportKind& out, std::string& why);
 
 } // namespace vramfs

@@ -1,0 +1,476 @@
+// FUSE over io_uring: see fuse_ring.hpp for the design, fuse_uring_abi.hpp for the kernel's side.
+#include "fuse_ring.hpp"
+
+#include "fuse_uring_abi.hpp"
+#include "vramfs/fuse/fuse_ops.hpp"
+#include "vramfs/fuse/transport.hpp"
+#include "vramfs/util/clock.hpp"
+#include "vramfs/util/log.hpp"
+#include "vramfs/util/memory.hpp"
+
+#include <fuse_lowlevel.h>
+#include <liburing.h>
+#include <linux/fuse.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <vector>
+
+namespace vramfs {
+
+using namespace uring_abi;
+
+namespace {
+
+// Entries per queue: requests one CPU's queue can hold in the daemon at once (the kernel queues
+// the rest). Each costs a payload buffer of page-locked memory.
+constexpr unsigned kEntriesPerQueue = 2;
+// The request is rebuilt just before the payload, which starts this far into the entry's
+// buffer (page-aligned for the device copy; room for the ring header and the request header).
+constexpr std::size_t kPayloadOffset = 4096;
+constexpr std::size_t kStackSize = 8 * 1024 * 1024; // virtual; only the touched part is resident
+constexpr std::uint64_t kStopTag = 1;                // user_data of the stop eventfd's poll
+
+static_assert(sizeof(ReqHeader) + sizeof(fuse_in_header) + kOpInOutSize <= kPayloadOffset);
+
+struct RingQueue;
+
+struct RingEntry {
+    RingQueue* queue = nullptr;
+    HostBuffer memory; // [ReqHeader ... request header][payload]
+    ReqHeader* header = nullptr;
+    char* payload = nullptr;
+    iovec iov[2]{};
+    std::uint64_t commit_id = 0;
+    bool replied = false;
+    bool gone = false; // the kernel released it (session ended) or refused it
+};
+
+struct RingQueue {
+    FuseRing::Impl* ring = nullptr;
+    unsigned qid = 0;
+    io_uring uring{};
+    bool uring_ready = false;
+    int stop_fd = -1;
+    std::vector<RingEntry> entries;
+    pthread_t thread{};
+    bool thread_started = false;
+};
+
+// The entry whose request this thread is handling: its reply goes into the entry, not /dev/fuse.
+thread_local RingEntry* tls_entry = nullptr;
+
+} // namespace
+
+struct FuseRing::Impl {
+    fuse_session* se = nullptr;
+    int fuse_fd = -1;
+    std::size_t payload = 0;
+    RequestStats* stats = nullptr;
+    bool required = false; // --transport uring: not getting it is an error, not information
+    std::vector<RingQueue> queues;
+
+    // 0: waiting for INIT; 1: registering; 2: stopping.
+    std::atomic<int> state{0};
+    std::atomic<std::uint64_t> init_unique{0};
+    std::atomic<bool> init_offered{false};
+    std::atomic<bool> patched{false};
+    std::atomic<unsigned> ready{0};
+    std::atomic<bool> failure_logged{false};
+
+    ssize_t writev(int fd, iovec* iov, int count) noexcept;
+    void reply(RingEntry& e, const iovec* iov, int count) noexcept;
+    void commit(RingEntry& e, int error, std::size_t payload_len) noexcept;
+    bool patch_init_reply(iovec* iov, int count) noexcept;
+    void handle(RingEntry& e) noexcept;
+    void serve_queue(RingQueue& q) noexcept;
+    void entry_failed(RingEntry& e, int res) noexcept;
+};
+
+namespace {
+
+// One session per process: the custom I/O callbacks find the ring here.
+std::atomic<FuseRing::Impl*> g_ring{nullptr};
+
+ssize_t ring_writev(int fd, iovec* iov, int count, void*) {
+    FuseRing::Impl* r = g_ring.load(std::memory_order_acquire);
+    if (!r) return ::writev(fd, iov, count);
+    return r->writev(fd, iov, count);
+}
+
+ssize_t ring_read(int fd, void* buf, size_t len, void*) { return ::read(fd, buf, len); }
+
+void prep_cmd(io_uring_sqe* sqe, RingEntry& e, std::uint32_t cmd) noexcept {
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, 0, nullptr, 0, 0); // fd 0: the registered /dev/fuse
+    sqe->flags |= IOSQE_FIXED_FILE;
+    sqe->cmd_op = cmd;
+    std::memset(sqe->cmd, 0, 80);
+    CmdReq req{};
+    req.commit_id = cmd == kCmdCommitAndFetch ? e.commit_id : 0;
+    req.qid = static_cast<std::uint16_t>(e.queue->qid);
+    std::memcpy(sqe->cmd, &req, sizeof req);
+    io_uring_sqe_set_data(sqe, &e);
+    if (cmd == kCmdRegister) {
+        sqe->addr = reinterpret_cast<std::uint64_t>(e.iov);
+        sqe->len = 2;
+    }
+}
+
+// The highest possible CPU number plus one: the kernel makes a queue for each possible CPU and
+// starts using the ring only once every one of them has an entry.
+unsigned possible_cpus() noexcept {
+    unsigned n = 0;
+    if (FILE* f = std::fopen("/sys/devices/system/cpu/possible", "re")) {
+        char line[256] = {};
+        if (std::fgets(line, sizeof line, f)) {
+            for (char* p = line; *p;) {
+                char* end = nullptr;
+                const unsigned long v = std::strtoul(p, &end, 10);
+                if (end == p) break;
+                n = std::max(n, static_cast<unsigned>(v) + 1);
+                p = end;
+                while (*p == '-' || *p == ',' || *p == '\n') ++p;
+            }
+        }
+        std::fclose(f);
+    }
+    if (n == 0) n = static_cast<unsigned>(std::max(1L, ::sysconf(_SC_NPROCESSORS_CONF)));
+    return n;
+}
+
+void* queue_main(void* arg) {
+    auto* q = static_cast<RingQueue*>(arg);
+    q->ring->serve_queue(*q);
+    return nullptr;
+}
+
+} // namespace
+
+bool kernel_offers_fuse_uring(std::string& why) {
+    int fd = ::open("/sys/module/fuse/parameters/enable_uring", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        why = "this kernel has no FUSE over io_uring (Linux 6.14 or later, CONFIG_FUSE_IO_URING)";
+        return false;
+    }
+    char c = 0;
+    const bool on = ::read(fd, &c, 1) == 1 && (c == 'Y' || c == '1');
+    ::close(fd);
+    if (!on)
+        why = "FUSE over io_uring is off in this kernel (as root: echo 1 > "
+              "/sys/module/fuse/parameters/enable_uring)";
+    return on;
+}
+
+// ---- replies -------------------------------------------------------------------------------
+
+ssize_t FuseRing::Impl::writev(int fd, iovec* iov, int count) noexcept {
+    const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+    std::size_t total = 0;
+    for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+    RingEntry* e = tls_entry;
+    // A reply made on a ring thread for its own request; anything else (a notification, an
+    // interrupt's answer, a /dev/fuse worker's reply) goes to /dev/fuse.
+    if (e && !e->replied && out->unique == e->commit_id) {
+        reply(*e, iov, count);
+        return static_cast<ssize_t>(total);
+    }
+    const bool init = init_unique.load(std::memory_order_relaxed) != 0 &&
+                      out->unique == init_unique.load(std::memory_order_relaxed);
+    const bool ours = init && patch_init_reply(iov, count);
+    const ssize_t n = ::writev(fd, iov, count);
+    if (init) init_unique.store(0);
+    if (ours && n >= 0) {
+        // The kernel took the reply: it has the connection set up and accepts registrations.
+        stats->over_uring.store(true);
+        state.store(1);
+        state.notify_all();
+    } else if (ours) {
+        log_error("the INIT reply was refused (%s): serving over /dev/fuse", std::strerror(errno));
+    }
+    return n;
+}
+
+bool FuseRing::Impl::patch_init_reply(iovec* iov, int count) noexcept {
+    if (count < 2 || iov[1].iov_len < offsetof(fuse_init_out, flags2) + sizeof(std::uint32_t))
+        return false;
+    if (!init_offered.load()) {
+        if (required)
+            log_error("the kernel did not offer FUSE over io_uring at INIT: serving over /dev/fuse");
+        else
+            log_info("the kernel did not offer FUSE over io_uring: serving over /dev/fuse");
+        return false;
+    }
+    auto* o = static_cast<fuse_init_out*>(iov[1].iov_base);
+    // What the kernel will require of each payload buffer (fs/fuse/dev_uring.c).
+    const std::size_t pages = (o->flags & FUSE_MAX_PAGES) ? o->max_pages : 32;
+    const std::size_t need = std::max<std::size_t>({8192, o->max_write, pages * 4096});
+    if (need > payload) {
+        log_error("FUSE over io_uring needs %zu-byte buffers, %zu were made: serving over /dev/fuse",
+                  need, payload);
+        return false;
+    }
+    o->flags |= FUSE_INIT_EXT;
+    o->flags2 |= static_cast<std::uint32_t>(kOverIoUring >> 32);
+    patched.store(true);
+    return true;
+}
+
+void FuseRing::Impl::reply(RingEntry& e, const iovec* iov, int count) noexcept {
+    const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+    std::size_t len = 0;
+    int error = out->error;
+    for (int i = 1; i < count; ++i) {
+        if (len + iov[i].iov_len > payload) {
+            log_error("a reply of more than %zu bytes does not fit the ring entry", payload);
+            error = -EIO;
+            len = 0;
+            break;
+        }
+        // A read's data is already where it goes (current_reply_buffer).
+        if (iov[i].iov_base != e.payload + len) std::memmove(e.payload + len, iov[i].iov_base, iov[i].iov_len);
+        len += iov[i].iov_len;
+    }
+    commit(e, error, len);
+}
+
+void FuseRing::Impl::commit(RingEntry& e, int error, std::size_t payload_len) noexcept {
+    auto* out = reinterpret_cast<fuse_out_header*>(e.header->in_out);
+    out->unique = e.commit_id;
+    out->error = error;
+    out->len = static_cast<std::uint32_t>(sizeof(fuse_out_header) + payload_len);
+    e.header->ring_ent_in_out.payload_sz = static_cast<std::uint32_t>(payload_len);
+    e.replied = true;
+    // Never empty: a queue has as many SQEs as entries, plus the stop poll's.
+    io_uring_sqe* sqe = io_uring_get_sqe(&e.queue->uring);
+    if (!sqe) {
+        log_error("io_uring queue %u has no free submission entry", e.queue->qid);
+        return;
+    }
+    prep_cmd(sqe, e, kCmdCommitAndFetch); // submitted by the queue's loop before it waits
+}
+
+// ---- requests ------------------------------------------------------------------------------
+
+void FuseRing::Impl::handle(RingEntry& e) noexcept {
+    const auto* in = reinterpret_cast<const fuse_in_header*>(e.header->in_out);
+    const EntInOut& io = e.header->ring_ent_in_out;
+    e.commit_id = io.commit_id;
+    e.replied = false;
+    const std::size_t body = io.payload_sz;
+    // The opcode's header is what the length leaves after the in-header and the payload.
+    if (in->len < sizeof(fuse_in_header) + body || body > payload ||
+        in->len - sizeof(fuse_in_header) - body > kOpInOutSize) {
+        log_error("malformed request over io_uring (opcode %u, length %u, payload %zu)", in->opcode,
+                  in->len, body);
+        commit(e, -EIO, 0);
+        return;
+    }
+    const std::size_t op = in->len - sizeof(fuse_in_header) - body;
+    char* start = e.payload - sizeof(fuse_in_header) - op;
+    std::memcpy(start, in, sizeof(fuse_in_header));
+    std::memcpy(start + sizeof(fuse_in_header), e.header->op_in, op);
+
+    const std::uint64_t arrived = monotonic_ns();
+    OpTiming* timing = stats->of(in->opcode);
+    if (timing) timing->requests.fetch_add(1, std::memory_order_relaxed);
+    stats->ring_requests.fetch_add(1, std::memory_order_relaxed);
+    tls_entry = &e;
+    current_reply_buffer = ReplyBuffer{e.payload, payload};
+    fuse_buf buf{};
+    buf.mem = start;
+    buf.size = in->len;
+    fuse_session_process_buf(se, &buf);
+    current_reply_buffer = ReplyBuffer{};
+    tls_entry = nullptr;
+    if (!e.replied) { // every request the kernel sends over the ring expects a reply
+        log_error("request %u over io_uring got no reply", in->opcode);
+        commit(e, -EIO, 0);
+    }
+    if (timing) timing->handle_ns.fetch_add(monotonic_ns() - arrived, std::memory_order_relaxed);
+}
+
+void FuseRing::Impl::entry_failed(RingEntry& e, int res) noexcept {
+    e.gone = true;
+    // ENOTCONN and ENODEV: the session ended, as on every unmount.
+    if (res == -ENOTCONN || res == -ENODEV) return;
+    stats->over_uring.store(false);
+    if (!failure_logged.exchange(true))
+        log_error("io_uring queue %u: the kernel refused an entry (%s)%s", e.queue->qid,
+                  std::strerror(-res), patched.load() ? "" : "; serving over /dev/fuse");
+}
+
+void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
+    touch_stack();
+    std::free(std::malloc(64)); // sets up this thread's malloc cache before the first request
+    cpu_set_t cpu;
+    CPU_ZERO(&cpu);
+    CPU_SET(q.qid, &cpu);
+    // Beside the CPU whose requests it serves; where that CPU is not ours to use, anywhere.
+    (void)sched_setaffinity(0, sizeof cpu, &cpu);
+    ready.fetch_add(1);
+    int s = state.load();
+    while (s == 0) {
+        state.wait(0);
+        s = state.load();
+    }
+    if (s == 2) return;
+    for (RingEntry& e : q.entries) {
+        io_uring_sqe* sqe = io_uring_get_sqe(&q.uring);
+        if (sqe) prep_cmd(sqe, e, kCmdRegister);
+    }
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&q.uring)) {
+        io_uring_prep_poll_add(sqe, q.stop_fd, POLLIN);
+        io_uring_sqe_set_data64(sqe, kStopTag);
+    }
+    bool stopping = false;
+    std::size_t gone = 0;
+    while (!stopping && gone < q.entries.size()) {
+        io_uring_cqe* cqe = nullptr;
+        const int rc = io_uring_submit_and_wait(&q.uring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            log_error("io_uring queue %u: %s", q.qid, std::strerror(-rc));
+            break;
+        }
+        unsigned head = 0, seen = 0;
+        io_uring_for_each_cqe(&q.uring, head, cqe) {
+            ++seen;
+            if (cqe->user_data == kStopTag) {
+                stopping = true;
+                continue;
+            }
+            auto* e = static_cast<RingEntry*>(io_uring_cqe_get_data(cqe));
+            if (cqe->res == 0) {
+                handle(*e);
+            } else if (cqe->res == -EINTR || cqe->res == -EAGAIN) {
+                if (io_uring_sqe* sqe = io_uring_get_sqe(&q.uring))
+                    prep_cmd(sqe, *e, e->replied ? kCmdCommitAndFetch : kCmdRegister);
+            } else {
+                entry_failed(*e, cqe->res);
+                ++gone;
+            }
+        }
+        io_uring_cq_advance(&q.uring, seen);
+    }
+    if (!stopping && gone < q.entries.size()) fuse_session_exit(se);
+}
+
+// ---- set-up and tear-down ------------------------------------------------------------------
+
+std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload,
+                                           StorageBackend& buffers, RequestStats& stats,
+                                           bool required, std::string& why) {
+    auto impl = std::make_unique<Impl>();
+    Impl& r = *impl;
+    r.se = se;
+    r.fuse_fd = fuse_session_fd(se);
+    r.payload = payload;
+    r.stats = &stats;
+    r.required = required;
+    const unsigned nq = possible_cpus();
+    r.queues = std::vector<RingQueue>(nq);
+    std::unique_ptr<FuseRing> ring(new FuseRing(std::move(impl)));
+    for (unsigned i = 0; i < nq; ++i) {
+        RingQueue& q = r.queues[i];
+        q.ring = &r;
+        q.qid = i;
+        q.entries = std::vector<RingEntry>(kEntriesPerQueue);
+        io_uring_params p{};
+        p.flags = IORING_SETUP_SQE128;
+        int rc = io_uring_queue_init_params(kEntriesPerQueue + 2, &q.uring, &p);
+        if (rc < 0) {
+            why = std::string("io_uring_setup: ") + std::strerror(-rc);
+            return nullptr;
+        }
+        q.uring_ready = true;
+        rc = io_uring_register_files(&q.uring, &r.fuse_fd, 1);
+        q.stop_fd = ::eventfd(0, EFD_CLOEXEC);
+        if (rc < 0 || q.stop_fd < 0) {
+            why = std::string("io_uring: ") + std::strerror(rc < 0 ? -rc : errno);
+            return nullptr;
+        }
+        for (RingEntry& e : q.entries) {
+            e.queue = &q;
+            if (buffers.allocate_host(kPayloadOffset + payload, e.memory) != 0) {
+                why = "cannot allocate the ring's buffers";
+                return nullptr;
+            }
+            fault_in(e.memory.data(), e.memory.size());
+            e.header = static_cast<ReqHeader*>(e.memory.data());
+            e.payload = static_cast<char*>(e.memory.data()) + kPayloadOffset;
+            e.iov[0] = iovec{e.header, sizeof(ReqHeader)};
+            e.iov[1] = iovec{e.payload, payload};
+        }
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, kStackSize);
+    for (RingQueue& q : r.queues) {
+        if (pthread_create(&q.thread, &attr, queue_main, &q) != 0) {
+            pthread_attr_destroy(&attr);
+            why = "cannot start the ring's threads";
+            return nullptr;
+        }
+        q.thread_started = true;
+    }
+    pthread_attr_destroy(&attr);
+    for (int i = 0; i < 500 && r.ready.load() < nq; ++i) ::usleep(2000);
+    fuse_custom_io io{};
+    io.writev = ring_writev;
+    io.read = ring_read;
+    g_ring.store(&r, std::memory_order_release);
+    // The same descriptor: libfuse goes on reading and writing /dev/fuse through these two.
+    if (fuse_session_custom_io(se, &io, r.fuse_fd) != 0) {
+        g_ring.store(nullptr);
+        why = "libfuse refused the custom I/O";
+        return nullptr;
+    }
+    return ring;
+}
+
+FuseRing::FuseRing(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void FuseRing::saw_dev_request(const void* request, std::size_t size) noexcept {
+    if (size < sizeof(fuse_in_header) + offsetof(fuse_init_in, flags2) + sizeof(std::uint32_t)) return;
+    const auto* in = static_cast<const fuse_in_header*>(request);
+    if (in->opcode != FUSE_INIT) return;
+    const auto* init = reinterpret_cast<const fuse_init_in*>(in + 1);
+    const std::uint64_t flags =
+        init->flags | ((init->flags & FUSE_INIT_EXT) ? std::uint64_t{init->flags2} << 32 : 0);
+    impl_->init_offered.store((flags & kOverIoUring) != 0);
+    impl_->init_unique.store(in->unique);
+}
+
+void FuseRing::stop() noexcept {
+    Impl& r = *impl_;
+    r.state.store(2);
+    r.state.notify_all();
+    for (RingQueue& q : r.queues) {
+        if (!q.thread_started) continue;
+        const std::uint64_t one = 1;
+        (void)!::write(q.stop_fd, &one, sizeof one);
+        pthread_join(q.thread, nullptr);
+        q.thread_started = false;
+    }
+    g_ring.store(nullptr);
+}
+
+FuseRing::~FuseRing() {
+    stop();
+    for (RingQueue& q : impl_->queues) {
+        if (q.uring_ready) io_uring_queue_exit(&q.uring); // cancels what the kernel still holds
+        if (q.stop_fd >= 0) ::close(q.stop_fd);
+    }
+}
+
+} // namespace vramfs

@@ -1,0 +1,52 @@
+// FUSE over io_uring (Linux 6.14+, kernel Documentation/filesystems/fuse-io-uring.rst), beside
+// /dev/fuse. The kernel keeps one queue per possible CPU and sends a request to the queue of
+// the CPU it was made on; each queue here is a thread pinned to that CPU with its own io_uring,
+// holding a few ring entries (a header buffer and a page-locked payload buffer each). A reply
+// commits the entry and fetches the next request in one submission.
+//
+// libfuse 3.14 knows nothing of this, so the ring plugs in at its two seams: the custom I/O
+// writev (which routes a reply made on a ring thread into that thread's entry, and adds the
+// io_uring flag to the INIT reply), and fuse_session_process_buf (each ring request is laid out
+// as /dev/fuse would have delivered it, its header copied just before the payload, so that a
+// write's data is used where the kernel put it). Reads go straight into the payload
+// (current_reply_buffer). /dev/fuse still carries INIT, FORGET, INTERRUPT, and everything until
+// every queue has registered.
+#pragma once
+
+#include "vramfs/fuse/request_stats.hpp"
+#include "vramfs/storage/backend.hpp"
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+struct fuse_session;
+
+namespace vramfs {
+
+class FuseRing {
+public:
+    // Everything it will use, made now (util/memory.hpp): its threads (stop signals blocked, as
+    // the caller's mask is inherited), io_urings and buffers of `payload` bytes each (page-locked
+    // by `buffers`), and the session's custom I/O installed. Null, with the reason in `why`,
+    // if any of it fails; the session is then untouched and /dev/fuse serves alone.
+    static std::unique_ptr<FuseRing> create(fuse_session* se, std::size_t payload,
+                                            StorageBackend& buffers, RequestStats& stats,
+                                            bool required, std::string& why);
+    ~FuseRing(); // stops the threads and frees what it made
+
+    // A /dev/fuse worker calls this with each request before libfuse handles it: the INIT
+    // request says whether the kernel offers io_uring.
+    void saw_dev_request(const void* request, std::size_t size) noexcept;
+
+    // Ends the threads (after the session ended; the kernel has released the entries).
+    void stop() noexcept;
+
+    struct Impl;
+
+private:
+    explicit FuseRing(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace vramfs
