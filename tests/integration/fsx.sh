@@ -31,9 +31,10 @@ run() {
   local label=$1
   shift
   step "$label"
-  "$bin" "$vmnt" 512M --backend "$backend" "${mount_opts[@]}" >/dev/null
+  "$bin" "$vmnt" 512M "${vramfs_args[@]}" "${mount_opts[@]}" >/dev/null
   local rc=0
   "$fsx" --a "$vmnt" --b "$tdir" "$@" || rc=$?
+  check_transport "$vmnt"
   fusermount3 -u "$vmnt" 2>/dev/null || umount "$vmnt"
   find "$tdir" -mindepth 1 -delete
   ((rc == 0)) || fail "$label: mismatch (reproduce with FSX_SEED=$seed)"

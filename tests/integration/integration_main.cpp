@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
         std::printf("SKIPPED: %s\n", why.c_str());
         return 77;
     }
-    std::printf("integration tests on backend '%s'\n", test_backend().c_str());
+    std::printf("integration tests on backend '%s', transport '%s'\n", test_backend().c_str(),
+                test_transport().empty() ? "default" : test_transport().c_str());
     doctest::Context ctx;
     ctx.applyCommandLine(argc, argv);
     return ctx.run();

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by the shell integration tests: skipping, failing, and the environment they need.
-# Expects VRAMFS_BIN and VRAMFS_TEST_BACKEND (host or cuda). Exit 77 means skipped.
+# Expects VRAMFS_BIN and VRAMFS_TEST_BACKEND (host, cuda or vulkan), and VRAMFS_TEST_TRANSPORT
+# (dev or uring; unset: vramfs's default). Exit 77 means skipped.
 
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAILED: $*" >&2; exit 1; }
@@ -9,6 +10,10 @@ step() { echo "== $*"; }
 bin=${VRAMFS_BIN:?set VRAMFS_BIN to the vramfs binary}
 export VRAMFS_BIN=$bin
 backend=${VRAMFS_TEST_BACKEND:-host}
+transport=${VRAMFS_TEST_TRANSPORT:-}
+# What every mount of a test is given (vramfs-swap passes them on to vramfs).
+vramfs_args=(--backend "$backend")
+[[ -z $transport ]] || vramfs_args+=(--transport "$transport")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 helper=$here/../../mount-helpers/vramfs-swap
@@ -94,4 +99,18 @@ helper_mountpoint() {
 helper_cleanup() {
   "$helper" off all --mountpoint "$mnt" >/dev/null 2>&1 || true
   rmdir "$mnt" 2>/dev/null || true
+}
+# Fails unless the mount's requests travel over the transport under test (with uring: that some
+# did; `vramfs status` is itself one).
+check_transport() {
+  [[ -n $transport ]] || return 0
+  local json n
+  json=$("$bin" status "$1" --json) || fail "vramfs status $1 failed"
+  grep -q "\"transport\":{\"name\":\"$transport\"" <<<"$json" ||
+    fail "$1 is not served over $transport: $(grep -o '"transport":{[^}]*}' <<<"$json")"
+  if [[ $transport == uring ]]; then
+    n=$(grep -o '"ring_requests":[0-9]*' <<<"$json" | cut -d: -f2)
+    ((n > 0)) || fail "no request came over io_uring on $1"
+  fi
+  echo "transport of $1: $transport"
 }

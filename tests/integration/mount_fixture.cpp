@@ -22,6 +22,17 @@ std::string test_backend() {
     return b && *b ? b : "host";
 }
 
+std::string test_transport() {
+    const char* t = std::getenv("VRAMFS_TEST_TRANSPORT");
+    return t ? t : "";
+}
+
+std::vector<std::string> backend_args() {
+    std::vector<std::string> a{"--backend", test_backend()};
+    if (!test_transport().empty()) a.insert(a.end(), {"--transport", test_transport()});
+    return a;
+}
+
 int run_program(const std::vector<std::string>& argv, std::string* output) {
     int pipefd[2];
     if (::pipe(pipefd) != 0) return -1;
@@ -80,7 +91,9 @@ void unmount(const std::string& path) {
 
 VramfsMount::VramfsMount(const std::string& size, const std::vector<std::string>& extra)
     : path_(make_temp_dir("mnt")) {
-    std::vector<std::string> argv{vramfs_binary(), path_, size, "--backend", test_backend()};
+    std::vector<std::string> argv{vramfs_binary(), path_, size};
+    const std::vector<std::string> common = backend_args();
+    argv.insert(argv.end(), common.begin(), common.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     if (run_program(argv, &output_) != 0) {
         ::rmdir(path_.c_str());

@@ -8,7 +8,10 @@
 namespace vramfs::test {
 
 std::string vramfs_binary();  // $VRAMFS_BIN
-std::string test_backend();   // $VRAMFS_TEST_BACKEND: host (default) or cuda
+std::string test_backend();   // $VRAMFS_TEST_BACKEND: host (default), cuda or vulkan
+std::string test_transport(); // $VRAMFS_TEST_TRANSPORT: dev, uring, or "" (vramfs's default)
+// What every mount of the suite is given: --backend, and --transport where one is set.
+std::vector<std::string> backend_args();
 // Why this machine cannot run the suite ("" when it can): no /dev/fuse, no CUDA device, ...
 std::string unavailable_reason();
 

@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 
 step "mount -t fuse.vramfs"
-mount -t fuse.vramfs -o "size=96M,backend=$backend,threads=2" vramfs "$mnt"
+mount -t fuse.vramfs -o "size=96M,backend=$backend${transport:+,transport=$transport},threads=2" vramfs "$mnt"
 grep -q " $mnt fuse.vramfs " /proc/mounts || fail "not mounted"
 [[ $(df --block-size=1M --output=size "$mnt" | tail -1 | tr -d ' ') -eq 96 ]] || fail "size is not 96M"
 echo hello >"$mnt/f"
@@ -47,19 +47,20 @@ grep -q "^# TYPE vramfs_device_budget_bytes gauge$" <<<"$prom" || fail "no TYPE 
 grep -Eq "^vramfs_device_budget_bytes\{mountpoint=\"$mnt\",device=\"0\",kind=\"$backend\",.*\} 100663296$" <<<"$prom" ||
   fail "no budget sample: $prom"
 grep -Eq "^vramfs_written_bytes_total\{mountpoint=\"$mnt\"\} 6$" <<<"$prom" || fail "no written bytes"
+check_transport "$mnt"
 rc=0; "$bin" status "$mnt" --bogus 2>/dev/null || rc=$?; ((rc == 2)) || fail "status --bogus: exit $rc"
 rc=0; "$bin" status /proc 2>/dev/null || rc=$?; ((rc == 1)) || fail "status of a non-vramfs: exit $rc"
 umount "$mnt"
 grep -q " $mnt " /proc/mounts && fail "umount left it mounted"
 
 step "an fstab line"
-echo "vramfs $mnt fuse.vramfs size=64M,backend=$backend,nofail 0 0" >"$tab"
+echo "vramfs $mnt fuse.vramfs size=64M,backend=$backend${transport:+,transport=$transport},nofail 0 0" >"$tab"
 mount --fstab "$tab" "$mnt"
 [[ $(df --block-size=1M --output=size "$mnt" | tail -1 | tr -d ' ') -eq 64 ]] || fail "size is not 64M"
 umount "$mnt"
 
 step "a bad size through mount fails cleanly"
-if mount -t fuse.vramfs -o "size=lots,backend=$backend" vramfs "$mnt" 2>/dev/null; then
+if mount -t fuse.vramfs -o "size=lots,backend=$backend${transport:+,transport=$transport}" vramfs "$mnt" 2>/dev/null; then
   fail "mount with size=lots succeeded"
 fi
 grep -q " $mnt " /proc/mounts && fail "a failed mount left something mounted"

@@ -9,19 +9,20 @@ require_swap_environment
 command -v setfattr >/dev/null || skip "setfattr (package attr) is not installed"
 command -v python3 >/dev/null || skip "python3 is needed to parse the JSON"
 pressure=${VRAMFS_PRESSURE:?set VRAMFS_PRESSURE to the vramfs-pressure binary}
-if [[ $backend != host ]] && (($("$bin" --list-devices --backend "$backend" | wc -l) < 3)); then
+if [[ $backend != host ]] && (($("$bin" --list-devices "${vramfs_args[@]}" | wc -l) < 3)); then
   skip "fewer than two GPUs"
 fi
 
 helper_mountpoint pools
 
 step "vramfs-swap on 512M --device 0,1"
-mapfile -t loops < <("$helper" on 512M --device 0,1 --mountpoint "$mnt" --priority 50 --backend "$backend")
+mapfile -t loops < <("$helper" on 512M --device 0,1 --mountpoint "$mnt" --priority 50 "${vramfs_args[@]}")
+check_transport "$mnt"
 ((${#loops[@]} == 2)) || fail "expected two swap devices, got: ${loops[*]}"
 for l in "${loops[@]}"; do
   awk -v d="$l" '$1 == d && $5 == 50 { f = 1 } END { exit !f }' /proc/swaps || fail "$l is not on at priority 50"
 done
-again=$("$helper" on 512M --device 0,1 --mountpoint "$mnt" --priority 50 --backend "$backend" | wc -l)
+again=$("$helper" on 512M --device 0,1 --mountpoint "$mnt" --priority 50 "${vramfs_args[@]}" | wc -l)
 ((again == 2)) || fail "on twice changed something"
 [[ $(grep -c "^/dev/loop" /proc/swaps) -ge 2 ]]
 

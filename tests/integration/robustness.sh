@@ -22,8 +22,9 @@ trap cleanup EXIT
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
 
 step "kill -9 of the daemon"
-"$bin" "$mnt" 64M --backend "$backend" >/dev/null
+"$bin" "$mnt" 64M "${vramfs_args[@]}" >/dev/null
 echo data >"$mnt/f"
+check_transport "$mnt"
 pid=$(daemon_pid "$mnt")
 [[ -n $pid ]] || fail "no daemon"
 kill -9 "$pid"
@@ -39,7 +40,7 @@ fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
 grep -q " $mnt " /proc/mounts && fail "the dead mount is still there"
 
 step "SIGTERM unmounts first: nobody sees ENOTCONN; users inside are served until they leave"
-"$bin" "$mnt" 64M --backend "$backend" >/dev/null
+"$bin" "$mnt" 64M "${vramfs_args[@]}" >/dev/null
 echo data >"$mnt/f"
 pid=$(daemon_pid "$mnt")
 [[ -n $pid ]] || fail "no daemon"
@@ -65,7 +66,7 @@ for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && fail "the daemon did not exit once its last user left"
 
 step "a second SIGTERM exits at once"
-"$bin" "$mnt" 64M --backend "$backend" >/dev/null
+"$bin" "$mnt" 64M "${vramfs_args[@]}" >/dev/null
 pid=$(daemon_pid "$mnt")
 (cd "$mnt" && exec sleep 60) &
 holder=$!
@@ -80,14 +81,14 @@ kill "$holder" 2>/dev/null || true
 wait "$holder" 2>/dev/null || true
 
 step "without allow_other, other users cannot enter"
-"$bin" "$mnt" 64M --backend "$backend" >/dev/null
+"$bin" "$mnt" 64M "${vramfs_args[@]}" >/dev/null
 echo secret >"$mnt/open"
 chmod 644 "$mnt/open"
 if as_nobody cat "$mnt/open" >/dev/null 2>&1; then fail "another user read through a private mount"; fi
 fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
 
 step "with allow_other, modes are enforced"
-"$bin" "$mnt" 64M --backend "$backend" -o allow_other >/dev/null
+"$bin" "$mnt" 64M "${vramfs_args[@]}" -o allow_other >/dev/null
 echo secret >"$mnt/private" && chmod 600 "$mnt/private"
 echo hello >"$mnt/public" && chmod 644 "$mnt/public"
 mkdir "$mnt/d" && chmod 755 "$mnt/d"

@@ -20,8 +20,8 @@ cleanup() {
 trap cleanup EXIT
 
 
-echo "+ vramfs $mnt 256M --backend $backend"
-"$bin" "$mnt" 256M --backend "$backend"
+echo "+ vramfs $mnt 256M ${vramfs_args[*]}"
+"$bin" "$mnt" 256M "${vramfs_args[@]}"
 [[ $(used_mib "$mnt") -eq 0 ]] || fail "a new mount should use nothing, uses $(used_mib "$mnt") MiB"
 
 echo "+ fallocate -l 128M $mnt/swap"
@@ -36,6 +36,7 @@ mkswap "$loop" >/dev/null
 swapon "$loop"
 grep -q "^$loop " /proc/swaps || fail "$loop is not in /proc/swaps"
 echo "+ swapon: $(grep "^$loop " /proc/swaps)"
+check_transport "$mnt"
 # The swap signature is in the file, written through the mount.
 dd if="$mnt/swap" bs=4096 count=1 status=none | grep -q SWAPSPACE2 || fail "no swap signature"
 

@@ -31,7 +31,7 @@ step "SIZE means to the helper what it means to vramfs"
 # SIZE, and the bytes both must make of it (the swap file's size).
 while read -r text want; do
   [[ $("$bin" size "$text") == "$want" ]] || fail "vramfs size $text: not $want"
-  loop=$("$helper" on "$text" --mountpoint "$mnt" --name sz --backend "$backend")
+  loop=$("$helper" on "$text" --mountpoint "$mnt" --name sz "${vramfs_args[@]}")
   [[ $(stat -c %s "$mnt/sz") == "$want" ]] || fail "on $text made a file of $(stat -c %s "$mnt/sz") bytes, not $want"
   # mkswap uses whole pages, less one for its header.
   kib=$(awk -v d="$loop" '$1 == d { print $3 }' /proc/swaps)
@@ -51,7 +51,8 @@ done
 mountpoint -q "$mnt" && fail "a refused size left a mount"
 
 step "on"
-loop=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend")
+loop=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 "${vramfs_args[@]}")
+check_transport "$mnt"
 swapon --show=NAME,PRIO --noheadings | grep -q "^$loop *7$" || fail "$loop not on with priority 7"
 [[ $(used_mib "$mnt") -eq 128 ]] || fail "128 MiB should be reserved"
 # The daemon runs in a cgroup of its own, not the caller's (memory controller: v1 or v2).
@@ -61,7 +62,7 @@ daemon=$(daemon_pid "$mnt")
 [[ $(cgroup_of "$daemon") != "$(cgroup_of $$)" ]] ||
   fail "the daemon shares the caller's cgroup: $(cgroup_of $$)"
 [[ $(cgroup_of "$daemon") == *vramfs-swap* ]] || fail "daemon cgroup: $(cgroup_of "$daemon")"
-again=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 --backend "$backend" \
+again=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 "${vramfs_args[@]}" \
   --page-cluster 4)
 [[ $again == "$loop" ]] || fail "on twice made a second swap ($again)"
 [[ $(cat /proc/sys/vm/page-cluster) -eq 4 ]] || fail "--page-cluster 4 did not set vm.page-cluster"
@@ -73,7 +74,7 @@ echo "$table"
 grep -q "^s1 *$loop *128M *128M" <<<"$table" || fail "status does not show s1"
 
 step "status says LOST when the device is gone"
-lost_loop=$("$helper" on 64M --mountpoint "$mnt2" --name s3 --backend "$backend" \
+lost_loop=$("$helper" on 64M --mountpoint "$mnt2" --name s3 "${vramfs_args[@]}" \
   --inject-faults lost-after=300)
 # Reads of the swap device (1 MiB each, past the read cache) reach the daemon until its 300th
 # copy loses the device.
@@ -94,7 +95,7 @@ mountpoint -q "$mnt" && fail "mount left behind"
 "$helper" off all --mountpoint "$mnt" || fail "off on nothing failed"
 
 step "off after the daemon was killed"
-loop=$("$helper" on 64M --mountpoint "$mnt" --name s2 --backend "$backend")
+loop=$("$helper" on 64M --mountpoint "$mnt" --name s2 "${vramfs_args[@]}")
 pid=$(daemon_pid "$mnt")
 [[ -n $pid ]] || fail "no daemon"
 kill -9 "$pid"

@@ -19,9 +19,10 @@ read -r -a mount_opts <<<"${VRAMFS_MOUNT_OPTS:-}"
 helper_mountpoint pressure
 
 step "vramfs-swap on ${swap_mib}M ($backend)"
-loop=$("$helper" on "${swap_mib}M" --mountpoint "$mnt" --name pressure --backend "$backend" \
+loop=$("$helper" on "${swap_mib}M" --mountpoint "$mnt" --name pressure "${vramfs_args[@]}" \
   --release-delay 1 "${mount_opts[@]}")
 echo "swap device: $loop"
+check_transport "$mnt"
 awk -v d="$loop" 'NR > 1 && $1 != d && $5 >= 100 { bad = 1; print "other swap with priority >= 100: " $0 }
                   END { exit bad }' /proc/swaps || fail "another swap would take the pages"
 

@@ -37,7 +37,8 @@ rc=0; "$helper" resume extra 2>/dev/null || rc=$?; ((rc == 2)) || fail "resume e
 "$helper" resume --mountpoint "$mnt" 2>&1 | grep -q "nothing was suspended" || fail "resume with nothing"
 
 step "a workload's pages in VRAM swap ($backend)"
-loop=$("$helper" on 768M --mountpoint "$mnt" --name gpu0 --backend "$backend")
+loop=$("$helper" on 768M --mountpoint "$mnt" --name gpu0 "${vramfs_args[@]}")
+check_transport "$mnt"
 "$pressure" --working-set 512M --limit 128M --timeout 240 --hold-file "$hold" &
 workload=$!
 for _ in $(seq 1200); do

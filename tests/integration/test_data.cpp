@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <dirent.h>
@@ -35,6 +36,41 @@ TEST_CASE("mounting prints one line; statfs shows the budget") {
     CHECK(s.f_blocks * s.f_frsize == 96ull << 20);
     CHECK(s.f_bfree == s.f_blocks);
     CHECK(s.f_namemax == 255);
+}
+
+// The transport the suite runs over is the one serving it: the mount line and the status say
+// so, and with io_uring the data requests came over the ring (reads into its buffers in place).
+TEST_CASE("the transport asked for carries the requests" *
+          doctest::skip(test_transport().empty())) {
+    VramfsMount m("64M");
+    const bool uring = test_transport() == "uring";
+    CHECK(m.mount_output().find(uring ? ", FUSE over io_uring" : ", /dev/fuse") != std::string::npos);
+    std::vector<char> data(3 << 20);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + 7);
+    const std::string f = m.path() + "/t";
+    int fd = ::open(f.c_str(), O_CREAT | O_RDWR | O_DIRECT, 0644);
+    REQUIRE(fd >= 0);
+    void* buf = nullptr;
+    REQUIRE(::posix_memalign(&buf, 4096, data.size()) == 0);
+    std::memcpy(buf, data.data(), data.size());
+    CHECK(::pwrite(fd, buf, data.size(), 0) == static_cast<ssize_t>(data.size()));
+    std::memset(buf, 0, data.size());
+    CHECK(::pread(fd, buf, data.size(), 0) == static_cast<ssize_t>(data.size()));
+    CHECK(std::memcmp(buf, data.data(), data.size()) == 0);
+    std::free(buf);
+    ::close(fd);
+    std::string json(65536, '\0');
+    const ssize_t n = ::getxattr(m.path().c_str(), "user.vramfs.status.json", json.data(), json.size());
+    REQUIRE(n > 0);
+    json.resize(static_cast<std::size_t>(n));
+    CHECK(json.find("\"transport\":{\"name\":\"" + test_transport() + "\"") != std::string::npos);
+    const std::size_t at = json.find("\"ring_requests\":");
+    REQUIRE(at != std::string::npos);
+    const unsigned long long ring = std::strtoull(json.c_str() + at + 16, nullptr, 10);
+    if (uring)
+        CHECK(ring >= 6); // 3 MiB each way in requests of at most 1 MiB
+    else
+        CHECK(ring == 0);
 }
 
 // The mount's readahead, as root sets it (the kernel's default for FUSE is 128 KiB), after a

@@ -2,11 +2,14 @@
 """vramfs benchmark: one table, every row measured in the same run.
 
 Targets: tmpfs, vramfs --null-io (the FUSE ceiling), vramfs --backend host, vramfs --backend
-cuda. Workloads (vramfs-iobench, pread/pwrite): sequential write and read with 128 KiB and 1 MiB requests,
-buffered and O_DIRECT, 1 and 4 streams; random 4 KiB read and write IOPS, 1 and 4 jobs.
-Also the raw cudaMemcpy ceiling (vramfs-memcpy-bench) and, with --swap, swap-out/in
-throughput under memory pressure (vramfs-pressure) on vramfs and on a loop device over a tmpfs
-file. Each row shows its ratio to the tmpfs row and to the null-I/O row.
+cuda (or vulkan), each over every transport asked for (/dev/fuse, FUSE over io_uring).
+Workloads (vramfs-iobench, pread/pwrite): sequential write and read with 128 KiB and 1 MiB
+requests, buffered (as dd, cp and Python do; the file's cached pages dropped before reading)
+and O_DIRECT, 1 and 4 streams; random 4 KiB read and write IOPS, 1 and 4 jobs, O_DIRECT, and
+random 4 KiB buffered reads with the cache dropped. Also the raw cudaMemcpy ceiling
+(vramfs-memcpy-bench) and, with --swap, swap-out/in throughput under memory pressure
+(vramfs-pressure, 1 and 8 faulting threads) on vramfs, on a loop device over a tmpfs file and
+on zram. Each row shows its ratio to the tmpfs row and to the null-I/O row.
 
 Run as root from the build directory's parent, e.g.:
   python3 tests/perf/bench.py --build build --out bench.json
@@ -106,6 +109,8 @@ def workloads(quick):
     for jobs in (1, 4):
         rows.append(("randread", "4k", 1, jobs))
         rows.append(("randwrite", "4k", 1, jobs))
+    for jobs in (1, 4):
+        rows.append(("randread", "4k", 0, jobs))
     if quick:
         rows = [r for r in rows if r[1] != "128k"]
     return rows
@@ -116,24 +121,44 @@ def row_name(rw, bs, direct, jobs):
     return f"{rw} {bs} {mode} x{jobs}"
 
 
-def run_swap(args, build):
-    """Swap-out/in throughput: tmpfs-loop baseline and vramfs, same pressure run each."""
+def swap_on_zram(size):
+    """zram0 as swap (priority 200), or None where the kernel has no zram."""
+    if not os.path.exists("/sys/block/zram0") and sh(["modprobe", "zram"], check=False,
+                                                      capture=True).returncode != 0:
+        return None
+    if not os.path.exists("/sys/block/zram0"):
+        return None
+    sh(["swapoff", "/dev/zram0"], check=False, capture=True)
+    with open("/sys/block/zram0/reset", "w") as f:
+        f.write("1")
+    with open("/sys/block/zram0/disksize", "w") as f:
+        f.write(size)
+    sh(["mkswap", "/dev/zram0"], capture=True)
+    sh(["swapon", "--priority", "200", "/dev/zram0"])
+    return "/dev/zram0"
+
+
+def run_swap(args, build, transports):
+    """Swap-out/in throughput with 1 and 8 faulting threads: a loop over tmpfs, zram, and vramfs
+    on each backend and transport, the same pressure run each."""
     pressure = os.path.join(build, "tests", "vramfs-pressure")
     helper = os.path.join(os.path.dirname(__file__), "..", "..", "mount-helpers", "vramfs-swap")
     results = {}
     ws, limit, swap = args.swap_ws, args.swap_limit, args.swap_size
 
-    def pressure_run(label):
-        out = tempfile.mktemp(suffix=".json")
-        res = sh([pressure, "--working-set", ws, "--limit", limit, "--timeout", "600",
-                  "--json", out], check=False, capture=True)
-        print(res.stdout.strip())
-        data = json.load(open(out)) if os.path.exists(out) else {"verdict": "no result"}
-        if os.path.exists(out):
-            os.unlink(out)
-        results[label] = data
+    def pressure_runs(what):
+        for threads in args.swap_threads:
+            label = f"swap x{threads}: {what}"
+            out = tempfile.mktemp(suffix=".json")
+            res = sh([pressure, "--working-set", ws, "--limit", limit, "--timeout", "600",
+                      "--threads", str(threads), "--json", out], check=False, capture=True)
+            print(label, res.stdout.strip(), flush=True)
+            data = json.load(open(out)) if os.path.exists(out) else {"verdict": "no result"}
+            if os.path.exists(out):
+                os.unlink(out)
+            results[label] = data
 
-    # Baseline: a loop device over a tmpfs file.
+    # Baselines: a loop device over a tmpfs file, and zram.
     tdir = tempfile.mkdtemp(prefix="vramfs-bench-swaptmpfs-")
     sh(["mount", "-t", "tmpfs", "-o", f"size={swap}", "tmpfs", tdir])
     sh(["fallocate", "-l", swap, f"{tdir}/swap"])
@@ -142,29 +167,40 @@ def run_swap(args, build):
     sh(["mkswap", loop], capture=True)
     sh(["swapon", "--priority", "200", loop])
     try:
-        pressure_run("swap: loop over tmpfs")
+        pressure_runs("loop over tmpfs")
     finally:
         sh(["swapoff", loop], check=False)
         sh(["losetup", "-d", loop], check=False)
         sh(["umount", tdir], check=False)
         os.rmdir(tdir)
+    zram = swap_on_zram(swap)
+    if zram:
+        try:
+            pressure_runs("zram")
+        finally:
+            sh(["swapoff", zram], check=False)
+            with open("/sys/block/zram0/reset", "w") as f:
+                f.write("1")
+    else:
+        print("no zram here: its swap rows are left out")
 
     env = dict(os.environ, VRAMFS_BIN=os.path.join(build, "vramfs"))
     for backend in args.backends:
         if backend == "null":
             continue
-        for dio in ("on", "off"):
+        for transport in transports:
             mnt = tempfile.mkdtemp(prefix="vramfs-bench-swap-")
-            label = f"swap: vramfs {backend} (loop direct-io {dio})"
+            what = f"vramfs {backend} {transport}"
             res = subprocess.run([helper, "on", swap, "--mountpoint", mnt, "--name", "bench",
-                                  "--priority", "200", "--direct-io", dio, "--backend", backend],
+                                  "--priority", "200", "--backend", backend,
+                                  "--transport", transport] + args.extra.split(),
                                  env=env, text=True, capture_output=True)
             if res.returncode != 0:
-                results[label] = {"verdict": "setup failed: " + res.stderr.strip()[-200:]}
+                results[f"swap: {what}"] = {"verdict": "setup failed: " + res.stderr.strip()[-200:]}
                 os.rmdir(mnt)
                 continue
             try:
-                pressure_run(label)
+                pressure_runs(what)
             finally:
                 subprocess.run([helper, "off", "all", "--mountpoint", mnt], env=env,
                                capture_output=True)
@@ -188,30 +224,49 @@ def main():
     ap.add_argument("--swap-ws", default="3G")
     ap.add_argument("--swap-limit", default="1G")
     ap.add_argument("--swap-size", default="4G")
+    ap.add_argument("--swap-threads", default="1,8",
+                    help="faulting threads of the swap rows, comma separated")
+    ap.add_argument("--transports", default="dev,uring",
+                    help="vramfs transports to measure each backend over, from dev, uring "
+                         "(uring: the fuse module's enable_uring is turned on for the run)")
+    ap.add_argument("--no-io", action="store_true",
+                    help="leave out the file I/O rows (with --swap: swap rows only)")
     ap.add_argument("--page-cluster", type=int, default=None,
                     help="vm.page-cluster for the swap rows, baseline and vramfs alike "
                          "(restored afterwards; default: leave it)")
     ap.add_argument("--out", default="bench.json", help="where to write the JSON")
     args = ap.parse_args()
     args.backends = [b for b in args.backends.split(",") if b]
+    args.swap_threads = [int(t) for t in args.swap_threads.split(",") if t]
+    transports = [t for t in args.transports.split(",") if t]
     build = os.path.abspath(args.build)
     vbin = os.path.join(build, "vramfs")
     if os.geteuid() != 0:
         sys.exit("bench.py: run as root (it mounts tmpfs and vramfs)")
 
+    uring_param = "/sys/module/fuse/parameters/enable_uring"
+    uring_was = open(uring_param).read().strip() if os.path.exists(uring_param) else None
+    if "uring" in transports:
+        if uring_was is None:
+            sys.exit("bench.py: this kernel has no FUSE over io_uring (--transports dev)")
+        with open(uring_param, "w") as f:
+            f.write("1")
+
     mount_size = "6G"
     targets = [("tmpfs", {"size": mount_size}, "tmpfs")]
     for b in args.backends:
-        extra = ["--threads", args.threads] + args.extra.split()
-        if b == "null":
-            extra += ["--backend", "cuda" if "cuda" in args.backends else "host", "--null-io"]
-        else:
-            extra += ["--backend", b]
-        targets.append((f"vramfs-{b}", {"bin": vbin, "size": mount_size, "extra": extra}, "vramfs"))
+        for t in transports:
+            extra = ["--threads", args.threads, "--transport", t] + args.extra.split()
+            if b == "null":
+                extra += ["--backend", "cuda" if "cuda" in args.backends else "host", "--null-io"]
+            else:
+                extra += ["--backend", b]
+            name = f"vramfs-{b}" + (f"-{t}" if len(transports) > 1 else "")
+            targets.append((name, {"bin": vbin, "size": mount_size, "extra": extra}, "vramfs"))
 
     tool = os.path.join(build, "tests", "vramfs-iobench")
     results = {"machine": os.uname().nodename, "rows": {}, "mount_s": {}}
-    rows = workloads(args.quick)
+    rows = [] if args.no_io else workloads(args.quick)
     for name, targs, kind in targets:
         with Target(name, targs, kind) as t:
             if kind == "vramfs":
@@ -245,14 +300,22 @@ def main():
                 f.write(str(args.page_cluster))
         results["swap_page_cluster"] = int(open(sysctl).read())
         try:
-            results["swap"] = run_swap(args, build)
+            results["swap"] = run_swap(args, build, transports)
         finally:
             with open(sysctl, "w") as f:
                 f.write(was)
+    if uring_was is not None and "uring" in transports:
+        with open(uring_param, "w") as f:
+            f.write("1" if uring_was in ("Y", "1") else "0")
 
     # The table.
     names = [t[0] for t in targets]
-    null = "vramfs-null" if "null" in args.backends else None
+    # Each vramfs row's null-I/O reference is the null mount over the same transport.
+    def null_of(n):
+        if "null" not in args.backends or n == "tmpfs":
+            return None
+        suffix = n.split("-")[-1] if len(transports) > 1 else None
+        return "vramfs-null" + (f"-{suffix}" if suffix else "")
     print()
     head = f"{'workload':28}" + "".join(f"{n:>16}" for n in names)
     print(head + "   (GB/s or kIOPS; [x tmpfs | x null])")
@@ -268,9 +331,10 @@ def main():
             base = per.get("tmpfs")
             bv = (base["iops"] / 1000 if rand else base["gb_s"]) if base else 0
             ratio = f"{val / bv:.2f}" if bv and n != "tmpfs" else ""
-            nv = per.get(null) if null else None
+            nn = null_of(n)
+            nv = per.get(nn) if nn else None
             nval = (nv["iops"] / 1000 if rand else nv["gb_s"]) if nv else 0
-            nratio = f"|{val / nval:.2f}" if nval and n not in ("tmpfs", null) else ""
+            nratio = f"|{val / nval:.2f}" if nval and n != nn else ""
             cells.append(f"{val:7.2f}{('[' + ratio + nratio + ']') if ratio else '':>9}")
         print(f"{row:28}" + "".join(cells))
         v = per
@@ -278,8 +342,9 @@ def main():
             if per.get(n) and per.get("tmpfs") and n != "tmpfs":
                 key = "iops" if rand else "gb_s"
                 per[n]["x_tmpfs"] = per[n][key] / per["tmpfs"][key] if per["tmpfs"][key] else None
-                if null and per.get(null) and n != null:
-                    per[n]["x_null"] = per[n][key] / per[null][key] if per[null][key] else None
+                nn = null_of(n)
+                if nn and per.get(nn) and n != nn:
+                    per[n]["x_null"] = per[n][key] / per[nn][key] if per[nn][key] else None
     # Where a request's time goes in the daemon, per row (means in microseconds).
     print(f"\n{'per request, us':28}" + "".join(f"{n:>24}" for n in names if n != "tmpfs")
           + "   (storage / other handling+reply / receive)")
@@ -302,12 +367,19 @@ def main():
         print(f"mount {name:34} {s:7.3f} s")
     if "swap_page_cluster" in results:
         print(f"swap rows with vm.page-cluster={results['swap_page_cluster']}")
-    for label, d in results.get("swap", {}).items():
-        if "swap_out_gib_s" in d:
-            print(f"{label:44} out {d['swap_out_gib_s']:5.2f} GiB/s  in {d['swap_in_gib_s']:5.2f} GiB/s"
-                  f"  {d['verdict']}, {d['corrupted_bytes']} bad bytes")
-        else:
+    swap = results.get("swap", {})
+    for label, d in swap.items():
+        if "swap_out_gib_s" not in d:
             print(f"{label:44} {d.get('verdict')}")
+            continue
+        ratios = ""
+        for base in ("loop over tmpfs", "zram"):
+            b = swap.get(label.split(":")[0] + ": " + base)
+            if b and "swap_out_gib_s" in b and not label.endswith(base) and b["swap_out_gib_s"] and b["swap_in_gib_s"]:
+                ratios += (f"  [x {base}: out {d['swap_out_gib_s'] / b['swap_out_gib_s']:.2f},"
+                           f" in {d['swap_in_gib_s'] / b['swap_in_gib_s']:.2f}]")
+        print(f"{label:44} out {d['swap_out_gib_s']:5.2f} GiB/s  in {d['swap_in_gib_s']:5.2f} GiB/s"
+              f"  {d['verdict']}, {d['corrupted_bytes']} bad bytes{ratios}")
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
     print(f"\nwritten: {args.out}")
