@@ -114,4 +114,23 @@ grep -q "^DEVICE" <<<"$theirs" || fail "another user's status lacks the device t
 grep -q "listed for root and the mount's owner only" <<<"$theirs" || fail "no word on hidden files"
 grep -q '"files":\[\],"files_truncated":false,"files_hidden":true' <<<"$json" || fail "JSON: $json"
 fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+
+param=/sys/module/fuse/parameters/enable_uring
+if [[ $transport == uring && -w $param ]]; then
+  step "with FUSE over io_uring off in the kernel: uring refused in one line, auto on /dev/fuse"
+  was=$(cat "$param")
+  echo 0 >"$param"
+  rc=0
+  out=$("$bin" "$mnt" 64M --backend "$backend" --transport uring 2>&1) || rc=$?
+  mounted=$(grep -c " $mnt " /proc/mounts || true)
+  autoline=$("$bin" "$mnt" 64M --backend "$backend" --transport auto 2>&1) || true
+  auto_status=$("$bin" status "$mnt" 2>&1 | grep "^transport:") || true
+  fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt" 2>/dev/null || true
+  echo "$was" >"$param"
+  ((rc == 1)) || fail "--transport uring without the kernel's io_uring: exit $rc"
+  [[ $(wc -l <<<"$out") -eq 1 && $out == *enable_uring* ]] || fail "not one line naming enable_uring: $out"
+  ((mounted == 0)) || fail "--transport uring mounted anyway"
+  [[ $autoline == *", /dev/fuse" ]] || fail "auto's mount line: $autoline"
+  [[ $auto_status == "transport: /dev/fuse" ]] || fail "auto's status: $auto_status"
+fi
 echo "robustness on $backend: ok"
