@@ -79,6 +79,9 @@ TEST_CASE("the defaults the table shows are the defaults a parse gives") {
     }
     CHECK(defaults.poll_us == default_poll_us());
     CHECK(defaults.backend == BackendKind::cuda);
+    CHECK(defaults.transport == TransportKind::automatic);
+    CHECK(parse({"/m", "1G", "--transport", "uring"}).config.transport == TransportKind::uring);
+    CHECK(parse({"/m", "-o", "size=1G,transport=dev"}).config.transport == TransportKind::dev);
     CHECK(defaults.log_level == LogLevel::info);
 }
 
@@ -93,6 +96,7 @@ TEST_CASE("the command line and -o accept and refuse the same values") {
         {"poll-us", "10", "-1"},      {"read-cache", "0", "65"},  {"block-size", "64K", "3000"},
         {"max-io", "256K", "2M"},     {"release-delay", "0.5", "-1"}, {"release-delay", "3600", "nan"},
         {"log-level", "debug", "loud"}, {"backend", "host", "opencl"},
+        {"transport", "uring", "sockets"}, {"transport", "dev", "URING"},
     };
     for (const Probe& p : probes) {
         CAPTURE(p.option);

@@ -23,6 +23,8 @@ StatusSnapshot sample() {
     s.read_cache_fills = 5;
     s.read = {7, 7000, 3000, 1, 100};
     s.write = {9, 9000, 4000, 0, 0};
+    s.transport = "uring";
+    s.ring_requests = 42;
     return s;
 }
 } // namespace
@@ -39,6 +41,8 @@ TEST_CASE("status JSON reads back to the same snapshot") {
     CHECK(back.devices[0].name == s.devices[0].name);
     CHECK(back.files.at(1).name == "na\"me\n");
     CHECK(back.read.receive_ns == 100);
+    CHECK(back.transport == "uring");
+    CHECK(back.ring_requests == 42);
     CHECK_FALSE(back.devices[0].lost);
     CHECK(back.devices[1].lost);
     CHECK(back.files_truncated);
@@ -50,6 +54,13 @@ TEST_CASE("status JSON reads back to the same snapshot") {
     CHECK(back.files_hidden);
     CHECK(back.files.empty());
     CHECK(status_text(hidden).find("listed for root and the mount's owner only") != std::string::npos);
+    // A daemon from before the transport seam sends no "transport": it reads back as unknown.
+    std::string old = status_json(s);
+    old.erase(old.find(",\"transport\":"), std::string::npos);
+    old += "}";
+    REQUIRE(parse_status_json(old, back, error));
+    CHECK(back.transport.empty());
+    CHECK(status_text(back).find("transport:") == std::string::npos);
     CHECK_FALSE(parse_status_json("{\"devices\":[]}", back, error));
     CHECK_FALSE(error.empty());
     CHECK_FALSE(parse_status_json("not json", back, error));
@@ -64,6 +75,10 @@ TEST_CASE("the status table") {
     CHECK(t.find("(more files not listed)") != std::string::npos);
     CHECK(t.find("errors 3 since mount; read cache: 4 hits, 5 windows filled") != std::string::npos);
     CHECK(t.find("read   7 requests, per request: storage 0.4 us, other handling and reply 0.6 us, receive 0.1 us") != std::string::npos);
+    CHECK(t.find("\ntransport: FUSE over io_uring\n") != std::string::npos);
+    StatusSnapshot dev = sample();
+    dev.transport = "dev";
+    CHECK(status_text(dev).find("\ntransport: /dev/fuse\n") != std::string::npos);
     StatusSnapshot quiet = sample();
     quiet.read = quiet.write = {};
     CHECK(status_text(quiet).find("requests") == std::string::npos);
@@ -92,5 +107,7 @@ TEST_CASE("the status in the Prometheus text format") {
         CHECK(line.rfind("vramfs_", 0) == 0);
     }
     CHECK(p.find("vramfs_device_lost{mountpoint=\"/mnt/v\\\"ram\",device=\"1\",kind=\"host\",name=\"host RAM\"} 1\n") != std::string::npos);
-    CHECK(samples == 8 * 2 + 5 + 3 * 2);
+    CHECK(p.find("vramfs_transport_info{mountpoint=\"/mnt/v\\\"ram\",transport=\"uring\"} 1\n") != std::string::npos);
+    CHECK(p.find("vramfs_ring_requests_total{mountpoint=\"/mnt/v\\\"ram\"} 42\n") != std::string::npos);
+    CHECK(samples == 8 * 2 + 5 + 3 * 2 + 2);
 }
