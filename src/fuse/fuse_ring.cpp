@@ -34,8 +34,11 @@ using namespace uring_abi;
 namespace {
 
 // Entries per queue: requests one CPU's queue can hold in the daemon at once (the kernel queues
-// the rest). Each costs a payload buffer of page-locked memory.
+// the rest). Each costs a payload buffer of page-locked memory, so a queue has one where two
+// for every online CPU would pass kRingMemory, and the queue of a CPU that is not online (the
+// kernel wants an entry on every possible CPU's queue) has one.
 constexpr unsigned kEntriesPerQueue = 2;
+constexpr std::size_t kRingMemory = 64 << 20;
 // The request is rebuilt just before the payload, which starts this far into the entry's
 // buffer (page-aligned for the device copy; room for the ring header and the request header).
 constexpr std::size_t kPayloadOffset = 4096;
@@ -128,26 +131,25 @@ void prep_cmd(io_uring_sqe* sqe, RingEntry& e, std::uint32_t cmd) noexcept {
     }
 }
 
-// The highest possible CPU number plus one: the kernel makes a queue for each possible CPU and
-// starts using the ring only once every one of them has an entry.
-unsigned possible_cpus() noexcept {
-    unsigned n = 0;
-    if (FILE* f = std::fopen("/sys/devices/system/cpu/possible", "re")) {
-        char line[256] = {};
-        if (std::fgets(line, sizeof line, f)) {
-            for (char* p = line; *p;) {
-                char* end = nullptr;
-                const unsigned long v = std::strtoul(p, &end, 10);
-                if (end == p) break;
-                n = std::max(n, static_cast<unsigned>(v) + 1);
-                p = end;
-                while (*p == '-' || *p == ',' || *p == '\n') ++p;
-            }
-        }
-        std::fclose(f);
+// The CPUs of a sysfs CPU list ("0-3,8,10-11"), as a bitmap indexed by CPU number; empty if
+// the file cannot be read.
+std::vector<bool> cpu_list(const char* path) {
+    std::vector<bool> cpus;
+    FILE* f = std::fopen(path, "re");
+    if (!f) return cpus;
+    char line[4096] = {};
+    const bool got = std::fgets(line, sizeof line, f) != nullptr;
+    std::fclose(f);
+    for (char* p = line; got && *p >= '0' && *p <= '9';) {
+        char* end = nullptr;
+        const unsigned long first = std::strtoul(p, &end, 10);
+        unsigned long last = first;
+        if (*end == '-') last = std::strtoul(end + 1, &end, 10);
+        if (last >= cpus.size()) cpus.resize(last + 1, false);
+        for (unsigned long c = first; c <= last; ++c) cpus[c] = true;
+        p = *end == ',' ? end + 1 : end;
     }
-    if (n == 0) n = static_cast<unsigned>(std::max(1L, ::sysconf(_SC_NPROCESSORS_CONF)));
-    return n;
+    return cpus;
 }
 
 void* queue_main(void* arg) {
@@ -381,11 +383,12 @@ void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
 int FuseRing::Impl::setup_uring(RingQueue& q) noexcept {
     io_uring_params p{};
     p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    int rc = io_uring_queue_init_params(kEntriesPerQueue + 2, &q.uring, &p);
+    const unsigned sqes = static_cast<unsigned>(q.entries.size()) + 2; // and the stop poll
+    int rc = io_uring_queue_init_params(sqes, &q.uring, &p);
     if (rc == -EINVAL) {
         p = io_uring_params{};
         p.flags = IORING_SETUP_SQE128;
-        rc = io_uring_queue_init_params(kEntriesPerQueue + 2, &q.uring, &p);
+        rc = io_uring_queue_init_params(sqes, &q.uring, &p);
     }
     if (rc < 0) return rc;
     rc = io_uring_register_files(&q.uring, &fuse_fd, 1);
@@ -408,14 +411,24 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
     r.payload = payload;
     r.stats = &stats;
     r.required = required;
-    const unsigned nq = possible_cpus();
+    // The kernel makes a queue for each possible CPU and uses the ring only once every one of
+    // them has an entry.
+    const std::vector<bool> possible = cpu_list("/sys/devices/system/cpu/possible");
+    std::vector<bool> online = cpu_list("/sys/devices/system/cpu/online");
+    const unsigned nq = possible.empty()
+                            ? static_cast<unsigned>(std::max(1L, ::sysconf(_SC_NPROCESSORS_CONF)))
+                            : static_cast<unsigned>(possible.size());
+    if (online.empty()) online.assign(nq, true);
+    const std::size_t n_online = static_cast<std::size_t>(std::count(online.begin(), online.end(), true));
+    const unsigned busy_entries =
+        n_online * kEntriesPerQueue * (kPayloadOffset + payload) <= kRingMemory ? kEntriesPerQueue : 1;
     r.queues = std::vector<RingQueue>(nq);
     std::unique_ptr<FuseRing> ring(new FuseRing(std::move(impl)));
     for (unsigned i = 0; i < nq; ++i) {
         RingQueue& q = r.queues[i];
         q.ring = &r;
         q.qid = i;
-        q.entries = std::vector<RingEntry>(kEntriesPerQueue);
+        q.entries = std::vector<RingEntry>(i < online.size() && online[i] ? busy_entries : 1);
         q.stop_fd = ::eventfd(0, EFD_CLOEXEC);
         if (q.stop_fd < 0) {
             why = std::string("eventfd: ") + std::strerror(errno);
@@ -453,6 +466,10 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
         why = std::string("io_uring_setup: ") + std::strerror(-q.setup_error);
         return nullptr;
     }
+    std::size_t entries = 0;
+    for (const RingQueue& q : r.queues) entries += q.entries.size();
+    log_info("FUSE over io_uring: %u queues, %zu entries, %zu MiB of buffers", nq, entries,
+             entries * (kPayloadOffset + payload) >> 20);
     fuse_custom_io io{};
     io.writev = ring_writev;
     io.read = ring_read;
