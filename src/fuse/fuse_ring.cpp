@@ -468,7 +468,7 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
     }
     std::size_t entries = 0;
     for (const RingQueue& q : r.queues) entries += q.entries.size();
-    log_info("FUSE over io_uring: %u queues, %zu entries, %zu MiB of buffers", nq, entries,
+    log_debug("FUSE over io_uring: %u queues, %zu entries, %zu MiB of buffers", nq, entries,
              entries * (kPayloadOffset + payload) >> 20);
     fuse_custom_io io{};
     io.writev = ring_writev;
