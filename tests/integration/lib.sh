@@ -77,7 +77,9 @@ stop_swap_watch() {
   rm -f "$swap_watch_file"
 }
 
-daemon_pid() { pgrep -f "^$bin $1 " | head -n1; }
+# The newest: an earlier daemon of the same mount point may still be exiting after its unmount
+# (it takes about a second and a half), and its /proc/PID/cgroup then reads as the root.
+daemon_pid() { pgrep -n -f "^$bin $1 "; }
 
 # Aborts the FUSE connection of a mount (through fusectl): the way out of a hung daemon, so a
 # failed test does not leave the machine stuck.
