@@ -41,6 +41,16 @@ constexpr std::size_t kReceiveBuffer = 2 * (256 + 1) * 4096;
 constexpr std::size_t kStackSize = 8 * 1024 * 1024; // virtual; only the touched part is resident
 constexpr unsigned kMaxSpinners = 2; // --poll-us: workers spinning at once (each burns a core)
 
+// SIGINT, SIGTERM and SIGHUP: what serve()'s thread waits for; every other thread blocks them.
+sigset_t stop_signals() noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    return set;
+}
+
 // Busy-polling (--poll-us): shared by the workers of one session.
 struct PollState {
     std::uint64_t spin_ns = 0;     // 0: workers sleep in read(2) as usual
@@ -183,11 +193,7 @@ int DevFuseTransport::serve() {
     const unsigned threads = options_.threads, poll_us = options_.poll_us;
     StorageBackend& buffers = buffers_;
     RequestStats& stats = stats_;
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGHUP);
+    const sigset_t stop = stop_signals();
     sigset_t old;
     // Workers inherit a mask with the stop signals blocked; this thread waits for them.
     pthread_sigmask(SIG_BLOCK, &stop, &old);
@@ -298,11 +304,8 @@ std::unique_ptr<Transport> make_transport(fuse_session* se, ServeOptions options
         const std::size_t payload =
             std::max<std::size_t>(8192, (std::min<std::size_t>(options.max_io, 256 * 4096) + 4095) & ~std::size_t{4095});
         // The ring's threads inherit this mask: the stop signals are for serve()'s thread.
-        sigset_t stop, old;
-        sigemptyset(&stop);
-        sigaddset(&stop, SIGINT);
-        sigaddset(&stop, SIGTERM);
-        sigaddset(&stop, SIGHUP);
+        const sigset_t stop = stop_signals();
+        sigset_t old;
         pthread_sigmask(SIG_BLOCK, &stop, &old);
         ring = FuseRing::create(se, payload, buffers, stats, options.uring_asked, why);
         pthread_sigmask(SIG_SETMASK, &old, nullptr);

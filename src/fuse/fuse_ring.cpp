@@ -57,7 +57,6 @@ struct RingEntry {
     iovec iov[2]{};
     std::uint64_t commit_id = 0;
     bool replied = false;
-    bool gone = false; // the kernel released it (session ended) or refused it
 };
 
 struct RingQueue {
@@ -88,7 +87,6 @@ struct FuseRing::Impl {
     std::atomic<int> state{0};
     std::atomic<std::uint64_t> init_unique{0};
     std::atomic<bool> init_offered{false};
-    std::atomic<bool> patched{false};
     std::atomic<unsigned> ready{0};
     std::atomic<bool> failure_logged{false};
 
@@ -225,7 +223,6 @@ bool FuseRing::Impl::patch_init_reply(iovec* iov, int count) noexcept {
     }
     o->flags |= FUSE_INIT_EXT;
     o->flags2 |= static_cast<std::uint32_t>(kOverIoUring >> 32);
-    patched.store(true);
     return true;
 }
 
@@ -303,14 +300,14 @@ void FuseRing::Impl::handle(RingEntry& e) noexcept {
     if (timing) timing->handle_ns.fetch_add(monotonic_ns() - arrived, std::memory_order_relaxed);
 }
 
+// An entry the kernel gave back with an error: it takes no more requests.
 void FuseRing::Impl::entry_failed(RingEntry& e, int res) noexcept {
-    e.gone = true;
     // ENOTCONN and ENODEV: the session ended, as on every unmount.
     if (res == -ENOTCONN || res == -ENODEV) return;
     stats->over_uring.store(false);
     if (!failure_logged.exchange(true))
-        log_error("io_uring queue %u: the kernel refused an entry (%s)%s", e.queue->qid,
-                  std::strerror(-res), patched.load() ? "" : "; serving over /dev/fuse");
+        log_error("io_uring queue %u: the kernel refused an entry (%s)", e.queue->qid,
+                  std::strerror(-res));
 }
 
 void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
