@@ -106,13 +106,12 @@ helper_cleanup() {
 # did; `vramfs status` is itself one).
 check_transport() {
   [[ -n $transport ]] || return 0
-  local json n
+  local json
   json=$("$bin" status "$1" --json) || fail "vramfs status $1 failed"
   grep -q "\"transport\":{\"name\":\"$transport\"" <<<"$json" ||
     fail "$1 is not served over $transport: $(grep -o '"transport":{[^}]*}' <<<"$json")"
   if [[ $transport == uring ]]; then
-    n=$(grep -o '"ring_requests":[0-9]*' <<<"$json" | cut -d: -f2)
-    ((n > 0)) || fail "no request came over io_uring on $1"
+    (($(status_total "$1" ring_requests) > 0)) || fail "no request came over io_uring on $1"
   fi
   echo "transport of $1: $transport"
 }

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 namespace vramfs::test {
@@ -31,6 +32,13 @@ std::vector<std::string> backend_args() {
     std::vector<std::string> a{"--backend", test_backend()};
     if (!test_transport().empty()) a.insert(a.end(), {"--transport", test_transport()});
     return a;
+}
+
+std::string status_xattr(const std::string& mnt, bool json) {
+    const char* name = json ? "user.vramfs.status.json" : "user.vramfs.status";
+    std::string v(65536, '\0');
+    const ssize_t n = ::getxattr(mnt.c_str(), name, v.data(), v.size());
+    return n < 0 ? "" : v.substr(0, static_cast<std::size_t>(n));
 }
 
 int run_program(const std::vector<std::string>& argv, std::string* output) {

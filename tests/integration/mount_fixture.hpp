@@ -15,6 +15,9 @@ std::vector<std::string> backend_args();
 // Why this machine cannot run the suite ("" when it can): no /dev/fuse, no CUDA device, ...
 std::string unavailable_reason();
 
+// The mount's status as its root's user.vramfs.status[.json] gives it, or "" if it cannot.
+std::string status_xattr(const std::string& mnt, bool json);
+
 // Runs a command line through /bin/sh; returns its exit status (or -1).
 int shell(const std::string& command);
 // Runs argv directly, capturing stdout+stderr into `output`; returns the exit status.

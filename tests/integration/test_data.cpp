@@ -62,10 +62,8 @@ TEST_CASE("the transport asked for carries the requests" *
     CHECK(std::memcmp(buf, data.data(), data.size()) == 0);
     std::free(buf);
     ::close(fd);
-    std::string json(65536, '\0');
-    const ssize_t n = ::getxattr(m.path().c_str(), "user.vramfs.status.json", json.data(), json.size());
-    REQUIRE(n > 0);
-    json.resize(static_cast<std::size_t>(n));
+    const std::string json = status_xattr(m.path(), true);
+    REQUIRE_FALSE(json.empty());
     CHECK(json.find("\"transport\":{\"name\":\"" + test_transport() + "\"") != std::string::npos);
     const std::size_t at = json.find("\"ring_requests\":");
     REQUIRE(at != std::string::npos);

@@ -39,13 +39,6 @@ int fallocate_file(const std::string& path, off_t bytes) {
     return rc;
 }
 
-std::string status(const std::string& mnt, bool json) {
-    const char* name = json ? "user.vramfs.status.json" : "user.vramfs.status";
-    std::string v(65536, '\0');
-    const ssize_t n = ::getxattr(mnt.c_str(), name, v.data(), v.size());
-    return n < 0 ? "" : v.substr(0, static_cast<std::size_t>(n));
-}
-
 // The status table with the FREE ON CARD column blanked: it is the device's free memory now
 // (host RAM for the host backend), which moves between two reads on a busy machine.
 std::string without_free_column(const std::string& table) {
@@ -124,10 +117,10 @@ TEST_CASE("several devices in one mount: placement, xattrs, per-device ENOSPC, s
     CHECK(ln == 0);
     CHECK(::setxattr(v.c_str(), "user.vramfs.status", "x", 1, 0) == -1);
 
-    const std::string text = status(v, false);
+    const std::string text = status_xattr(v, false);
     CHECK(text.find("DEVICE") != std::string::npos);
     CHECK(text.find("b (inode") != std::string::npos);
-    const std::string json = status(v, true);
+    const std::string json = status_xattr(v, true);
     CHECK(json.find("\"devices\":[{\"index\":0") != std::string::npos);
     CHECK(json.find("{\"index\":1") != std::string::npos);
     CHECK(json.find("\"name\":\"d\"") != std::string::npos);
@@ -156,7 +149,7 @@ TEST_CASE("status times read and write requests") {
     // Busy-polling on, so that the time to receive a request from /dev/fuse is measured too.
     VramfsMount m("64M", {"--poll-us", "50"});
     const std::string f = m.path() + "/t";
-    const std::string before = status(m.path(), true);
+    const std::string before = status_xattr(m.path(), true);
     constexpr std::size_t kSize = 256 * 1024;
     int fd = ::open(f.c_str(), O_RDWR | O_CREAT | O_DIRECT, 0600);
     REQUIRE(fd >= 0);
@@ -173,7 +166,7 @@ TEST_CASE("status times read and write requests") {
     // status read at once may see a worker between the two. Wait (up to 10 s) until they agree.
     std::string after;
     for (int i = 0; i < 200; ++i) {
-        after = status(m.path(), true);
+        after = status_xattr(m.path(), true);
         if (timing_field(after, "read", "handle_ns") >= timing_field(after, "read", "storage_ns") &&
             timing_field(after, "write", "handle_ns") >= timing_field(after, "write", "storage_ns"))
             break;
@@ -191,7 +184,7 @@ TEST_CASE("status times read and write requests") {
             CHECK(timing_field(after, op, "receive_ns") > 0);
         }
     }
-    const std::string text = status(m.path(), false);
+    const std::string text = status_xattr(m.path(), false);
     CHECK(text.find("write  ") != std::string::npos);
     CHECK(text.find("per request: storage") != std::string::npos);
 }
@@ -221,8 +214,8 @@ TEST_CASE("a lost device: its files answer EIO at once, status says so, unmounti
         VramfsMount m("64M", {"--direct-io", "--inject-faults", "lost-after=20"});
         const std::string v = m.path();
         CHECK(write_until_failure(v + "/f", 60) == EIO);
-        CHECK(status(v, true).find("\"lost\":true") != std::string::npos);
-        CHECK(status(v, false).find("LOST") != std::string::npos);
+        CHECK(status_xattr(v, true).find("\"lost\":true") != std::string::npos);
+        CHECK(status_xattr(v, false).find("LOST") != std::string::npos);
         REQUIRE(run_program({vramfs_binary(), "status", v, "--prometheus"}, &out) == 0);
         CHECK(out.find("vramfs_device_lost{mountpoint=\"" + v + "\",device=\"0\"") != std::string::npos);
         CHECK(out.find("\"} 1\n", out.find("vramfs_device_lost{")) != std::string::npos);
@@ -245,7 +238,7 @@ TEST_CASE("a lost device leaves the files on the other devices working" *
     REQUIRE(set_device(v + "/b", "1") == 0);
     CHECK(write_until_failure(v + "/b", 40) == EIO);
     CHECK(write_until_failure(v + "/a", 16) == 0); // device 0 takes 16 MiB as if nothing happened
-    const std::string json = status(v, true);
+    const std::string json = status_xattr(v, true);
     const std::size_t d1 = json.find("{\"index\":1");
     REQUIRE(d1 != std::string::npos);
     CHECK(json.find("\"lost\":false") < d1);          // device 0
