@@ -338,6 +338,12 @@ int serve(const Config& cfg, Reporter& reporter) {
     so.max_io = cfg.max_io;
     so.threads = cfg.threads;
     so.poll_us = cfg.poll_us;
+    so.prepare_thread = [&backends] {
+        for (auto& b : backends)
+            if (int err = b->prepare_thread())
+                log_warning("%s device %d: cannot prepare a serving thread (%s)", b->kind(),
+                            b->device().index, std::strerror(err));
+    };
     std::string why;
     auto server = make_transport(se, so, *backends.front(), context.stats, why);
     if (!server && so.uring_asked) {

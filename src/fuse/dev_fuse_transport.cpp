@@ -69,6 +69,7 @@ struct Worker {
     RequestStats* stats = nullptr;
     FuseRing* ring = nullptr; // with FUSE over io_uring: shown each request (INIT sets it up)
     int epoll_fd = -1; // with busy-polling: this worker's sleep on /dev/fuse
+    const std::function<void()>* prepare = nullptr; // ServeOptions::prepare_thread
 };
 
 // What a worker does when /dev/fuse (non-blocking with --poll-us) has no request: spin on it
@@ -101,6 +102,7 @@ void* worker_main(void* arg) {
     auto* w = static_cast<Worker*>(arg);
     touch_stack();
     std::free(std::malloc(64)); // sets up this thread's malloc cache before the first request
+    if (*w->prepare) (*w->prepare)();
     w->ready->fetch_add(1);
     fuse_buf buf{};
     buf.mem = w->buffer; // libfuse uses a buffer it is given and allocates none
@@ -209,6 +211,7 @@ int DevFuseTransport::serve() {
         w.poll = &poll;
         w.stats = &stats;
         w.ring = ring_.get();
+        w.prepare = &options_.prepare_thread;
     }
     if (poll_us > 0) prepare_polling(se, workers);
     pthread_attr_t attr;
@@ -307,7 +310,7 @@ std::unique_ptr<Transport> make_transport(fuse_session* se, ServeOptions options
         const sigset_t stop = stop_signals();
         sigset_t old;
         pthread_sigmask(SIG_BLOCK, &stop, &old);
-        ring = FuseRing::create(se, payload, buffers, stats, options.uring_asked, why);
+        ring = FuseRing::create(se, payload, buffers, stats, options.uring_asked, options.prepare_thread, why);
         pthread_sigmask(SIG_SETMASK, &old, nullptr);
         if (!ring) return nullptr;
         options.poll_us = 0; // the workers see little once the ring runs: spinning on them is waste

@@ -17,6 +17,7 @@
 #include "vramfs/storage/backend.hpp"
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,10 +30,12 @@ public:
     // Everything it will use, made now (util/memory.hpp): its threads (stop signals blocked, as
     // the caller's mask is inherited), io_urings and buffers of `payload` bytes each (page-locked
     // by `buffers`), and the session's custom I/O installed. Null, with the reason in `why`,
-    // if any of it fails; the session is then untouched and /dev/fuse serves alone.
+    // if any of it fails; the session is then untouched and /dev/fuse serves alone. Each
+    // queue's thread runs `prepare_thread` (if set) before it registers its entries.
     static std::unique_ptr<FuseRing> create(fuse_session* se, std::size_t payload,
                                             StorageBackend& buffers, RequestStats& stats,
-                                            bool required, std::string& why);
+                                            bool required, std::function<void()> prepare_thread,
+                                            std::string& why);
     ~FuseRing(); // stops the threads and frees what it made
 
     // A /dev/fuse worker calls this with each request before libfuse handles it: the INIT

@@ -69,6 +69,12 @@ public:
     void do_release_host(void* p, std::size_t) noexcept override {
         if (p) VRAMFS_CUDA_LOG(cudaFreeHost(p), "cudaFreeHost");
     }
+    int do_prepare_thread() noexcept override {
+        if (int err = bind()) return err;
+        // The thread's default stream is made at its first use.
+        VRAMFS_CUDA_TRY(cudaStreamSynchronize(cudaStreamPerThread), "cudaStreamSynchronize");
+        return 0;
+    }
 
 private:
     // The CUDA runtime keeps the current device per host thread; FUSE workers start unbound.

@@ -106,6 +106,25 @@ TEST_CASE("an impossible allocation is ENOSPC, not a crash") {
     REQUIRE(be.allocate(4096, a) == 0);
 }
 
+TEST_CASE("a serving thread prepared up front copies into memory another thread allocated") {
+    StorageBackend& be = *g_backend;
+    DeviceBuffer mem;
+    REQUIRE(be.allocate(2 << 20, mem) == 0);
+    const auto data = random_bytes(1 << 20, 7);
+    int prepared = -1, wrote = -1, read = -1;
+    std::vector<unsigned char> out(data.size());
+    std::thread([&] {
+        prepared = be.prepare_thread();
+        prepared = prepared != 0 ? prepared : be.prepare_thread(); // twice is harmless
+        wrote = be.write(mem.address() + 4096, data.data(), data.size());
+        read = be.read(mem.address() + 4096, out.data(), out.size());
+    }).join();
+    CHECK(prepared == 0);
+    CHECK(wrote == 0);
+    CHECK(read == 0);
+    CHECK(out == data);
+}
+
 TEST_CASE("several threads allocate and copy at once, each seeing only its own bytes") {
     StorageBackend& be = *g_backend;
     constexpr int kThreads = 8, kRounds = 16;

@@ -8,6 +8,7 @@
 #include "vramfs/fuse/transport_kind.hpp"
 #include "vramfs/storage/backend.hpp"
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,9 @@ struct ServeOptions {
     // After a request a worker busy-polls for the next one this long (microseconds, 0: sleep at
     // once); at most two workers spin at a time.
     unsigned poll_us = 0;
+    // Run by every thread that serves requests (the /dev/fuse workers, the io_uring queues)
+    // before the transport takes its first request: StorageBackend::prepare_thread.
+    std::function<void()> prepare_thread;
 };
 
 class Transport {

@@ -137,6 +137,13 @@ public:
         return 0;
     }
 
+    // Called by each thread that will serve requests, before its first one: whatever the
+    // device's API sets up per thread on first use (CUDA binds the device and makes the
+    // thread's stream) is made now, while memory is plentiful. A serving thread that did it
+    // under memory pressure could wait in reclaim for swap writeback that it alone can serve
+    // (FUSE over io_uring sends each CPU's requests to one thread). 0, or an errno.
+    int prepare_thread() noexcept { return lost() ? 0 : checked(do_prepare_thread()); }
+
     int write(DeviceAddr dst, const void* src, std::size_t len) noexcept {
         return lost() ? EIO : checked(do_write(dst, src, len));
     }
@@ -158,11 +165,13 @@ protected:
     virtual void do_release(DeviceAddr addr, std::uint64_t bytes) noexcept = 0;
     virtual void* do_allocate_host(std::size_t bytes) noexcept = 0;
     virtual void do_release_host(void* p, std::size_t bytes) noexcept = 0;
+    virtual int do_prepare_thread() noexcept { return 0; }
     // For decorators, which pass their inner backend's memory on as it is.
     static int forward_allocate(StorageBackend& inner, std::uint64_t bytes, DeviceAddr& out) noexcept {
         return inner.do_allocate(bytes, out);
     }
     static std::uint64_t forward_query_free(StorageBackend& inner) noexcept { return inner.do_query_free(); }
+    static int forward_prepare_thread(StorageBackend& inner) noexcept { return inner.do_prepare_thread(); }
     static int forward_write(StorageBackend& inner, DeviceAddr dst, const void* src, std::size_t len) noexcept {
         return inner.do_write(dst, src, len);
     }
