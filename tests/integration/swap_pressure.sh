@@ -5,7 +5,8 @@
 # swap's freed clusters must come back to the mount as discards.
 # Environment: VRAMFS_BIN, VRAMFS_TEST_BACKEND, VRAMFS_PRESSURE (the pressure tool),
 # optional PRESSURE_WS_MIB (working set, default 768) and VRAMFS_MOUNT_OPTS (more vramfs
-# options for the swap's mount, e.g. "--poll-us 200"). Exit 77: skipped.
+# options for the swap's mount, e.g. "--poll-us 200") and PRESSURE_TIMEOUT_S (seconds without
+# progress that count as a hang, default 240). Exit 77: skipped.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -15,6 +16,7 @@ ws_mib=${PRESSURE_WS_MIB:-768}
 limit_mib=$((ws_mib / 4))
 swap_mib=$((ws_mib + 256))
 read -r -a mount_opts <<<"${VRAMFS_MOUNT_OPTS:-}"
+hang_s=${PRESSURE_TIMEOUT_S:-240}
 
 helper_mountpoint pressure
 
@@ -31,13 +33,13 @@ run_pressure() {
   shift
   step "$label: working set ${ws_mib}M under a ${limit_mib}M cgroup limit"
   local rc=0
-  "$pressure" --working-set "${ws_mib}M" --limit "${limit_mib}M" --timeout 240 "$@" || rc=$?
+  "$pressure" --working-set "${ws_mib}M" --limit "${limit_mib}M" --timeout "$hang_s" "$@" || rc=$?
   case $rc in
     0) ;;
     3)
       dump_threads "$(daemon_pid "$mnt")"
       abort_fuse "$mnt"
-      fail "$label: the workload hung (no progress within 240 s)" ;;
+      fail "$label: the workload hung (no progress within $hang_s s)" ;;
     *) fail "$label: exit $rc (corruption or the workload died)" ;;
   esac
 }

@@ -150,7 +150,7 @@ def run_swap(args, build, transports):
         for threads in args.swap_threads:
             label = f"swap x{threads}: {what}"
             out = tempfile.mktemp(suffix=".json")
-            res = sh([pressure, "--working-set", ws, "--limit", limit, "--timeout", "600",
+            res = sh([pressure, "--working-set", ws, "--limit", limit, "--timeout", str(args.swap_timeout),
                       "--threads", str(threads), "--json", out], check=False, capture=True)
             print(label, res.stdout.strip(), flush=True)
             data = json.load(open(out)) if os.path.exists(out) else {"verdict": "no result"}
@@ -226,6 +226,8 @@ def main():
     ap.add_argument("--swap-size", default="4G")
     ap.add_argument("--swap-threads", default="1,8",
                     help="faulting threads of the swap rows, comma separated")
+    ap.add_argument("--swap-timeout", type=int, default=600,
+                    help="seconds without progress after which a swap row counts as hung")
     ap.add_argument("--transports", default="dev,uring",
                     help="vramfs transports to measure each backend over, from dev, uring "
                          "(uring: the fuse module's enable_uring is turned on for the run)")
