@@ -18,6 +18,11 @@
 //     60 us, a CPU copy of a page well under one, and of a MiB less than the queue's 90 us
 //     (docs/performance.md#vulkan). Mapped writes are to host-coherent memory and fenced before
 //     returning; Vulkan makes host writes visible to every later submission.
+//   - Copies go to the queue family that answered fastest when the backend was opened (a probe
+//     of each family's 4 KiB and 1 MiB copies: NVIDIA has several transfer-only families whose
+//     latencies differ by 2.5x), and a fence is polled for a while before the thread sleeps on
+//     it (a sleeping wait adds some 30 us to every copy on NVIDIA). Not on a CPU driver, where
+//     the spinning thread would take the CPU from the one doing the copy.
 //   - VK_ERROR_DEVICE_LOST becomes kDeviceLost, so the backend is marked lost once.
 #include "vramfs/storage/backend.hpp"
 
@@ -29,6 +34,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdlib>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -210,6 +217,14 @@ int pick_type(const VkPhysicalDeviceMemoryProperties& mp, int heap, VkMemoryProp
     return best;
 }
 
+// How long a copy's fence is polled before the thread sleeps on it: 200 us on a GPU (a 1 MiB
+// copy takes some 40 us), none on a CPU driver. VRAMFS_VK_FENCE_SPIN_US sets it (0: sleep at
+// once), to compare.
+unsigned fence_spin_us(const VulkanDeviceReport& r) {
+    if (const char* v = std::getenv("VRAMFS_VK_FENCE_SPIN_US")) return static_cast<unsigned>(std::strtoul(v, nullptr, 10));
+    return r.type == "CPU" ? 0 : 200;
+}
+
 class VulkanBackend final : public StorageBackend {
 public:
     // Copies in flight at once (each with its own command buffer, fence and staging buffer).
@@ -222,7 +237,7 @@ public:
 
     VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
-          transfer_writes_(transfer_writes) {}
+          transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
@@ -262,38 +277,35 @@ public:
             error = "Vulkan device " + std::to_string(info_.index) + " has no usable memory types";
             return false;
         }
-        // A transfer-only queue family if there is one (a GPU's copy engines), else any that
-        // copies. (NVIDIA's compute-only family with polled fences answers in half the time, but
-        // the build that used it did not get through swap under pressure on the H200; see
-        // docs/performance.md#vulkan before trying it again.)
+        // Every family that copies gets up to kQueues queues; the contexts use the one that
+        // answers fastest (probe_families), or VRAMFS_VK_QUEUE_FAMILY where that is set (to
+        // compare families).
         std::uint32_t n = 0;
         vkGetPhysicalDeviceQueueFamilyProperties(pd_, &n, nullptr);
         std::vector<VkQueueFamilyProperties> fams(n);
         vkGetPhysicalDeviceQueueFamilyProperties(pd_, &n, fams.data());
-        int fam = -1;
+        std::array<float, kQueues> prio{};
+        prio.fill(1.0f);
+        std::vector<VkDeviceQueueCreateInfo> qcis;
         for (std::uint32_t i = 0; i < n; ++i) {
-            const VkQueueFlags f = fams[i].queueFlags;
-            const bool copies = f & (VK_QUEUE_TRANSFER_BIT | VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT);
-            const bool only = (f & VK_QUEUE_TRANSFER_BIT) && !(f & (VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT));
-            if (copies && (fam < 0 || only)) fam = static_cast<int>(i);
+            if (!(fams[i].queueFlags & (VK_QUEUE_TRANSFER_BIT | VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT)) ||
+                fams[i].queueCount == 0)
+                continue;
+            VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
+            qci.queueFamilyIndex = i;
+            qci.queueCount = std::min<std::uint32_t>(fams[i].queueCount, kQueues);
+            qci.pQueuePriorities = prio.data();
+            qcis.push_back(qci);
         }
-        if (fam < 0) {
+        if (qcis.empty()) {
             error = "Vulkan device " + std::to_string(info_.index) + " has no queue that copies";
             return false;
         }
-        family_ = static_cast<std::uint32_t>(fam);
-        queue_count_ = std::min<std::uint32_t>(fams[family_].queueCount, kQueues);
-        std::array<float, kQueues> prio{};
-        prio.fill(1.0f);
-        VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
-        qci.queueFamilyIndex = family_;
-        qci.queueCount = queue_count_;
-        qci.pQueuePriorities = prio.data();
         std::vector<const char*> ext;
         if (has_budget_) ext.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
         VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
-        dci.queueCreateInfoCount = 1;
-        dci.pQueueCreateInfos = &qci;
+        dci.queueCreateInfoCount = static_cast<std::uint32_t>(qcis.size());
+        dci.pQueueCreateInfos = qcis.data();
         dci.enabledExtensionCount = static_cast<std::uint32_t>(ext.size());
         dci.ppEnabledExtensionNames = ext.data();
         if (VkResult r = vkCreateDevice(pd_, &dci, nullptr, &dev_); r != VK_SUCCESS) {
@@ -302,6 +314,19 @@ public:
                     ": vkCreateDevice: " + vk_result_name(r);
             return false;
         }
+        const VkDeviceQueueCreateInfo* chosen = &qcis.front();
+        if (const char* forced = std::getenv("VRAMFS_VK_QUEUE_FAMILY")) {
+            const auto it = std::find_if(qcis.begin(), qcis.end(), [&](const VkDeviceQueueCreateInfo& q) {
+                return std::to_string(q.queueFamilyIndex) == forced;
+            });
+            if (it != qcis.end()) chosen = &*it;
+        } else if (qcis.size() > 1) {
+            chosen = &qcis[probe_families(qcis)];
+        }
+        family_ = chosen->queueFamilyIndex;
+        queue_count_ = chosen->queueCount;
+        log_debug("Vulkan device %d: copies on queue family %u (%u queues), fences polled %u us", info_.index, family_,
+                  queue_count_, spin_us_);
         for (std::uint32_t q = 0; q < queue_count_; ++q) vkGetDeviceQueue(dev_, family_, q, &queues_[q].queue);
         free_contexts_.reserve(kContexts);
         for (int i = 0; i < kContexts; ++i) {
@@ -586,9 +611,93 @@ private:
             std::lock_guard lock(q.mutex);
             VRAMFS_VK_TRY(vkQueueSubmit(q.queue, 1, &si, c.fence), "vkQueueSubmit");
         }
-        VRAMFS_VK_TRY(vkWaitForFences(dev_, 1, &c.fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
+        VRAMFS_VK_TRY(wait_fence(c.fence), "waiting for a copy's fence");
         VRAMFS_VK_TRY(vkResetFences(dev_, 1, &c.fence), "vkResetFences");
         return 0;
+    }
+
+    // Waits until `fence` is signalled: polled for spin_us_, then asleep in the driver.
+    VkResult wait_fence(VkFence fence) noexcept {
+        if (spin_us_ > 0) {
+            const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+            do {
+                const VkResult st = vkGetFenceStatus(dev_, fence);
+                if (st != VK_NOT_READY) return st;
+            } while (std::chrono::steady_clock::now() < until);
+        }
+        return vkWaitForFences(dev_, 1, &fence, VK_TRUE, UINT64_MAX);
+    }
+
+    // The index in `qcis` of the family that copies fastest: the sum over a 4 KiB and a 1 MiB
+    // copy, each way, of the best of five (after three unmeasured, as an idle GPU answers the
+    // first ones slowly) on the family's first queue. 0 if it cannot tell.
+    std::size_t probe_families(const std::vector<VkDeviceQueueCreateInfo>& qcis) noexcept {
+        VkBuffer hb, db;
+        VkDeviceMemory hm, dm;
+        if (make_buffer(kStagingBytes, host_type_, hb, hm)) return 0;
+        if (make_buffer(kStagingBytes, device_type_, db, dm)) {
+            destroy_buffer(hb, hm);
+            return 0;
+        }
+        std::size_t best = 0;
+        double best_us = 0;
+        for (std::size_t i = 0; i < qcis.size(); ++i) {
+            const double us = probe_family(qcis[i].queueFamilyIndex, hb, db);
+            log_debug("Vulkan device %d: queue family %u copies in %.1f us", info_.index,
+                      qcis[i].queueFamilyIndex, us);
+            if (us > 0 && (best_us == 0 || us < best_us)) {
+                best = i;
+                best_us = us;
+            }
+        }
+        destroy_buffer(hb, hm);
+        destroy_buffer(db, dm);
+        return best;
+    }
+    // Microseconds for probe_families' copies on `family`; 0 if one failed.
+    double probe_family(std::uint32_t family, VkBuffer hb, VkBuffer db) noexcept {
+        VkQueue queue;
+        vkGetDeviceQueue(dev_, family, 0, &queue);
+        VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+        pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+        pci.queueFamilyIndex = family;
+        VkCommandPool pool;
+        if (vkCreateCommandPool(dev_, &pci, nullptr, &pool) != VK_SUCCESS) return 0;
+        VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+        cai.commandPool = pool;
+        cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+        cai.commandBufferCount = 1;
+        VkCommandBuffer cb;
+        VkFence fence = VK_NULL_HANDLE;
+        VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+        double total = 0;
+        bool ok = vkAllocateCommandBuffers(dev_, &cai, &cb) == VK_SUCCESS &&
+                  vkCreateFence(dev_, &fci, nullptr, &fence) == VK_SUCCESS;
+        for (const std::size_t bytes : {std::size_t{4096}, kStagingBytes})
+            for (int dir = 0; dir < 2 && ok; ++dir) {
+                double best = 0;
+                for (int run = 0; run < 8 && ok; ++run) {
+                    const auto t0 = std::chrono::steady_clock::now();
+                    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+                    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+                    ok = vkResetCommandBuffer(cb, 0) == VK_SUCCESS && vkBeginCommandBuffer(cb, &bi) == VK_SUCCESS;
+                    if (!ok) break;
+                    const VkBufferCopy r{0, 0, bytes};
+                    vkCmdCopyBuffer(cb, dir == 0 ? hb : db, dir == 0 ? db : hb, 1, &r);
+                    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+                    si.commandBufferCount = 1;
+                    si.pCommandBuffers = &cb;
+                    ok = vkEndCommandBuffer(cb) == VK_SUCCESS && vkQueueSubmit(queue, 1, &si, fence) == VK_SUCCESS &&
+                         wait_fence(fence) == VK_SUCCESS && vkResetFences(dev_, 1, &fence) == VK_SUCCESS;
+                    const double us =
+                        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+                    if (run == 3 || (run > 3 && us < best)) best = us;
+                }
+                total += best;
+            }
+        if (fence) vkDestroyFence(dev_, fence, nullptr);
+        vkDestroyCommandPool(dev_, pool, nullptr);
+        return ok ? total : 0;
     }
 
     // The host buffer of ours that holds [p, p + len), if any.
@@ -652,6 +761,7 @@ private:
     const bool has_budget_; // VK_EXT_memory_budget: budgets come from the driver
     const bool transfer_writes_;  // asked for: writes on the transfer queue even where mapping works
     bool mapped_writes_ = false; // slabs are mapped and the CPU writes into them
+    const unsigned spin_us_;     // how long a copy's fence is polled before sleeping on it
     std::uint32_t family_ = 0, queue_count_ = 1;
     std::array<Queue, kQueues> queues_;
     std::array<Context, kContexts> contexts_;
