@@ -116,10 +116,11 @@ std::vector<OptionSpec> make_table() {
                      set_backend));
     t.push_back(flag("foreground", "f", "stay in the foreground, log to stderr",
                      &Config::foreground, false));
-    t.push_back(text("transport", "auto|uring|dev", "auto",
-                     "how FUSE requests travel: uring (FUSE over io_uring: one queue per CPU, "
-                     "Linux 6.14+ with the fuse module's enable_uring on), dev (/dev/fuse "
-                     "alone), or auto (uring where the kernel offers it)",
+    t.push_back(text("transport", "dev|uring|auto", "dev",
+                     "how FUSE requests travel: dev (/dev/fuse alone), uring (FUSE over io_uring: "
+                     "one queue per CPU, Linux 6.14+ with the fuse module's enable_uring on; "
+                     "not yet faster than dev on a GPU: docs/performance.md), or auto (uring where the "
+                     "kernel offers it)",
                      set_transport));
     t.push_back(whole("threads", "N", "8", "/dev/fuse worker threads", 1, 256, &Config::threads));
     OptionSpec poll = whole("poll-us", "N", "200 with 8 or more CPUs, else 0",

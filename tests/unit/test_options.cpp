@@ -79,9 +79,9 @@ TEST_CASE("the defaults the table shows are the defaults a parse gives") {
     }
     CHECK(defaults.poll_us == default_poll_us());
     CHECK(defaults.backend == BackendKind::cuda);
-    CHECK(defaults.transport == TransportKind::automatic);
+    CHECK(defaults.transport == TransportKind::dev);
     CHECK(parse({"/m", "1G", "--transport", "uring"}).config.transport == TransportKind::uring);
-    CHECK(parse({"/m", "-o", "size=1G,transport=dev"}).config.transport == TransportKind::dev);
+    CHECK(parse({"/m", "-o", "size=1G,transport=auto"}).config.transport == TransportKind::automatic);
     CHECK(defaults.log_level == LogLevel::info);
 }
 
