@@ -7,6 +7,8 @@
 // uses exists, faulted in and locked, before the first request:
 //   - the heap: one malloc arena, grown and faulted at start, never trimmed (prepare_heap);
 //   - every worker's stack, touched to its working depth (touch_stack);
+//   - every serving thread's per-thread state in the GPU API (CUDA's current device and
+//     per-thread stream), made before its first request (StorageBackend::prepare_thread);
 //   - every I/O buffer (receive buffers, read buffers, read cache windows), written once when
 //     it is allocated (fault_in), from the backend (page-locked for CUDA);
 //   - the daemon's own mappings, locked on fault, but not the GPU driver's device mappings
