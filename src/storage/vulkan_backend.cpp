@@ -11,13 +11,13 @@
 //     otherwise ENOSPC. A driver that would back "device memory" with system RAM past the
 //     budget is never asked to.
 //   - A copy has landed when it returns, as with CUDA: a write is in device memory when write()
-//     returns, and a later read on any queue sees it. Reads always go through a transfer queue
-//     (the CPU reads a GPU's BAR at a few tens of MB/s). Writes go through a transfer queue, or,
+//     returns, and a later read on any queue sees it. Reads always go through a queue
+//     (the CPU reads a GPU's BAR at a few tens of MB/s). Writes go through the queue, or,
 //     where the device-local heap is host-visible as a whole (resizable BAR; lavapipe), by the
-//     CPU straight into the slab's mapping: a submission on a copy engine's queue costs some
-//     60 us, a CPU copy of a page well under one, and of a MiB less than the queue's 90 us
-//     (docs/performance.md#vulkan). Mapped writes are to host-coherent memory and fenced before
-//     returning; Vulkan makes host writes visible to every later submission.
+//     CPU straight into the slab's mapping: a submission on a queue costs 15-60 us, a CPU copy
+//     of a page well under one (docs/performance.md#vulkan). Mapped writes are to host-coherent
+//     memory and fenced before returning; Vulkan makes host writes visible to every later
+//     submission.
 //   - Copies go to the queue family that answered fastest when the backend was opened (a probe
 //     of each family's 4 KiB and 1 MiB copies: NVIDIA has several transfer-only families whose
 //     latencies differ by 2.5x), and a fence is polled for a while before the thread sleeps on
@@ -34,10 +34,10 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
-#include <cstdlib>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
@@ -221,7 +221,8 @@ int pick_type(const VkPhysicalDeviceMemoryProperties& mp, int heap, VkMemoryProp
 // copy takes some 40 us), none on a CPU driver. VRAMFS_VK_FENCE_SPIN_US sets it (0: sleep at
 // once), to compare.
 unsigned fence_spin_us(const VulkanDeviceReport& r) {
-    if (const char* v = std::getenv("VRAMFS_VK_FENCE_SPIN_US")) return static_cast<unsigned>(std::strtoul(v, nullptr, 10));
+    if (const char* v = std::getenv("VRAMFS_VK_FENCE_SPIN_US"))
+        return static_cast<unsigned>(std::strtoul(v, nullptr, 10));
     return r.type == "CPU" ? 0 : 200;
 }
 
@@ -314,19 +315,22 @@ public:
                     ": vkCreateDevice: " + vk_result_name(r);
             return false;
         }
-        const VkDeviceQueueCreateInfo* chosen = &qcis.front();
+        const VkDeviceQueueCreateInfo* chosen = nullptr;
         if (const char* forced = std::getenv("VRAMFS_VK_QUEUE_FAMILY")) {
             const auto it = std::find_if(qcis.begin(), qcis.end(), [&](const VkDeviceQueueCreateInfo& q) {
                 return std::to_string(q.queueFamilyIndex) == forced;
             });
-            if (it != qcis.end()) chosen = &*it;
-        } else if (qcis.size() > 1) {
-            chosen = &qcis[probe_families(qcis)];
+            if (it != qcis.end())
+                chosen = &*it;
+            else
+                log_warning("Vulkan device %d: VRAMFS_VK_QUEUE_FAMILY=%s is no family that copies; probing",
+                            info_.index, forced);
         }
+        if (!chosen) chosen = &qcis[qcis.size() > 1 ? probe_families(qcis) : 0];
         family_ = chosen->queueFamilyIndex;
         queue_count_ = chosen->queueCount;
-        log_debug("Vulkan device %d: copies on queue family %u (%u queues), fences polled %u us", info_.index, family_,
-                  queue_count_, spin_us_);
+        log_debug("Vulkan device %d: copies on queue family %u (%u queues), fences polled %u us",
+                  info_.index, family_, queue_count_, spin_us_);
         for (std::uint32_t q = 0; q < queue_count_; ++q) vkGetDeviceQueue(dev_, family_, q, &queues_[q].queue);
         free_contexts_.reserve(kContexts);
         for (int i = 0; i < kContexts; ++i) {
