@@ -242,12 +242,7 @@ public:
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
-        for (auto& c : contexts_) {
-            if (c.staging_mem) vkFreeMemory(dev_, c.staging_mem, nullptr);
-            if (c.staging) vkDestroyBuffer(dev_, c.staging, nullptr);
-            if (c.fence) vkDestroyFence(dev_, c.fence, nullptr);
-            if (c.pool) vkDestroyCommandPool(dev_, c.pool, nullptr);
-        }
+        for (auto& c : contexts_) destroy_context(c);
         vkDestroyDevice(dev_, nullptr);
     }
 
@@ -561,6 +556,14 @@ private:
         return 0;
     }
 
+    void destroy_context(Context& c) noexcept {
+        if (c.staging_mem) vkFreeMemory(dev_, c.staging_mem, nullptr);
+        if (c.staging) vkDestroyBuffer(dev_, c.staging, nullptr);
+        if (c.fence) vkDestroyFence(dev_, c.fence, nullptr);
+        if (c.pool) vkDestroyCommandPool(dev_, c.pool, nullptr);
+        c = Context{};
+    }
+
     Context& acquire() noexcept {
         std::unique_lock lock(ctx_mutex_);
         ctx_free_.wait(lock, [&] { return !free_contexts_.empty(); });
@@ -634,19 +637,16 @@ private:
 
     // The index in `qcis` of the family that copies fastest: the sum over a 4 KiB and a 1 MiB
     // copy, each way, of the best of five (after three unmeasured, as an idle GPU answers the
-    // first ones slowly) on the family's first queue. 0 if it cannot tell.
+    // first ones slowly) on the family's first queue. 0 if it cannot tell. Leaves family_ and
+    // queues_[0] for open() to set.
     std::size_t probe_families(const std::vector<VkDeviceQueueCreateInfo>& qcis) noexcept {
-        VkBuffer hb, db;
-        VkDeviceMemory hm, dm;
-        if (make_buffer(kStagingBytes, host_type_, hb, hm)) return 0;
-        if (make_buffer(kStagingBytes, device_type_, db, dm)) {
-            destroy_buffer(hb, hm);
-            return 0;
-        }
+        VkBuffer db;
+        VkDeviceMemory dm;
+        if (make_buffer(kStagingBytes, device_type_, db, dm)) return 0;
         std::size_t best = 0;
         double best_us = 0;
         for (std::size_t i = 0; i < qcis.size(); ++i) {
-            const double us = probe_family(qcis[i].queueFamilyIndex, hb, db);
+            const double us = probe_family(qcis[i].queueFamilyIndex, db);
             log_debug("Vulkan device %d: queue family %u copies in %.1f us", info_.index,
                       qcis[i].queueFamilyIndex, us);
             if (us > 0 && (best_us == 0 || us < best_us)) {
@@ -654,53 +654,33 @@ private:
                 best_us = us;
             }
         }
-        destroy_buffer(hb, hm);
         destroy_buffer(db, dm);
         return best;
     }
-    // Microseconds for probe_families' copies on `family`; 0 if one failed.
-    double probe_family(std::uint32_t family, VkBuffer hb, VkBuffer db) noexcept {
-        VkQueue queue;
-        vkGetDeviceQueue(dev_, family, 0, &queue);
-        VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
-        pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
-        pci.queueFamilyIndex = family;
-        VkCommandPool pool;
-        if (vkCreateCommandPool(dev_, &pci, nullptr, &pool) != VK_SUCCESS) return 0;
-        VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-        cai.commandPool = pool;
-        cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-        cai.commandBufferCount = 1;
-        VkCommandBuffer cb;
-        VkFence fence = VK_NULL_HANDLE;
-        VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    // Microseconds for probe_families' copies on `family`, between a copy context's staging
+    // buffer and `device` and as the I/O path submits them; 0 if one failed.
+    double probe_family(std::uint32_t family, VkBuffer device) noexcept {
+        family_ = family;
+        vkGetDeviceQueue(dev_, family, 0, &queues_[0].queue);
+        Context c;
+        bool ok = make_context(c, 0) == 0;
         double total = 0;
-        bool ok = vkAllocateCommandBuffers(dev_, &cai, &cb) == VK_SUCCESS &&
-                  vkCreateFence(dev_, &fci, nullptr, &fence) == VK_SUCCESS;
         for (const std::size_t bytes : {std::size_t{4096}, kStagingBytes})
-            for (int dir = 0; dir < 2 && ok; ++dir) {
+            for (const bool to_device : {true, false}) {
                 double best = 0;
                 for (int run = 0; run < 8 && ok; ++run) {
                     const auto t0 = std::chrono::steady_clock::now();
-                    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-                    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-                    ok = vkResetCommandBuffer(cb, 0) == VK_SUCCESS && vkBeginCommandBuffer(cb, &bi) == VK_SUCCESS;
-                    if (!ok) break;
-                    const VkBufferCopy r{0, 0, bytes};
-                    vkCmdCopyBuffer(cb, dir == 0 ? hb : db, dir == 0 ? db : hb, 1, &r);
-                    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-                    si.commandBufferCount = 1;
-                    si.pCommandBuffers = &cb;
-                    ok = vkEndCommandBuffer(cb) == VK_SUCCESS && vkQueueSubmit(queue, 1, &si, fence) == VK_SUCCESS &&
-                         wait_fence(fence) == VK_SUCCESS && vkResetFences(dev_, 1, &fence) == VK_SUCCESS;
+                    ok = submit(c, [&](VkCommandBuffer cb) {
+                        const VkBufferCopy r{0, 0, bytes};
+                        vkCmdCopyBuffer(cb, to_device ? c.staging : device, to_device ? device : c.staging, 1, &r);
+                    }, !to_device) == 0;
                     const double us =
                         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
                     if (run == 3 || (run > 3 && us < best)) best = us;
                 }
                 total += best;
             }
-        if (fence) vkDestroyFence(dev_, fence, nullptr);
-        vkDestroyCommandPool(dev_, pool, nullptr);
+        destroy_context(c);
         return ok ? total : 0;
     }
 
