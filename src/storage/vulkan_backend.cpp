@@ -228,15 +228,16 @@ unsigned fence_spin_us(const VulkanDeviceReport& r) {
 }
 
 // With mapped writes, the smallest write that goes on the queue instead where its data are in
-// one of our host buffers (a request's receive buffer): the CPU writes the BAR at some 15 GB/s,
-// a queue copies a MiB in 35-50 us but costs 15-20 us whatever the size. None on a CPU driver,
-// where both are memcpy. VRAMFS_VK_QUEUE_WRITE_KIB sets it (0: never), to compare.
-std::size_t queue_write_min(const VulkanDeviceReport& r) {
+// one of our host buffers: none by default. A queue copies a MiB faster than the CPU writes the
+// BAR, but writes on the queue delay the reads behind them: on the H200, 1 MiB O_DIRECT writes
+// gained a fifth and swap-in under pressure fell to a fifth (docs/performance.md#vulkan).
+// VRAMFS_VK_QUEUE_WRITE_KIB=N puts writes of N KiB or more on the queue, to compare.
+std::size_t queue_write_min() {
     if (const char* v = std::getenv("VRAMFS_VK_QUEUE_WRITE_KIB")) {
         const unsigned long kib = std::strtoul(v, nullptr, 10);
-        return kib == 0 ? SIZE_MAX : static_cast<std::size_t>(kib) << 10;
+        if (kib > 0) return static_cast<std::size_t>(kib) << 10;
     }
-    return r.type == "CPU" ? SIZE_MAX : std::size_t{512} << 10;
+    return SIZE_MAX;
 }
 
 class VulkanBackend final : public StorageBackend {
@@ -252,7 +253,7 @@ public:
     VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
           transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)),
-          queue_write_min_(queue_write_min(report)) {}
+          queue_write_min_(queue_write_min()) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
