@@ -33,16 +33,11 @@ using namespace uring_abi;
 
 namespace {
 
-// Threads per online CPU's queue, one ring entry each: the first pinned to that CPU, so that a
-// synchronous request is served where its caller has just gone to sleep; the others (helpers)
-// for requests that pile up on one queue: asynchronous ones all made on one CPU (a loop
-// device's swap I/O, readahead) are then served side by side, as any /dev/fuse worker may take
-// any request. An entry's payload buffer is page-locked memory, so a queue has fewer helpers
-// where they would pass kRingMemory, and the queue of a CPU that is not online (the kernel wants
-// an entry on every possible CPU's queue) has its first thread only. VRAMFS_RING_THREADS=N sets
-// the threads per online queue (1 to kMaxThreadsPerQueue), to compare.
-constexpr unsigned kThreadsPerQueue = 3;
-constexpr unsigned kMaxThreadsPerQueue = 8;
+// Entries per queue: requests one CPU's queue can hold in the daemon at once (the kernel queues
+// the rest). Each costs a payload buffer of page-locked memory, so a queue has one where two
+// for every online CPU would pass kRingMemory, and the queue of a CPU that is not online (the
+// kernel wants an entry on every possible CPU's queue) has one.
+constexpr unsigned kEntriesPerQueue = 2;
 constexpr std::size_t kRingMemory = 64 << 20;
 // The request is rebuilt just before the payload, which starts this far into the entry's
 // buffer (page-aligned for the device copy; room for the ring header and the request header).
@@ -52,10 +47,10 @@ constexpr std::uint64_t kStopTag = 1;                // user_data of the stop ev
 
 static_assert(sizeof(ReqHeader) + sizeof(fuse_in_header) + kOpInOutSize <= kPayloadOffset);
 
-struct RingThread;
+struct RingQueue;
 
 struct RingEntry {
-    RingThread* thread = nullptr;
+    RingQueue* queue = nullptr;
     HostBuffer memory; // [ReqHeader ... request header][payload]
     ReqHeader* header = nullptr;
     char* payload = nullptr;
@@ -64,17 +59,13 @@ struct RingEntry {
     bool replied = false;
 };
 
-// One thread serving one CPU's queue, with its own io_uring (it is the only submitter) and
-// one entry. index 0 is the queue's first thread, the others its helpers.
-struct RingThread {
+struct RingQueue {
     FuseRing::Impl* ring = nullptr;
     unsigned qid = 0;
-    unsigned index = 0;
-    int cpu = -1; // where it is pinned; -1: anywhere
     io_uring uring{};
     int setup_error = 0; // the thread's io_uring set-up: 0 or a negative errno
     int stop_fd = -1;
-    RingEntry entry;
+    std::vector<RingEntry> entries;
     pthread_t thread{};
     bool thread_started = false;
 };
@@ -90,16 +81,14 @@ struct FuseRing::Impl {
     std::size_t payload = 0;
     RequestStats* stats = nullptr;
     bool required = false; // --transport uring: not getting it is an error, not information
-    std::function<void()> prepare_thread; // each ring thread, before its first request
-    std::vector<RingThread> threads;       // queue by queue, each queue's first thread first
+    std::function<void()> prepare_thread; // each queue's thread, before its first request
+    std::vector<RingQueue> queues;
 
     // 0: waiting for INIT; 1: registering; 2: stopping.
     std::atomic<int> state{0};
     std::atomic<std::uint64_t> init_unique{0};
     std::atomic<bool> init_offered{false};
     std::atomic<unsigned> ready{0};
-    unsigned helpers = 0; // threads other than the queues' first ones
-    std::atomic<unsigned> helpers_registered{0}; // the first threads register after all of them
     std::atomic<bool> failure_logged{false};
 
     ssize_t writev(int fd, iovec* iov, int count) noexcept;
@@ -107,8 +96,8 @@ struct FuseRing::Impl {
     void commit(RingEntry& e, int error, std::size_t payload_len) noexcept;
     bool patch_init_reply(iovec* iov, int count) noexcept;
     void handle(RingEntry& e) noexcept;
-    void serve(RingThread& t) noexcept;
-    int setup_uring(RingThread& t) noexcept;
+    void serve_queue(RingQueue& q) noexcept;
+    int setup_uring(RingQueue& q) noexcept;
     void entry_failed(RingEntry& e, int res) noexcept;
 };
 
@@ -132,7 +121,7 @@ void prep_cmd(io_uring_sqe* sqe, RingEntry& e, std::uint32_t cmd) noexcept {
     std::memset(sqe->cmd, 0, 80);
     CmdReq req{};
     req.commit_id = cmd == kCmdCommitAndFetch ? e.commit_id : 0;
-    req.qid = static_cast<std::uint16_t>(e.thread->qid);
+    req.qid = static_cast<std::uint16_t>(e.queue->qid);
     std::memcpy(sqe->cmd, &req, sizeof req);
     io_uring_sqe_set_data(sqe, &e);
     if (cmd == kCmdRegister) {
@@ -162,25 +151,10 @@ std::vector<bool> cpu_list(const char* path) {
     return cpus;
 }
 
-void* thread_main(void* arg) {
-    auto* t = static_cast<RingThread*>(arg);
-    t->ring->serve(*t);
+void* queue_main(void* arg) {
+    auto* q = static_cast<RingQueue*>(arg);
+    q->ring->serve_queue(*q);
     return nullptr;
-}
-
-// Threads for each online CPU's queue: kThreadsPerQueue or VRAMFS_RING_THREADS, fewer where
-// their buffers would pass kRingMemory, at least one.
-unsigned threads_per_queue(std::size_t online, std::size_t entry_bytes) {
-    unsigned want = kThreadsPerQueue;
-    if (const char* v = std::getenv("VRAMFS_RING_THREADS")) {
-        const unsigned long n = std::strtoul(v, nullptr, 10);
-        if (n >= 1 && n <= kMaxThreadsPerQueue)
-            want = static_cast<unsigned>(n);
-        else
-            log_warning("VRAMFS_RING_THREADS=%s is not 1 to %u: using %u", v, kMaxThreadsPerQueue, want);
-    }
-    const std::size_t fit = kRingMemory / (std::max<std::size_t>(online, 1) * entry_bytes);
-    return static_cast<unsigned>(std::clamp<std::size_t>(fit, 1, want));
 }
 
 } // namespace
@@ -278,10 +252,10 @@ void FuseRing::Impl::commit(RingEntry& e, int error, std::size_t payload_len) no
     out->len = static_cast<std::uint32_t>(sizeof(fuse_out_header) + payload_len);
     e.header->ring_ent_in_out.payload_sz = static_cast<std::uint32_t>(payload_len);
     e.replied = true;
-    // Never empty: a thread's ring has room for its entry's command and the stop poll.
-    io_uring_sqe* sqe = io_uring_get_sqe(&e.thread->uring);
+    // Never empty: a queue has as many SQEs as entries, plus the stop poll's.
+    io_uring_sqe* sqe = io_uring_get_sqe(&e.queue->uring);
     if (!sqe) {
-        log_error("io_uring queue %u has no free submission entry", e.thread->qid);
+        log_error("io_uring queue %u has no free submission entry", e.queue->qid);
         return;
     }
     prep_cmd(sqe, e, kCmdCommitAndFetch); // submitted by the queue's loop before it waits
@@ -333,102 +307,92 @@ void FuseRing::Impl::entry_failed(RingEntry& e, int res) noexcept {
     if (res == -ENOTCONN || res == -ENODEV) return;
     stats->over_uring.store(false);
     if (!failure_logged.exchange(true))
-        log_error("io_uring queue %u: the kernel refused an entry (%s)", e.thread->qid,
+        log_error("io_uring queue %u: the kernel refused an entry (%s)", e.queue->qid,
                   std::strerror(-res));
 }
 
-void FuseRing::Impl::serve(RingThread& t) noexcept {
+void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
     touch_stack();
     std::free(std::malloc(64)); // sets up this thread's malloc cache before the first request
-    // The queue's first thread beside the CPU whose requests it serves; where that CPU is not
-    // ours to use, anywhere. Unpinned, it runs wherever the scheduler finds room, and each
-    // request then costs a wakeup across CPUs (on a 2-CPU machine, 4 KiB reads went from 14k to
-    // 3k IOPS). Helpers are not pinned there: one on the same CPU would only take turns with
-    // the first thread (a device copy's wait spins).
-    if (t.cpu >= 0) {
-        cpu_set_t cpu;
-        CPU_ZERO(&cpu);
-        CPU_SET(static_cast<unsigned>(t.cpu), &cpu);
-        (void)sched_setaffinity(0, sizeof cpu, &cpu);
-    }
+    cpu_set_t cpu;
+    CPU_ZERO(&cpu);
+    CPU_SET(q.qid, &cpu);
+    // Beside the CPU whose requests it serves; where that CPU is not ours to use, anywhere.
+    // Unpinned, the thread runs wherever the scheduler finds room, and each request then
+    // costs a wakeup across CPUs (on a 2-CPU machine, 4 KiB reads went from 14k to 3k IOPS).
+    (void)sched_setaffinity(0, sizeof cpu, &cpu);
     if (prepare_thread) prepare_thread();
-    t.setup_error = setup_uring(t);
+    q.setup_error = setup_uring(q);
     ready.fetch_add(1);
     ready.notify_all();
-    if (t.setup_error != 0) return;
+    if (q.setup_error != 0) return;
     int s = state.load();
     while (s == 0) {
         state.wait(0);
         s = state.load();
     }
     if (s == 2) {
-        if (t.index > 0) helpers_registered.fetch_add(1);
-        io_uring_queue_exit(&t.uring);
+        io_uring_queue_exit(&q.uring);
         return;
     }
-    RingEntry& e = t.entry;
-    if (io_uring_sqe* sqe = io_uring_get_sqe(&t.uring)) prep_cmd(sqe, e, kCmdRegister);
-    if (io_uring_sqe* sqe = io_uring_get_sqe(&t.uring)) {
-        io_uring_prep_poll_add(sqe, t.stop_fd, POLLIN);
+    for (RingEntry& e : q.entries) {
+        io_uring_sqe* sqe = io_uring_get_sqe(&q.uring);
+        if (sqe) prep_cmd(sqe, e, kCmdRegister);
+    }
+    if (io_uring_sqe* sqe = io_uring_get_sqe(&q.uring)) {
+        io_uring_prep_poll_add(sqe, q.stop_fd, POLLIN);
         io_uring_sqe_set_data64(sqe, kStopTag);
     }
-    // The kernel hands out the entry committed or registered last first: the queue's first
-    // thread registers after its helpers, so that a lone stream of requests goes to it.
-    if (t.index > 0) {
-        (void)io_uring_submit(&t.uring);
-        helpers_registered.fetch_add(1);
-        helpers_registered.notify_all();
-    } else {
-        for (unsigned n = helpers_registered.load(); n < helpers; n = helpers_registered.load())
-            helpers_registered.wait(n);
-    }
-    bool stopping = false, gone = false, failed = false;
-    while (!stopping && !gone && !failed) {
+    bool stopping = false;
+    std::size_t gone = 0;
+    while (!stopping && gone < q.entries.size()) {
         io_uring_cqe* cqe = nullptr;
-        const int rc = io_uring_submit_and_wait(&t.uring, 1);
+        const int rc = io_uring_submit_and_wait(&q.uring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-            log_error("io_uring queue %u: %s", t.qid, std::strerror(-rc));
-            failed = true;
+            log_error("io_uring queue %u: %s", q.qid, std::strerror(-rc));
             break;
         }
         unsigned head = 0, seen = 0;
-        io_uring_for_each_cqe(&t.uring, head, cqe) {
+        io_uring_for_each_cqe(&q.uring, head, cqe) {
             ++seen;
             if (cqe->user_data == kStopTag) {
                 stopping = true;
-            } else if (cqe->res == 0) {
-                handle(e);
+                continue;
+            }
+            auto* e = static_cast<RingEntry*>(io_uring_cqe_get_data(cqe));
+            if (cqe->res == 0) {
+                handle(*e);
             } else if (cqe->res == -EINTR || cqe->res == -EAGAIN) {
-                if (io_uring_sqe* sqe = io_uring_get_sqe(&t.uring))
-                    prep_cmd(sqe, e, e.replied ? kCmdCommitAndFetch : kCmdRegister);
+                if (io_uring_sqe* sqe = io_uring_get_sqe(&q.uring))
+                    prep_cmd(sqe, *e, e->replied ? kCmdCommitAndFetch : kCmdRegister);
             } else {
-                entry_failed(e, cqe->res);
-                gone = true;
+                entry_failed(*e, cqe->res);
+                ++gone;
             }
         }
-        io_uring_cq_advance(&t.uring, seen);
+        io_uring_cq_advance(&q.uring, seen);
     }
-    if (failed) fuse_session_exit(se);
-    io_uring_queue_exit(&t.uring); // cancels what the kernel still holds of this thread's entry
+    if (!stopping && gone < q.entries.size()) fuse_session_exit(se);
+    io_uring_queue_exit(&q.uring); // cancels what the kernel still holds of this queue's entries
 }
 
-// On the ring thread itself, its only submitter: SINGLE_ISSUER and DEFER_TASKRUN let the kernel
+// On the queue's own thread, its only submitter: SINGLE_ISSUER and DEFER_TASKRUN let the kernel
 // skip the cross-thread wakeup machinery and run completions when the thread asks for them
 // (it always waits in io_uring_submit_and_wait). Without them where the kernel refuses them.
-int FuseRing::Impl::setup_uring(RingThread& t) noexcept {
+int FuseRing::Impl::setup_uring(RingQueue& q) noexcept {
     io_uring_params p{};
     p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    const unsigned sqes = 4; // the entry's command and the stop poll, with room to spare
-    int rc = io_uring_queue_init_params(sqes, &t.uring, &p);
+    const unsigned sqes = static_cast<unsigned>(q.entries.size()) + 2; // and the stop poll
+    int rc = io_uring_queue_init_params(sqes, &q.uring, &p);
     if (rc == -EINVAL) {
         p = io_uring_params{};
         p.flags = IORING_SETUP_SQE128;
-        rc = io_uring_queue_init_params(sqes, &t.uring, &p);
+        rc = io_uring_queue_init_params(sqes, &q.uring, &p);
     }
     if (rc < 0) return rc;
-    rc = io_uring_register_files(&t.uring, &fuse_fd, 1);
+    rc = io_uring_register_files(&q.uring, &fuse_fd, 1);
     if (rc < 0) {
-        io_uring_queue_exit(&t.uring);
+        io_uring_queue_exit(&q.uring);
         return rc;
     }
     return 0;
@@ -457,29 +421,23 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
                             : static_cast<unsigned>(possible.size());
     if (online.empty()) online.assign(nq, true);
     const std::size_t n_online = static_cast<std::size_t>(std::count(online.begin(), online.end(), true));
-    const std::size_t entry_bytes = kPayloadOffset + payload;
-    const unsigned per_queue = threads_per_queue(n_online, entry_bytes);
-    std::size_t total = 0;
-    for (unsigned i = 0; i < nq; ++i) total += i < online.size() && online[i] ? per_queue : 1;
-    r.threads = std::vector<RingThread>(total);
+    const unsigned busy_entries =
+        n_online * kEntriesPerQueue * (kPayloadOffset + payload) <= kRingMemory ? kEntriesPerQueue : 1;
+    r.queues = std::vector<RingQueue>(nq);
     std::unique_ptr<FuseRing> ring(new FuseRing(std::move(impl)));
-    for (unsigned i = 0, k = 0; i < nq; ++i) {
-        const unsigned n = i < online.size() && online[i] ? per_queue : 1;
-        for (unsigned j = 0; j < n; ++j, ++k) {
-            RingThread& t = r.threads[k];
-            t.ring = &r;
-            t.qid = i;
-            t.index = j;
-            t.cpu = j == 0 ? static_cast<int>(i) : -1;
-            if (j > 0) ++r.helpers;
-            t.stop_fd = ::eventfd(0, EFD_CLOEXEC);
-            if (t.stop_fd < 0) {
-                why = std::string("eventfd: ") + std::strerror(errno);
-                return nullptr;
-            }
-            RingEntry& e = t.entry;
-            e.thread = &t;
-            if (buffers.allocate_host(entry_bytes, e.memory) != 0) {
+    for (unsigned i = 0; i < nq; ++i) {
+        RingQueue& q = r.queues[i];
+        q.ring = &r;
+        q.qid = i;
+        q.entries = std::vector<RingEntry>(i < online.size() && online[i] ? busy_entries : 1);
+        q.stop_fd = ::eventfd(0, EFD_CLOEXEC);
+        if (q.stop_fd < 0) {
+            why = std::string("eventfd: ") + std::strerror(errno);
+            return nullptr;
+        }
+        for (RingEntry& e : q.entries) {
+            e.queue = &q;
+            if (buffers.allocate_host(kPayloadOffset + payload, e.memory) != 0) {
                 why = "cannot allocate the ring's buffers";
                 return nullptr;
             }
@@ -493,24 +451,26 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, kStackSize);
-    for (RingThread& t : r.threads) {
-        if (pthread_create(&t.thread, &attr, thread_main, &t) != 0) {
+    for (RingQueue& q : r.queues) {
+        if (pthread_create(&q.thread, &attr, queue_main, &q) != 0) {
             pthread_attr_destroy(&attr);
             why = "cannot start the ring's threads";
             return nullptr;
         }
-        t.thread_started = true;
+        q.thread_started = true;
     }
     pthread_attr_destroy(&attr);
     // Each thread sets up its own io_uring (it is the ring's only submitter) and says so.
-    for (unsigned n = r.ready.load(); n < total; n = r.ready.load()) r.ready.wait(n);
-    for (RingThread& t : r.threads) {
-        if (t.setup_error == 0) continue;
-        why = std::string("io_uring_setup: ") + std::strerror(-t.setup_error);
+    for (unsigned n = r.ready.load(); n < nq; n = r.ready.load()) r.ready.wait(n);
+    for (RingQueue& q : r.queues) {
+        if (q.setup_error == 0) continue;
+        why = std::string("io_uring_setup: ") + std::strerror(-q.setup_error);
         return nullptr;
     }
-    log_debug("FUSE over io_uring: %u queues, %u threads on each online CPU's, %zu MiB of buffers", nq,
-              per_queue, total * entry_bytes >> 20);
+    std::size_t entries = 0;
+    for (const RingQueue& q : r.queues) entries += q.entries.size();
+    log_debug("FUSE over io_uring: %u queues, %zu entries, %zu MiB of buffers", nq, entries,
+             entries * (kPayloadOffset + payload) >> 20);
     fuse_custom_io io{};
     io.writev = ring_writev;
     io.read = ring_read;
@@ -541,20 +501,20 @@ void FuseRing::stop() noexcept {
     Impl& r = *impl_;
     r.state.store(2);
     r.state.notify_all();
-    for (RingThread& t : r.threads) {
-        if (!t.thread_started) continue;
+    for (RingQueue& q : r.queues) {
+        if (!q.thread_started) continue;
         const std::uint64_t one = 1;
-        (void)!::write(t.stop_fd, &one, sizeof one);
-        pthread_join(t.thread, nullptr);
-        t.thread_started = false;
+        (void)!::write(q.stop_fd, &one, sizeof one);
+        pthread_join(q.thread, nullptr);
+        q.thread_started = false;
     }
     g_ring.store(nullptr);
 }
 
 FuseRing::~FuseRing() {
     stop();
-    for (RingThread& t : impl_->threads)
-        if (t.stop_fd >= 0) ::close(t.stop_fd);
+    for (RingQueue& q : impl_->queues)
+        if (q.stop_fd >= 0) ::close(q.stop_fd);
 }
 
 } // namespace vramfs

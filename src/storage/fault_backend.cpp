@@ -1,16 +1,12 @@
 // FaultInjectingBackend: a test-only decorator that makes a backend fail copies (EIO) or
 // allocations (ENOSPC) at a seeded rate or at the Nth call, to prove that every failure stays
-// one request's error and changes nothing else; and that holds one read until another one has
-// been served, to prove that requests are served side by side.
+// one request's error and changes nothing else.
 #include "vramfs/storage/fault_backend.hpp"
 
 #include "vramfs/util/log.hpp"
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
 
 namespace vramfs {
 namespace {
@@ -42,24 +38,7 @@ public:
     }
     int do_read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
         if (copy_loses_device()) return kDeviceLost;
-        if (!plan_.hold_read) return read_through(src, dst, len);
-        std::unique_lock lock(hold_mutex_);
-        if (++reads_ == plan_.hold_read) {
-            const std::uint64_t before = reads_done_;
-            if (!hold_done_.wait_for(lock, std::chrono::seconds(FaultPlan::kHoldSeconds),
-                                     [&] { return reads_done_ > before; })) {
-                log_error("held read %llu: no other read was served within %d s",
-                          static_cast<unsigned long long>(plan_.hold_read), FaultPlan::kHoldSeconds);
-                return EIO;
-            }
-        }
-        lock.unlock();
-        const int err = read_through(src, dst, len);
-        lock.lock();
-        ++reads_done_;
-        lock.unlock();
-        hold_done_.notify_all();
-        return err;
+        return hit(copies_, plan_.copy_nth, plan_.copy_rate, 2) ? EIO : forward_read(*inner_, src, dst, len);
     }
     int do_zero(DeviceAddr dst, std::size_t len) noexcept override {
         if (copy_loses_device()) return kDeviceLost;
@@ -73,9 +52,6 @@ public:
     }
 
 private:
-    int read_through(DeviceAddr src, void* dst, std::size_t len) noexcept {
-        return hit(copies_, plan_.copy_nth, plan_.copy_rate, 2) ? EIO : forward_read(*inner_, src, dst, len);
-    }
     bool applies_lost() const noexcept {
         return plan_.lost_after && (plan_.lost_device < 0 || plan_.lost_device == inner_->device().index);
     }
@@ -93,9 +69,6 @@ private:
     std::unique_ptr<StorageBackend> inner_;
     FaultPlan plan_;
     std::atomic<std::uint64_t> copies_{0}, allocs_{0}, lost_copies_{0};
-    std::mutex hold_mutex_; // with hold_read: the reads counted, begun and finished
-    std::condition_variable hold_done_;
-    std::uint64_t reads_ = 0, reads_done_ = 0;
 };
 
 } // namespace
@@ -118,23 +91,21 @@ bool parse_fault_plan(const std::string& text, FaultPlan& plan, std::string& why
                 const double r = std::stod(val, &used);
                 if (used != val.size() || r < 0 || r > 1) throw 0;
                 (key == "copy-rate" ? plan.copy_rate : plan.alloc_rate) = r;
-            } else if (key == "copy-nth" || key == "alloc-nth" || key == "seed" || key == "lost-after" ||
-                       key == "hold-read") {
+            } else if (key == "copy-nth" || key == "alloc-nth" || key == "seed" || key == "lost-after") {
                 if (val.empty() || val[0] == '-') throw 0;
                 const unsigned long long v = std::stoull(val, &used);
                 if (used != val.size()) throw 0;
-                (key == "copy-nth"     ? plan.copy_nth
-                 : key == "alloc-nth"  ? plan.alloc_nth
-                 : key == "seed"       ? plan.seed
-                 : key == "lost-after" ? plan.lost_after
-                                       : plan.hold_read) = v;
+                (key == "copy-nth"    ? plan.copy_nth
+                 : key == "alloc-nth" ? plan.alloc_nth
+                 : key == "seed"      ? plan.seed
+                                      : plan.lost_after) = v;
             } else if (key == "lost-device") {
                 const int v = std::stoi(val, &used);
                 if (used != val.size() || v < 0) throw 0;
                 plan.lost_device = v;
             } else {
                 why = "unknown key '" + key +
-                      "' (copy-rate, copy-nth, alloc-rate, alloc-nth, seed, lost-after, lost-device, hold-read)";
+                      "' (copy-rate, copy-nth, alloc-rate, alloc-nth, seed, lost-after, lost-device)";
                 return false;
             }
         } catch (...) {
@@ -149,12 +120,10 @@ bool parse_fault_plan(const std::string& text, FaultPlan& plan, std::string& why
 std::unique_ptr<StorageBackend> make_fault_injecting_backend(std::unique_ptr<StorageBackend> inner,
                                                              const FaultPlan& plan) {
     log_warning("fault injection is on: copies fail at rate %g (and call %llu), allocations at "
-                "rate %g (and call %llu), the device is lost from copy %llu, read %llu is held "
-                "(0: never)",
+                "rate %g (and call %llu), the device is lost from copy %llu (0: never)",
                 plan.copy_rate, static_cast<unsigned long long>(plan.copy_nth), plan.alloc_rate,
                 static_cast<unsigned long long>(plan.alloc_nth),
-                static_cast<unsigned long long>(plan.lost_after),
-                static_cast<unsigned long long>(plan.hold_read));
+                static_cast<unsigned long long>(plan.lost_after));
     return std::make_unique<FaultInjectingBackend>(std::move(inner), plan);
 }
 

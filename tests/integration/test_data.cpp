@@ -6,7 +6,6 @@
 #include "posix_helpers.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -16,9 +15,7 @@
 #include <fcntl.h>
 #include <functional>
 #include <linux/falloc.h>
-#include <pthread.h>
 #include <random>
-#include <sched.h>
 #include <set>
 #include <string>
 #include <sys/mman.h>
@@ -26,7 +23,6 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
-#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -76,54 +72,6 @@ TEST_CASE("the transport asked for carries the requests" *
         CHECK(ring >= 6); // 3 MiB each way in requests of at most 1 MiB
     else
         CHECK(ring == 0);
-}
-
-// Requests made on one CPU are served side by side, as swap I/O and readahead are (over
-// io_uring all of them go to that CPU's queue, whose helper threads take what its first thread
-// cannot): the daemon holds the first read until another read has been served and fails it if
-// none is within 10 s. Two threads pinned to one CPU read with O_DIRECT, the second over and
-// over until the first has its answer; --max-io keeps the ring's buffers small enough for
-// helpers on any machine, and without the read cache every read reaches the storage.
-TEST_CASE("requests made on one CPU are served side by side") {
-    VramfsMount m("64M", {"--max-io", "128K", "--read-cache", "0", "--inject-faults", "hold-read=1"});
-    constexpr std::size_t kFile = 1 << 20, kRead = 4096;
-    const std::string f = m.path() + "/held";
-    int fd = ::open(f.c_str(), O_CREAT | O_RDWR | O_DIRECT, 0644);
-    REQUIRE(fd >= 0);
-    void* data = nullptr;
-    REQUIRE(::posix_memalign(&data, 4096, kFile) == 0);
-    for (std::size_t i = 0; i < kFile; ++i) static_cast<char*>(data)[i] = static_cast<char>(i * 7 + 3);
-    REQUIRE(::pwrite(fd, data, kFile, 0) == static_cast<ssize_t>(kFile));
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(static_cast<unsigned>(std::max(::sched_getcpu(), 0)), &one);
-    std::atomic<bool> first_done{false};
-    std::atomic<int> first_errno{0}, second_failures{0}, second_reads{0};
-    auto read_at = [&](std::size_t off) {
-        alignas(4096) static thread_local char buf[kRead];
-        const ssize_t n = ::pread(fd, buf, kRead, static_cast<off_t>(off));
-        if (n != static_cast<ssize_t>(kRead)) return n < 0 ? errno : EIO;
-        return std::memcmp(buf, static_cast<char*>(data) + off, kRead) == 0 ? 0 : EILSEQ;
-    };
-    std::thread first([&] {
-        pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-        first_errno = read_at(0);
-        first_done = true;
-    });
-    std::thread second([&] {
-        pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-        for (std::size_t i = 1; !first_done && i < 2000; ++i) {
-            ++second_reads;
-            if (read_at((i * 37 % (kFile / kRead)) * kRead) != 0) ++second_failures;
-        }
-    });
-    first.join();
-    second.join();
-    ::close(fd);
-    std::free(data);
-    INFO("second thread's reads: " << second_reads.load());
-    CHECK(first_errno.load() == 0);
-    CHECK(second_failures.load() == 0);
 }
 
 // The mount's readahead, as root sets it (the kernel's default for FUSE is 128 KiB), after a

@@ -198,12 +198,7 @@ TEST_CASE("fault plans") {
     CHECK(plan.alloc_nth == 3u);
     CHECK(plan.seed == 9u);
     CHECK(plan.any());
-    FaultPlan held;
-    REQUIRE(parse_fault_plan("hold-read=2", held, why));
-    CHECK(held.hold_read == 2u);
-    CHECK(held.any());
     FaultPlan other;
-    CHECK_FALSE(parse_fault_plan("hold-read=-1", other, why));
     CHECK_FALSE(parse_fault_plan("copy-rate=1.5", other, why));
     CHECK_FALSE(parse_fault_plan("speed=3", other, why));
     CHECK(why.find("unknown key") != std::string::npos);

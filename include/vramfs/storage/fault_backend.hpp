@@ -19,17 +19,10 @@ struct FaultPlan {
     // a GPU that fell off the bus would. Only on device lost_device, if that is set.
     std::uint64_t lost_after = 0;
     int lost_device = -1;
-    // The Nth read (0: none) waits until another read has finished after it began, and fails
-    // with EIO if none has within kHoldSeconds: it succeeds only where a second request is
-    // served while the first is still in the daemon.
-    std::uint64_t hold_read = 0;
-    static constexpr int kHoldSeconds = 10;
-    bool any() const {
-        return copy_rate > 0 || copy_nth || alloc_rate > 0 || alloc_nth || lost_after || hold_read;
-    }
+    bool any() const { return copy_rate > 0 || copy_nth || alloc_rate > 0 || alloc_nth || lost_after; }
 };
 
-// "copy-rate=0.1,alloc-nth=2,seed=7,lost-after=50,lost-device=1,hold-read=1"; false with `why` on a
+// "copy-rate=0.1,alloc-nth=2,seed=7,lost-after=50,lost-device=1"; false with `why` on a
 // malformed spec.
 bool parse_fault_plan(const std::string& text, FaultPlan& plan, std::string& why);
 
