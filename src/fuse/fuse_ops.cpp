@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
@@ -124,6 +125,15 @@ void op_init(void* userdata, fuse_conn_info* conn) {
     conn->max_write = std::min(conn->max_write, max_io);
     conn->max_read = max_io;
     if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
+    // Asynchronous requests (readahead, async direct I/O such as a loop device's) the kernel
+    // lets wait on the daemon at once; 0 leaves the kernel's 12. For comparisons.
+    if (const char* v = std::getenv("VRAMFS_MAX_BACKGROUND")) {
+        const unsigned long n = std::strtoul(v, nullptr, 10);
+        if (n > 0 && n <= 65535) {
+            conn->max_background = static_cast<unsigned>(n);
+            conn->congestion_threshold = static_cast<unsigned>(n * 3 / 4);
+        }
+    }
     if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
     // Off unless asked for: without it every write reaches VRAM (and ENOSPC) before it returns.
     if (fs.options().writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
