@@ -101,6 +101,8 @@ struct FuseRing::Impl {
     void serve_queue(RingQueue& q) noexcept;
     int setup_uring(RingQueue& q) noexcept;
     void entry_failed(RingEntry& e, int res) noexcept;
+    int wait_for_work(RingQueue& q) noexcept;
+    std::uint64_t spin_ns = 0; // VRAMFS_RING_POLL_US, for comparisons
 };
 
 namespace {
@@ -378,7 +380,7 @@ void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
     std::size_t gone = 0;
     while (!stopping && gone < q.entries.size()) {
         io_uring_cqe* cqe = nullptr;
-        const int rc = io_uring_submit_and_wait(&q.uring, 1);
+        const int rc = wait_for_work(q);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
             log_error("io_uring queue %u: %s", q.qid, std::strerror(-rc));
             break;
@@ -405,6 +407,23 @@ void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
     }
     if (!stopping && gone < q.entries.size()) fuse_session_exit(se);
     io_uring_queue_exit(&q.uring); // cancels what the kernel still holds of this queue's entries
+}
+
+// Submits the queue's commits and waits for a completion. With spin_ns, it first asks the
+// kernel for completions without sleeping for up to that long (yielding to anything else that
+// wants the CPU): with DEFER_TASKRUN a request for this queue is then handed over with no
+// wakeup, which on a virtual machine can cost tens of microseconds.
+int FuseRing::Impl::wait_for_work(RingQueue& q) noexcept {
+    if (spin_ns == 0) return io_uring_submit_and_wait(&q.uring, 1);
+    int rc = io_uring_submit(&q.uring);
+    if (rc < 0) return rc;
+    const std::uint64_t until = monotonic_ns() + spin_ns;
+    while (io_uring_cq_ready(&q.uring) == 0) {
+        if (monotonic_ns() >= until) return io_uring_submit_and_wait(&q.uring, 1);
+        (void)io_uring_get_events(&q.uring);
+        if (io_uring_cq_ready(&q.uring) == 0) sched_yield();
+    }
+    return 0;
 }
 
 // On the queue's own thread, its only submitter: SINGLE_ISSUER and DEFER_TASKRUN let the kernel
@@ -443,6 +462,8 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
     r.payload = payload;
     r.stats = &stats;
     r.required = required;
+    if (const char* v = std::getenv("VRAMFS_RING_POLL_US"))
+        r.spin_ns = std::min<std::uint64_t>(std::strtoull(v, nullptr, 10), 10000) * 1000;
     // The kernel makes a queue for each possible CPU and uses the ring only once every one of
     // them has an entry.
     const std::vector<bool> possible = cpu_list("/sys/devices/system/cpu/possible");
