@@ -28,6 +28,8 @@
 namespace vramfs {
 namespace {
 
+constexpr unsigned kDevMaxBackground = 64;
+
 // Where the serving process reports its start-up verdict: the parent's pipe, or the terminal.
 class Reporter {
 public:
@@ -357,6 +359,10 @@ int serve(const Config& cfg, Reporter& reporter) {
         so.transport = TransportKind::dev;
         server = make_transport(se, so, *backends.front(), context.stats, why);
     }
+    // Over /dev/fuse, more requests in flight than the kernel's 12 let the eight workers take
+    // readahead and a loop device's reads side by side (docs/performance.md#levers-measured);
+    // over io_uring it made no clear difference, so the kernel's default stays.
+    if (so.transport == TransportKind::dev) context.max_background = kDevMaxBackground;
     if (so.transport == TransportKind::dev && cfg.transport == TransportKind::automatic)
         log_info("serving over /dev/fuse: %s", not_uring.c_str());
     reporter.report(0, "vramfs: mounted " + cfg.mountpoint + ": " + format_size(total) + " on " +

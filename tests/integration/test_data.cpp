@@ -104,6 +104,28 @@ TEST_CASE("the mount's readahead: 1 MiB by default, --readahead, 0 for the kerne
     }
 }
 
+// A value of the mount's FUSE connection in the fusectl filesystem, which this mounts where it
+// is not (it is root's), once the kernel has the INIT reply (a stat of the root waits for it).
+static std::string fuse_connection_value(const std::string& mountpoint, const char* name) {
+    struct stat st{};
+    if (::stat(mountpoint.c_str(), &st) != 0) return "no mount";
+    const std::string dir = "/sys/fs/fuse/connections/" + std::to_string(st.st_dev);
+    struct stat d{};
+    if (::stat(dir.c_str(), &d) != 0 && shell("mount -t fusectl none /sys/fs/fuse/connections") != 0)
+        return "cannot mount fusectl";
+    std::string v = slurp(dir + "/" + name);
+    while (!v.empty() && v.back() == '\n') v.pop_back();
+    return v;
+}
+
+TEST_CASE("over /dev/fuse the kernel lets 64 asynchronous requests wait, over io_uring its own 12" *
+          doctest::skip(::geteuid() != 0)) {
+    VramfsMount m("64M");
+    const bool uring = test_transport() == "uring";
+    CHECK(fuse_connection_value(m.path(), "max_background") == (uring ? "12" : "64"));
+    CHECK(fuse_connection_value(m.path(), "congestion_threshold") == (uring ? "9" : "48"));
+}
+
 TEST_CASE("random writes and reads match tmpfs byte for byte") {
     Pair p;
     std::mt19937_64 rng(42);

@@ -25,6 +25,10 @@ struct FuseContext {
     // An open takes its file's readahead from the bdi, so the first file read has it already.
     std::string readahead_path, readahead_kib; // empty: leave the kernel's
     std::atomic<bool> readahead_pending{false};
+    // Asynchronous requests (readahead, a loop device's direct I/O) the kernel lets wait on the
+    // daemon at once, sent in the INIT reply; 0 leaves the kernel's 12. VRAMFS_MAX_BACKGROUND
+    // overrides it, for comparisons.
+    unsigned max_background = 0;
 };
 
 // Where the transport will send the current request's reply from, when it has such a buffer
