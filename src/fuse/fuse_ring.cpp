@@ -66,8 +66,6 @@ struct RingQueue {
     int setup_error = 0; // the thread's io_uring set-up: 0 or a negative errno
     int stop_fd = -1;
     std::vector<RingEntry> entries;
-    int cpu = -1;  // the CPU its thread is pinned to; -1: not pinned
-    int cpu2 = -1; // and a second one it may run on
     pthread_t thread{};
     bool thread_started = false;
 };
@@ -103,6 +101,7 @@ struct FuseRing::Impl {
     void entry_failed(RingEntry& e, int res) noexcept;
     int wait_for_work(RingQueue& q) noexcept;
     std::uint64_t spin_ns = 0; // VRAMFS_RING_POLL_US, for comparisons
+    bool pin = false;          // each queue's thread on its own CPU (pin_to_own_cpu)
 };
 
 namespace {
@@ -155,33 +154,19 @@ std::vector<bool> cpu_list(const char* path) {
     return cpus;
 }
 
-// Where a queue's thread runs. `same`: on the CPU whose requests it serves, so a synchronous
-// request is served where its caller went to sleep (unpinned on a 2-CPU machine, 4 KiB reads
-// went from 14k to 3k IOPS). `next`: on the next online CPU, so that the kernel's copy of a
-// reply (made by the committing thread) does not share a CPU with the reader it completes.
-// `pair`: on either of those two, so the scheduler can keep a synchronous request on its
-// caller's CPU and move the thread off it while the caller goes on (readahead). `none`:
-// wherever the scheduler puts it. VRAMFS_RING_CPU picks one, for comparisons.
-enum class RingPinning { same, next, pair, none };
-
-RingPinning ring_pinning() noexcept {
+// Whether a queue's thread is pinned to the CPU whose requests it serves (VRAMFS_RING_CPU=same,
+// for comparisons). By default it is not: an asynchronous request (readahead, a loop device's
+// reads) is completed by the kernel's copy on the committing thread, and on the caller's CPU
+// that copy waits for the caller it feeds (buffered 1 MiB reads ran at half speed pinned).
+// Pinned, a synchronous request is served where its caller went to sleep, which made 4 KiB
+// reads 10-25% faster. Pinned to that CPU or the next, or to the next alone, the scheduler did
+// no better than unpinned (docs/performance.md#transports).
+bool pin_to_own_cpu() noexcept {
     const char* v = std::getenv("VRAMFS_RING_CPU");
-    if (!v || !*v || std::strcmp(v, "same") == 0) return RingPinning::same;
-    if (std::strcmp(v, "next") == 0) return RingPinning::next;
-    if (std::strcmp(v, "none") == 0) return RingPinning::none;
-    if (std::strcmp(v, "pair") == 0) return RingPinning::pair;
-    log_warning("VRAMFS_RING_CPU=%s is not same, next or none: using same", v);
-    return RingPinning::same;
-}
-
-int pinned_cpu(RingPinning pinning, unsigned qid, const std::vector<bool>& online) noexcept {
-    if (pinning == RingPinning::none) return -1;
-    if (pinning == RingPinning::same || pinning == RingPinning::pair) return static_cast<int>(qid);
-    for (std::size_t step = 1; step <= online.size(); ++step) {
-        const std::size_t c = (qid + step) % online.size();
-        if (online[c]) return static_cast<int>(c);
-    }
-    return static_cast<int>(qid);
+    if (!v || !*v || std::strcmp(v, "none") == 0) return false;
+    if (std::strcmp(v, "same") == 0) return true;
+    log_warning("VRAMFS_RING_CPU=%s is not same or none: using none", v);
+    return false;
 }
 
 void* queue_main(void* arg) {
@@ -347,11 +332,10 @@ void FuseRing::Impl::entry_failed(RingEntry& e, int res) noexcept {
 void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
     touch_stack();
     std::free(std::malloc(64)); // sets up this thread's malloc cache before the first request
-    if (q.cpu >= 0) { // where those CPUs are not ours to use, anywhere
+    if (pin) { // where that CPU is not ours to use, anywhere
         cpu_set_t cpu;
         CPU_ZERO(&cpu);
-        CPU_SET(q.cpu, &cpu);
-        if (q.cpu2 >= 0) CPU_SET(q.cpu2, &cpu);
+        CPU_SET(q.qid, &cpu);
         (void)sched_setaffinity(0, sizeof cpu, &cpu);
     }
     if (prepare_thread) prepare_thread();
@@ -476,14 +460,12 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
     const unsigned busy_entries =
         n_online * kEntriesPerQueue * (kPayloadOffset + payload) <= kRingMemory ? kEntriesPerQueue : 1;
     r.queues = std::vector<RingQueue>(nq);
-    const RingPinning pinning = ring_pinning();
+    r.pin = pin_to_own_cpu();
     std::unique_ptr<FuseRing> ring(new FuseRing(std::move(impl)));
     for (unsigned i = 0; i < nq; ++i) {
         RingQueue& q = r.queues[i];
         q.ring = &r;
         q.qid = i;
-        q.cpu = pinned_cpu(pinning, i, online);
-        if (pinning == RingPinning::pair) q.cpu2 = pinned_cpu(RingPinning::next, i, online);
         q.entries = std::vector<RingEntry>(i < online.size() && online[i] ? busy_entries : 1);
         q.stop_fd = ::eventfd(0, EFD_CLOEXEC);
         if (q.stop_fd < 0) {

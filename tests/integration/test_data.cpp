@@ -126,6 +126,59 @@ TEST_CASE("over /dev/fuse the kernel lets 64 asynchronous requests wait, over io
     CHECK(fuse_connection_value(m.path(), "congestion_threshold") == (uring ? "9" : "48"));
 }
 
+// The daemon serving a mount: the process whose command line names its mount point.
+static pid_t daemon_of(const std::string& mountpoint) {
+    DIR* proc = ::opendir("/proc");
+    if (!proc) return -1;
+    pid_t found = -1;
+    while (dirent* d = ::readdir(proc)) {
+        const pid_t pid = static_cast<pid_t>(std::atoi(d->d_name));
+        if (pid <= 0) continue;
+        std::string cmd = slurp("/proc/" + std::string(d->d_name) + "/cmdline");
+        std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+        if (cmd.find("vramfs " + mountpoint + " ") != std::string::npos) {
+            found = pid;
+            break;
+        }
+    }
+    ::closedir(proc);
+    return found;
+}
+
+// Threads of `pid` allowed on one CPU alone.
+static int threads_on_one_cpu(pid_t pid) {
+    const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+    DIR* dir = ::opendir(tasks.c_str());
+    if (!dir) return -1;
+    int pinned = 0;
+    while (dirent* d = ::readdir(dir)) {
+        if (d->d_name[0] == '.') continue;
+        const std::string status = slurp(tasks + "/" + d->d_name + "/status");
+        const std::size_t at = status.find("Cpus_allowed_list:");
+        if (at == std::string::npos) continue;
+        const std::string list = status.substr(at + 18, status.find('\n', at) - at - 18);
+        if (list.find_first_of(",-") == std::string::npos) ++pinned;
+    }
+    ::closedir(dir);
+    return pinned;
+}
+
+TEST_CASE("the io_uring queues' threads are not pinned unless VRAMFS_RING_CPU=same" *
+          doctest::skip(test_transport() != "uring" || ::sysconf(_SC_NPROCESSORS_ONLN) < 2)) {
+    {
+        VramfsMount m("64M");
+        const pid_t pid = daemon_of(m.path());
+        REQUIRE(pid > 0);
+        CHECK(threads_on_one_cpu(pid) == 0);
+    }
+    ::setenv("VRAMFS_RING_CPU", "same", 1);
+    VramfsMount m("64M");
+    ::unsetenv("VRAMFS_RING_CPU");
+    const pid_t pid = daemon_of(m.path());
+    REQUIRE(pid > 0);
+    CHECK(threads_on_one_cpu(pid) >= 2); // a queue per CPU, each thread on its own
+}
+
 TEST_CASE("random writes and reads match tmpfs byte for byte") {
     Pair p;
     std::mt19937_64 rng(42);
