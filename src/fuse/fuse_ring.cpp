@@ -155,12 +155,11 @@ std::vector<bool> cpu_list(const char* path) {
 }
 
 // Whether a queue's thread is pinned to the CPU whose requests it serves (VRAMFS_RING_CPU=same,
-// for comparisons). By default it is not: an asynchronous request (readahead, a loop device's
-// reads) is completed by the kernel's copy on the committing thread, and on the caller's CPU
-// that copy waits for the caller it feeds (buffered 1 MiB reads ran at half speed pinned).
-// Pinned, a synchronous request is served where its caller went to sleep, which made 4 KiB
-// reads 10-25% faster. Pinned to that CPU or the next, or to the next alone, the scheduler did
-// no better than unpinned (docs/performance.md#transports).
+// for comparisons). By default it is not: the kernel's copy of a reply into the caller's pages
+// is made on the committing thread, and for an asynchronous request (readahead, a loop
+// device's reads) the caller goes on running, so on its CPU that copy waits for the caller it
+// feeds. Pinned serves a synchronous request where its caller went to sleep, which only small
+// synchronous reads gain from (docs/performance.md#where-the-ring-threads-run).
 bool pin_to_own_cpu() noexcept {
     const char* v = std::getenv("VRAMFS_RING_CPU");
     if (!v || !*v || std::strcmp(v, "none") == 0) return false;
@@ -395,8 +394,8 @@ void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
 
 // Submits the queue's commits and waits for a completion. With spin_ns, it first asks the
 // kernel for completions without sleeping for up to that long (yielding to anything else that
-// wants the CPU): with DEFER_TASKRUN a request for this queue is then handed over with no
-// wakeup, which on a virtual machine can cost tens of microseconds.
+// wants the CPU), so that with DEFER_TASKRUN a request for this queue is taken without the
+// thread being woken. Off by default: it slowed swap (docs/performance.md).
 int FuseRing::Impl::wait_for_work(RingQueue& q) noexcept {
     if (spin_ns == 0) return io_uring_submit_and_wait(&q.uring, 1);
     int rc = io_uring_submit(&q.uring);
@@ -412,7 +411,7 @@ int FuseRing::Impl::wait_for_work(RingQueue& q) noexcept {
 
 // On the queue's own thread, its only submitter: SINGLE_ISSUER and DEFER_TASKRUN let the kernel
 // skip the cross-thread wakeup machinery and run completions when the thread asks for them
-// (it always waits in io_uring_submit_and_wait). Without them where the kernel refuses them.
+// (it waits only in wait_for_work). Without them where the kernel refuses them.
 int FuseRing::Impl::setup_uring(RingQueue& q) noexcept {
     io_uring_params p{};
     p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
