@@ -28,7 +28,17 @@
 namespace vramfs {
 namespace {
 
-constexpr unsigned kDevMaxBackground = 64;
+// Asynchronous requests the kernel may have waiting on the daemon (0: the kernel's 12). Over
+// /dev/fuse, more than 12 let the workers take readahead and a loop device's reads side by side
+// (docs/performance.md#levers-measured); over io_uring it made no clear difference.
+// VRAMFS_MAX_BACKGROUND=N (1 to 65535) sets it on either transport, for comparisons.
+unsigned max_background_for(TransportKind transport) {
+    if (const char* v = std::getenv("VRAMFS_MAX_BACKGROUND")) {
+        const unsigned long n = std::strtoul(v, nullptr, 10);
+        if (n > 0 && n <= 65535) return static_cast<unsigned>(n);
+    }
+    return transport == TransportKind::dev ? 64 : 0;
+}
 
 // Where the serving process reports its start-up verdict: the parent's pipe, or the terminal.
 class Reporter {
@@ -359,10 +369,7 @@ int serve(const Config& cfg, Reporter& reporter) {
         so.transport = TransportKind::dev;
         server = make_transport(se, so, *backends.front(), context.stats, why);
     }
-    // Over /dev/fuse, more requests in flight than the kernel's 12 let the eight workers take
-    // readahead and a loop device's reads side by side (docs/performance.md#levers-measured);
-    // over io_uring it made no clear difference, so the kernel's default stays.
-    if (so.transport == TransportKind::dev) context.max_background = kDevMaxBackground;
+    context.max_background = max_background_for(so.transport); // sent at INIT, served below
     if (so.transport == TransportKind::dev && cfg.transport == TransportKind::automatic)
         log_info("serving over /dev/fuse: %s", not_uring.c_str());
     reporter.report(0, "vramfs: mounted " + cfg.mountpoint + ": " + format_size(total) + " on " +

@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
@@ -125,14 +124,9 @@ void op_init(void* userdata, fuse_conn_info* conn) {
     conn->max_write = std::min(conn->max_write, max_io);
     conn->max_read = max_io;
     if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
-    unsigned background = ctx.max_background;
-    if (const char* v = std::getenv("VRAMFS_MAX_BACKGROUND")) {
-        const unsigned long n = std::strtoul(v, nullptr, 10);
-        if (n > 0 && n <= 65535) background = static_cast<unsigned>(n);
-    }
-    if (background > 0) {
-        conn->max_background = background;
-        conn->congestion_threshold = background * 3 / 4; // the kernel's own ratio (12 and 9)
+    if (ctx.max_background > 0) {
+        conn->max_background = ctx.max_background;
+        conn->congestion_threshold = ctx.max_background * 3 / 4; // the kernel's own ratio (12 and 9)
     }
     if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
     // Off unless asked for: without it every write reaches VRAM (and ENOSPC) before it returns.

@@ -74,6 +74,13 @@ TEST_CASE("the transport asked for carries the requests" *
         CHECK(ring == 0);
 }
 
+// A one-line kernel file (sysfs, fusectl) without its newline.
+static std::string kernel_value(const std::string& path) {
+    std::string v = slurp(path);
+    while (!v.empty() && v.back() == '\n') v.pop_back();
+    return v;
+}
+
 // The mount's readahead, as root sets it (the kernel's default for FUSE is 128 KiB), after a
 // file was opened (the daemon sets it at the first open, once the kernel has taken INIT).
 static std::string readahead_kb(const std::string& mountpoint) {
@@ -82,10 +89,8 @@ static std::string readahead_kb(const std::string& mountpoint) {
     ::close(fd);
     struct stat st{};
     if (::stat(mountpoint.c_str(), &st) != 0) return "no mount";
-    std::string v = slurp("/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
-                          std::to_string(minor(st.st_dev)) + "/read_ahead_kb");
-    while (!v.empty() && v.back() == '\n') v.pop_back();
-    return v;
+    return kernel_value("/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
+                        std::to_string(minor(st.st_dev)) + "/read_ahead_kb");
 }
 
 TEST_CASE("the mount's readahead: 1 MiB by default, --readahead, 0 for the kernel's" *
@@ -113,9 +118,7 @@ static std::string fuse_connection_value(const std::string& mountpoint, const ch
     struct stat d{};
     if (::stat(dir.c_str(), &d) != 0 && shell("mount -t fusectl none /sys/fs/fuse/connections") != 0)
         return "cannot mount fusectl";
-    std::string v = slurp(dir + "/" + name);
-    while (!v.empty() && v.back() == '\n') v.pop_back();
-    return v;
+    return kernel_value(dir + "/" + name);
 }
 
 TEST_CASE("over /dev/fuse the kernel lets 64 asynchronous requests wait, over io_uring its own 12" *

@@ -26,8 +26,7 @@ struct FuseContext {
     std::string readahead_path, readahead_kib; // empty: leave the kernel's
     std::atomic<bool> readahead_pending{false};
     // Asynchronous requests (readahead, a loop device's direct I/O) the kernel lets wait on the
-    // daemon at once, sent in the INIT reply; 0 leaves the kernel's 12. VRAMFS_MAX_BACKGROUND
-    // overrides it, for comparisons.
+    // daemon at once, sent in the INIT reply; 0 leaves the kernel's 12.
     unsigned max_background = 0;
 };
 
