@@ -23,6 +23,11 @@
 //     latencies differ by 2.5x), and a fence is polled for a while before the thread sleeps on
 //     it (a sleeping wait adds some 30 us to every copy on NVIDIA). Not on a CPU driver, where
 //     the spinning thread would take the CPU from the one doing the copy.
+//   - Host buffers (receive and read buffers, cache windows) are the daemon's own anonymous
+//     memory imported into Vulkan (VK_EXT_external_memory_host) where the driver can, else the
+//     driver's host-visible memory: the kernel copies every request's data into them and every
+//     reply's out of them, and NVIDIA's own host-visible memory made those copies slower.
+//     Imported memory must outlive its VkDeviceMemory, and is kept out of fork() children.
 //   - VK_ERROR_DEVICE_LOST becomes kDeviceLost, so the backend is marked lost once.
 #include "vramfs/storage/backend.hpp"
 
@@ -42,6 +47,8 @@
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <vulkan/vulkan.h>
 
 namespace vramfs {
@@ -240,6 +247,12 @@ std::size_t queue_write_min() {
     return SIZE_MAX;
 }
 
+// An on/off setting from the environment, for comparisons: unset is `dflt`, "0" is off.
+bool env_on(const char* name, bool dflt) {
+    const char* v = std::getenv(name);
+    return v ? std::strcmp(v, "0") != 0 : dflt;
+}
+
 class VulkanBackend final : public StorageBackend {
 public:
     // Copies in flight at once (each with its own command buffer, fence and staging buffer).
@@ -253,7 +266,8 @@ public:
     VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
           transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)),
-          queue_write_min_(queue_write_min()) {}
+          queue_write_min_(queue_write_min()),
+          host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
@@ -314,6 +328,10 @@ public:
         }
         std::vector<const char*> ext;
         if (has_budget_) ext.push_back(VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+        VkPhysicalDeviceProperties props;
+        vkGetPhysicalDeviceProperties(pd_, &props);
+        if (props.apiVersion < VK_API_VERSION_1_1) host_import_ = false; // it needs external memory
+        if (host_import_) ext.push_back(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
         VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
         dci.queueCreateInfoCount = static_cast<std::uint32_t>(qcis.size());
         dci.pQueueCreateInfos = qcis.data();
@@ -325,6 +343,21 @@ public:
                     ": vkCreateDevice: " + vk_result_name(r);
             return false;
         }
+        if (host_import_) {
+            host_pointer_properties_ = reinterpret_cast<PFN_vkGetMemoryHostPointerPropertiesEXT>(
+                vkGetDeviceProcAddr(dev_, "vkGetMemoryHostPointerPropertiesEXT"));
+            VkPhysicalDeviceExternalMemoryHostPropertiesEXT hp{
+                VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
+            VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+            p2.pNext = &hp;
+            vkGetPhysicalDeviceProperties2(pd_, &p2);
+            import_align_ = std::max<std::size_t>(hp.minImportedHostPointerAlignment,
+                                                  static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
+            host_import_ = host_pointer_properties_ != nullptr;
+        }
+        log_debug("Vulkan device %d: host buffers %s", info_.index,
+                  host_import_ ? "are our own memory, imported (VK_EXT_external_memory_host)"
+                               : "come from the driver");
         const VkDeviceQueueCreateInfo* chosen = nullptr;
         if (const char* forced = std::getenv("VRAMFS_VK_QUEUE_FAMILY")) {
             const auto it = std::find_if(qcis.begin(), qcis.end(), [&](const VkDeviceQueueCreateInfo& q) {
@@ -457,24 +490,21 @@ public:
     }
 
     void* do_allocate_host(std::size_t bytes) noexcept override {
-        // Host-visible memory the device copies from and to directly: a FUSE receive buffer
-        // allocated here needs no staging copy.
-        VkBuffer buf = VK_NULL_HANDLE;
-        VkDeviceMemory mem = VK_NULL_HANDLE;
-        if (make_buffer(bytes, host_type_, buf, mem) != 0) return nullptr;
-        void* p = nullptr;
-        if (vkMapMemory(dev_, mem, 0, VK_WHOLE_SIZE, 0, &p) != VK_SUCCESS) {
-            destroy_buffer(buf, mem);
-            return nullptr;
-        }
+        // Memory the device copies from and to directly: a FUSE receive buffer allocated here
+        // needs no staging copy. Where the driver can import host memory, it is our own
+        // anonymous memory, which the kernel copies requests into and replies out of as fast as
+        // any; the driver's own host-visible memory was slower to the CPU on NVIDIA
+        // (docs/performance.md#vulkan).
+        HostRegion r{};
+        if (!(host_import_ && import_host(bytes, r)) && !driver_host(bytes, r)) return nullptr;
         std::unique_lock lock(host_mutex_);
         if (host_.size() == kHostBuffers) {
             lock.unlock();
-            destroy_buffer(buf, mem);
+            free_host(r);
             return nullptr;
         }
-        host_.push_back({static_cast<char*>(p), bytes, buf, mem});
-        return p;
+        host_.push_back(r);
+        return r.base;
     }
     void do_release_host(void* p, std::size_t) noexcept override {
         HostRegion r{};
@@ -485,8 +515,7 @@ public:
             r = *it;
             host_.erase(it);
         }
-        vkUnmapMemory(dev_, r.memory);
-        destroy_buffer(r.buffer, r.memory);
+        free_host(r);
     }
 
 private:
@@ -503,6 +532,7 @@ private:
         std::size_t bytes;
         VkBuffer buffer;
         VkDeviceMemory memory;
+        std::size_t imported; // bytes of our own mapping imported into `memory`; 0: the driver's
     };
     struct Queue {
         VkQueue queue = VK_NULL_HANDLE;
@@ -552,6 +582,95 @@ private:
     void destroy_buffer(VkBuffer buf, VkDeviceMemory mem) noexcept {
         vkDestroyBuffer(dev_, buf, nullptr);
         vkFreeMemory(dev_, mem, nullptr);
+    }
+
+    // Host-visible memory from the driver, mapped.
+    bool driver_host(std::size_t bytes, HostRegion& r) noexcept {
+        if (make_buffer(bytes, host_type_, r.buffer, r.memory) != 0) return false;
+        void* p = nullptr;
+        if (vkMapMemory(dev_, r.memory, 0, VK_WHOLE_SIZE, 0, &p) != VK_SUCCESS) {
+            destroy_buffer(r.buffer, r.memory);
+            return false;
+        }
+        r.base = static_cast<char*>(p);
+        r.bytes = bytes;
+        r.imported = 0;
+        return true;
+    }
+
+    // Anonymous memory of ours, aligned as the driver asks, imported as a buffer's memory
+    // (VK_EXT_external_memory_host); false, with nothing left behind, where the driver will not.
+    bool import_host(std::size_t bytes, HostRegion& r) noexcept {
+        const std::size_t len = (bytes + import_align_ - 1) / import_align_ * import_align_;
+        const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+        void* raw = ::mmap(nullptr, len + import_align_ - page, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (raw == MAP_FAILED) return false;
+        // Trim the mapping to an aligned `len`.
+        const auto start = reinterpret_cast<std::uintptr_t>(raw);
+        const std::uintptr_t aligned = (start + import_align_ - 1) / import_align_ * import_align_;
+        if (aligned > start) ::munmap(raw, aligned - start);
+        if (const std::size_t tail = (start + len + import_align_ - page) - (aligned + len))
+            ::munmap(reinterpret_cast<void*>(aligned + len), tail);
+        char* p = reinterpret_cast<char*>(aligned);
+        // The pages exist before the driver pins them, and a fork (the daemon's own, or a
+        // helper's) must not make them copy-on-write under the device's copies.
+        ::madvise(p, len, MADV_DONTFORK);
+        std::memset(p, 0, len);
+        if (import_memory(p, len, r)) {
+            r.base = p;
+            r.bytes = bytes;
+            r.imported = len;
+            return true;
+        }
+        ::munmap(p, len);
+        if (!import_failed_.exchange(true))
+            log_warning("Vulkan device %d: the driver would not import host memory; using its own",
+                        info_.index);
+        return false;
+    }
+    bool import_memory(char* p, std::size_t len, HostRegion& r) noexcept {
+        constexpr auto kHandle = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+        VkMemoryHostPointerPropertiesEXT hpp{VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
+        if (host_pointer_properties_(dev_, kHandle, p, &hpp) != VK_SUCCESS) return false;
+        VkExternalMemoryBufferCreateInfo ext{VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO};
+        ext.handleTypes = kHandle;
+        VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+        bci.pNext = &ext;
+        bci.size = len;
+        bci.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+        bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+        if (vkCreateBuffer(dev_, &bci, nullptr, &r.buffer) != VK_SUCCESS) return false;
+        VkMemoryRequirements req;
+        vkGetBufferMemoryRequirements(dev_, r.buffer, &req);
+        // The CPU uses the pointer as it is, never a mapping, so the type must be coherent.
+        VkPhysicalDeviceMemoryProperties usable = mp_;
+        for (std::uint32_t t = 0; t < usable.memoryTypeCount; ++t)
+            if (!(req.memoryTypeBits & hpp.memoryTypeBits & (1u << t))) usable.memoryTypes[t].propertyFlags = 0;
+        const int type = pick_type(usable, -1, VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                                   VK_MEMORY_PROPERTY_HOST_CACHED_BIT, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+        VkImportMemoryHostPointerInfoEXT imp{VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT};
+        imp.handleType = kHandle;
+        imp.pHostPointer = p;
+        VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+        mai.pNext = &imp;
+        mai.allocationSize = len;
+        mai.memoryTypeIndex = static_cast<std::uint32_t>(type);
+        if (type < 0 || req.size > len || vkAllocateMemory(dev_, &mai, nullptr, &r.memory) != VK_SUCCESS) {
+            vkDestroyBuffer(dev_, r.buffer, nullptr);
+            return false;
+        }
+        if (vkBindBufferMemory(dev_, r.buffer, r.memory, 0) != VK_SUCCESS) {
+            destroy_buffer(r.buffer, r.memory);
+            return false;
+        }
+        return true;
+    }
+
+    void free_host(const HostRegion& r) noexcept {
+        if (!r.imported) vkUnmapMemory(dev_, r.memory);
+        destroy_buffer(r.buffer, r.memory); // before the memory it imported goes
+        if (r.imported) ::munmap(r.base, r.imported);
     }
 
     int make_context(Context& c, std::uint32_t queue) noexcept {
@@ -764,6 +883,10 @@ private:
     bool mapped_writes_ = false; // slabs are mapped and the CPU writes into them
     const unsigned spin_us_;     // how long a copy's fence is polled before sleeping on it
     const std::size_t queue_write_min_; // with mapped writes: from this size on, on the queue
+    bool host_import_;       // host buffers are our memory, imported (VK_EXT_external_memory_host)
+    PFN_vkGetMemoryHostPointerPropertiesEXT host_pointer_properties_ = nullptr;
+    std::size_t import_align_ = 4096;
+    std::atomic<bool> import_failed_{false};
     std::uint32_t family_ = 0, queue_count_ = 1;
     std::array<Queue, kQueues> queues_;
     std::array<Context, kContexts> contexts_;

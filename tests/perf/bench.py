@@ -27,8 +27,8 @@ import time
 GB = 1e9
 
 
-def sh(cmd, check=True, capture=False):
-    res = subprocess.run(cmd, check=False, text=True,
+def sh(cmd, check=True, capture=False, env=None):
+    res = subprocess.run(cmd, check=False, text=True, env=env,
                          stdout=subprocess.PIPE if capture else None,
                          stderr=subprocess.STDOUT if capture else None)
     if check and res.returncode != 0:
@@ -54,7 +54,8 @@ class Target:
             sh(["mount", "-t", "tmpfs", "-o", f"size={self.args['size']}", "tmpfs", self.dir])
         else:
             t0 = time.monotonic()
-            sh([self.args["bin"], self.dir, self.args["size"]] + self.args["extra"])
+            sh([self.args["bin"], self.dir, self.args["size"]] + self.args["extra"],
+               env=dict(os.environ, **self.args.get("env", {})))
             self.mount_s = time.monotonic() - t0
         return self
 
@@ -184,28 +185,51 @@ def run_swap(args, build, transports):
     else:
         print("no zram here: its swap rows are left out")
 
-    env = dict(os.environ, VRAMFS_BIN=os.path.join(build, "vramfs"))
-    for backend in args.backends:
+    for backend, transport, label, venv in vramfs_targets(args, transports):
         if backend == "null":
             continue
-        for transport in transports:
-            mnt = tempfile.mkdtemp(prefix="vramfs-bench-swap-")
-            what = f"vramfs {backend} {transport}"
-            res = subprocess.run([helper, "on", swap, "--mountpoint", mnt, "--name", "bench",
-                                  "--priority", "200", "--backend", backend,
-                                  "--transport", transport] + args.extra.split(),
-                                 env=env, text=True, capture_output=True)
-            if res.returncode != 0:
-                results[f"swap: {what}"] = {"verdict": "setup failed: " + res.stderr.strip()[-200:]}
-                os.rmdir(mnt)
-                continue
-            try:
-                pressure_runs(what)
-            finally:
-                subprocess.run([helper, "off", "all", "--mountpoint", mnt], env=env,
-                               capture_output=True)
-                os.rmdir(mnt)
+        env = dict(os.environ, VRAMFS_BIN=os.path.join(build, "vramfs"), **venv)
+        mnt = tempfile.mkdtemp(prefix="vramfs-bench-swap-")
+        what = f"vramfs {backend} {transport}" + (f" {label}" if label else "")
+        res = subprocess.run([helper, "on", swap, "--mountpoint", mnt, "--name", "bench",
+                              "--priority", "200", "--backend", backend,
+                              "--transport", transport] + args.extra.split(),
+                             env=env, text=True, capture_output=True)
+        if res.returncode != 0:
+            results[f"swap: {what}"] = {"verdict": "setup failed: " + res.stderr.strip()[-200:]}
+            os.rmdir(mnt)
+            continue
+        try:
+            pressure_runs(what)
+        finally:
+            subprocess.run([helper, "off", "all", "--mountpoint", mnt], env=env,
+                           capture_output=True)
+            os.rmdir(mnt)
     return results
+
+
+def parse_variant(text):
+    """[BACKEND/]LABEL:VAR=VALUE[,VAR=VALUE...] -> (BACKEND or None, LABEL, {VAR: VALUE})."""
+    name, _, assigns = text.partition(":")
+    backend, _, label = name.rpartition("/")
+    env = dict(a.split("=", 1) for a in assigns.split(",") if "=" in a)
+    if not label or not env or "-" in label:
+        sys.exit(f"bench.py: --variant {text!r}: want [BACKEND/]LABEL:VAR=VALUE[,VAR=VALUE] "
+                 "(no '-' in LABEL)")
+    return backend or None, label, env
+
+
+def vramfs_targets(args, transports):
+    """(backend, transport, variant label or None, environment) of every vramfs target: each
+    backend over each transport, and again with each --variant's environment (not null-I/O;
+    only its own backend where the variant names one)."""
+    out = []
+    for b in args.backends:
+        for t in transports:
+            out.append((b, t, None, {}))
+            if b != "null":
+                out += [(b, t, label, env) for vb, label, env in args.variants if vb in (None, b)]
+    return out
 
 
 def main():
@@ -236,8 +260,14 @@ def main():
     ap.add_argument("--page-cluster", type=int, default=None,
                     help="vm.page-cluster for the swap rows, baseline and vramfs alike "
                          "(restored afterwards; default: leave it)")
+    ap.add_argument("--variant", action="append", default=[],
+                    metavar="[BACKEND/]LABEL:VAR=VALUE[,VAR=VALUE]",
+                    help="also measure each backend (not null; only BACKEND, if given) with these "
+                         "environment variables for vramfs, named vramfs-BACKEND[-TRANSPORT]-LABEL: "
+                         "an A/B in one run (repeatable)")
     ap.add_argument("--out", default="bench.json", help="where to write the JSON")
     args = ap.parse_args()
+    args.variants = [parse_variant(v) for v in args.variant]
     args.backends = [b for b in args.backends.split(",") if b]
     args.swap_threads = [int(t) for t in args.swap_threads.split(",") if t]
     transports = [t for t in args.transports.split(",") if t]
@@ -256,15 +286,16 @@ def main():
 
     mount_size = "6G"
     targets = [("tmpfs", {"size": mount_size}, "tmpfs")]
-    for b in args.backends:
-        for t in transports:
-            extra = ["--threads", args.threads, "--transport", t] + args.extra.split()
-            if b == "null":
-                extra += ["--backend", "cuda" if "cuda" in args.backends else "host", "--null-io"]
-            else:
-                extra += ["--backend", b]
-            name = f"vramfs-{b}" + (f"-{t}" if len(transports) > 1 else "")
-            targets.append((name, {"bin": vbin, "size": mount_size, "extra": extra}, "vramfs"))
+    transport_of = {}  # target name -> its transport, for its null-I/O reference
+    for b, t, label, env in vramfs_targets(args, transports):
+        extra = ["--threads", args.threads, "--transport", t] + args.extra.split()
+        if b == "null":
+            extra += ["--backend", "cuda" if "cuda" in args.backends else "host", "--null-io"]
+        else:
+            extra += ["--backend", b]
+        name = f"vramfs-{b}" + (f"-{t}" if len(transports) > 1 else "") + (f"-{label}" if label else "")
+        transport_of[name] = t
+        targets.append((name, {"bin": vbin, "size": mount_size, "extra": extra, "env": env}, "vramfs"))
 
     tool = os.path.join(build, "tests", "vramfs-iobench")
     results = {"machine": os.uname().nodename, "rows": {}, "mount_s": {}}
@@ -316,8 +347,7 @@ def main():
     def null_of(n):
         if "null" not in args.backends or n == "tmpfs":
             return None
-        suffix = n.split("-")[-1] if len(transports) > 1 else None
-        return "vramfs-null" + (f"-{suffix}" if suffix else "")
+        return "vramfs-null" + (f"-{transport_of[n]}" if len(transports) > 1 else "")
     print()
     head = f"{'workload':28}" + "".join(f"{n:>16}" for n in names)
     print(head + "   (GB/s or kIOPS; [x tmpfs | x null])")
