@@ -36,6 +36,7 @@
 
 #ifdef VRAMFS_HAVE_VULKAN
 #include "vramfs/util/log.hpp"
+#include "vramfs/util/memory.hpp"
 
 #include <algorithm>
 #include <array>
@@ -47,7 +48,6 @@
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <vulkan/vulkan.h>
 
@@ -602,28 +602,15 @@ private:
     // (VK_EXT_external_memory_host); false, with nothing left behind, where the driver will not.
     bool import_host(std::size_t bytes, HostRegion& r) noexcept {
         const std::size_t len = (bytes + import_align_ - 1) / import_align_ * import_align_;
-        const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-        void* raw = ::mmap(nullptr, len + import_align_ - page, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (raw == MAP_FAILED) return false;
-        // Trim the mapping to an aligned `len`.
-        const auto start = reinterpret_cast<std::uintptr_t>(raw);
-        const std::uintptr_t aligned = (start + import_align_ - 1) / import_align_ * import_align_;
-        if (aligned > start) ::munmap(raw, aligned - start);
-        if (const std::size_t tail = (start + len + import_align_ - page) - (aligned + len))
-            ::munmap(reinterpret_cast<void*>(aligned + len), tail);
-        char* p = reinterpret_cast<char*>(aligned);
-        // The pages exist before the driver pins them, and a fork (the daemon's own, or a
-        // helper's) must not make them copy-on-write under the device's copies.
-        ::madvise(p, len, MADV_DONTFORK);
-        std::memset(p, 0, len);
+        char* p = static_cast<char*>(map_host_memory(len, import_align_));
+        if (!p) return false;
         if (import_memory(p, len, r)) {
             r.base = p;
             r.bytes = bytes;
             r.imported = len;
             return true;
         }
-        ::munmap(p, len);
+        unmap_host_memory(p, len, import_align_);
         if (!import_failed_.exchange(true))
             log_warning("Vulkan device %d: the driver would not import host memory; using its own",
                         info_.index);
@@ -670,7 +657,7 @@ private:
     void free_host(const HostRegion& r) noexcept {
         if (!r.imported) vkUnmapMemory(dev_, r.memory);
         destroy_buffer(r.buffer, r.memory); // before the memory it imported goes
-        if (r.imported) ::munmap(r.base, r.imported);
+        if (r.imported) unmap_host_memory(r.base, r.imported, import_align_);
     }
 
     int make_context(Context& c, std::uint32_t queue) noexcept {

@@ -46,6 +46,34 @@ void fault_in(void* p, std::size_t bytes) noexcept {
     if (p) std::memset(p, 0, bytes);
 }
 
+namespace {
+std::size_t round_up(std::size_t n, std::size_t align) noexcept { return (n + align - 1) & ~(align - 1); }
+
+} // namespace
+
+void* map_host_memory(std::size_t bytes, std::size_t align) noexcept {
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    if (align < page) align = page;
+    const std::size_t len = round_up(bytes, align);
+    void* raw = ::mmap(nullptr, len + align - page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return nullptr;
+    // Trimmed to `len` bytes at an aligned address.
+    const auto start = reinterpret_cast<std::uintptr_t>(raw);
+    const std::uintptr_t aligned = round_up(start, align);
+    if (aligned > start) ::munmap(raw, aligned - start);
+    if (const std::size_t tail = start + len + align - page - (aligned + len))
+        ::munmap(reinterpret_cast<void*>(aligned + len), tail);
+    void* p = reinterpret_cast<void*>(aligned);
+    ::madvise(p, len, MADV_DONTFORK);
+    fault_in(p, len);
+    return p;
+}
+
+void unmap_host_memory(void* p, std::size_t bytes, std::size_t align) noexcept {
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    if (p) ::munmap(p, round_up(bytes, align < page ? page : align));
+}
+
 __attribute__((noinline)) void touch_stack() noexcept {
     volatile char pad[kStackTouch];
     for (std::size_t i = 0; i < kStackTouch; i += 4096) pad[i] = 0;

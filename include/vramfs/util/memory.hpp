@@ -31,6 +31,12 @@ void prepare_heap() noexcept;
 void fault_in(void* p, std::size_t bytes) noexcept;
 // Touches the calling thread's stack down to the depth a request may use.
 void touch_stack() noexcept;
+// Host memory of the daemon's own for a device to copy from and to: `bytes` rounded up to
+// `align` (a power of two, at least a page), at an address aligned to it, written once (faulted
+// in) and left out of fork() children, whose copy-on-write would move pages under the device.
+// nullptr if the kernel refuses. Give it back with unmap_host_memory(p, bytes, align).
+void* map_host_memory(std::size_t bytes, std::size_t align) noexcept;
+void unmap_host_memory(void* p, std::size_t bytes, std::size_t align) noexcept;
 // Locks (on fault) every mapping of the daemon's own; call once all threads and buffers exist.
 void lock_own_memory() noexcept;
 // PR_SET_IO_FLUSHER and oom_score_adj -1000, each with a warning if refused.
