@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace vramfs {
@@ -49,6 +50,20 @@ void fault_in(void* p, std::size_t bytes) noexcept {
 namespace {
 std::size_t round_up(std::size_t n, std::size_t align) noexcept { return (n + align - 1) & ~(align - 1); }
 
+// CAP_IPC_LOCK in the effective set, or an unlimited RLIMIT_MEMLOCK.
+bool may_lock_without_limit() noexcept {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur == RLIM_INFINITY) return true;
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return false;
+    char line[256];
+    unsigned long long caps = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
+    std::fclose(f);
+    constexpr int kCapIpcLock = 14;
+    return (caps >> kCapIpcLock) & 1;
+}
 } // namespace
 
 void* map_host_memory(std::size_t bytes, std::size_t align) noexcept {
@@ -113,6 +128,13 @@ void lock_own_memory() noexcept {
     }
     std::fclose(maps);
     if (failures) log_warning("could not lock %d of the daemon's mappings", failures);
+    // What is mapped from now on is locked as it is faulted too. A library may trim the heap
+    // (malloc_trim ignores M_TRIM_THRESHOLD), and brk then grows it again as a new, unlocked
+    // mapping; a page of it swapped out under pressure and touched by a serving thread waits
+    // for swap-in that only this daemon serves (seen with NVIDIA's Vulkan driver). Only where
+    // locking has no limit: past RLIMIT_MEMLOCK every later mapping, a driver's too, would fail.
+    if (may_lock_without_limit() && ::mlockall(MCL_FUTURE | MCL_ONFAULT) != 0)
+        log_warning("could not lock the daemon's future mappings: %s", std::strerror(errno));
     log_debug("locked %llu MiB of address space (on fault)",
               static_cast<unsigned long long>(locked >> 20));
 }

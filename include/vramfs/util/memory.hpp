@@ -12,7 +12,9 @@
 //   - every I/O buffer (receive buffers, read buffers, read cache windows), written once when
 //     it is allocated (fault_in), from the backend (page-locked for CUDA);
 //   - the daemon's own mappings, locked on fault, but not the GPU driver's device mappings
-//     and address reservations, which are not host RAM (lock_own_memory);
+//     and address reservations, which are not host RAM; and every mapping made later (the
+//     heap regrown after a library trimmed it, a driver's own), locked on fault too where
+//     locking has no limit (lock_own_memory);
 //   - the kernel told the daemon is an I/O flusher, and the OOM killer told to spare it
 //     (harden_for_swap; both need privileges, so they are best effort with a warning).
 // Storage never allocates on the I/O path either: slabs come from the device ahead of need
