@@ -27,21 +27,6 @@ constexpr int kPopulateWrite = 23; // Linux 5.14; older kernels answer EINVAL
 
 std::size_t round_up(std::size_t n, std::size_t align) noexcept { return (n + align - 1) & ~(align - 1); }
 
-// CAP_IPC_LOCK in the effective set, or an unlimited RLIMIT_MEMLOCK.
-bool may_lock_without_limit() noexcept {
-    rlimit lim{};
-    if (::getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur == RLIM_INFINITY) return true;
-    std::FILE* f = std::fopen("/proc/self/status", "r");
-    if (!f) return false;
-    char line[256];
-    unsigned long long caps = 0;
-    while (std::fgets(line, sizeof line, f))
-        if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
-    std::fclose(f);
-    constexpr int kCapIpcLock = 14;
-    return (caps >> kCapIpcLock) & 1;
-}
-
 } // namespace
 
 // libfuse allocates a small request record per request, and so may we (a readdir buffer).
@@ -62,6 +47,20 @@ void prepare_heap() noexcept {
 
 void fault_in(void* p, std::size_t bytes) noexcept {
     if (p) std::memset(p, 0, bytes);
+}
+
+bool may_lock_without_limit() noexcept {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur == RLIM_INFINITY) return true;
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return false;
+    char line[256];
+    unsigned long long caps = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
+    std::fclose(f);
+    constexpr int kCapIpcLock = 14;
+    return (caps >> kCapIpcLock) & 1;
 }
 
 void* map_host_memory(std::size_t bytes, std::size_t align) noexcept {

@@ -9,7 +9,6 @@
 #include <cstring>
 #include <string>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,19 +35,6 @@ std::string vm_flags(const void* p) {
     }
     std::fclose(f);
     return flags;
-}
-
-// Whether this process may lock memory without limit (as lock_own_memory decides).
-bool may_lock_without_limit() {
-    rlimit lim{};
-    if (getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur == RLIM_INFINITY) return true;
-    std::FILE* f = std::fopen("/proc/self/status", "r");
-    char line[256];
-    unsigned long long caps = 0;
-    while (f && std::fgets(line, sizeof line, f))
-        if (std::sscanf(line, "CapEff: %llx", &caps) == 1) break;
-    if (f) std::fclose(f);
-    return (caps >> 14) & 1; // CAP_IPC_LOCK
 }
 
 } // namespace

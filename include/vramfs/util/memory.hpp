@@ -39,6 +39,9 @@ void touch_stack() noexcept;
 // nullptr if the kernel refuses. Give it back with unmap_host_memory(p, bytes, align).
 void* map_host_memory(std::size_t bytes, std::size_t align) noexcept;
 void unmap_host_memory(void* p, std::size_t bytes, std::size_t align) noexcept;
+// Whether this process may lock memory without limit (CAP_IPC_LOCK, or an unlimited
+// RLIMIT_MEMLOCK): only then does lock_own_memory lock mappings made after it as well.
+bool may_lock_without_limit() noexcept;
 // Locks (on fault) every mapping of the daemon's own; call once all threads and buffers exist.
 void lock_own_memory() noexcept;
 // PR_SET_IO_FLUSHER and oom_score_adj -1000, each with a warning if refused.
