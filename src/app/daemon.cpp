@@ -179,6 +179,9 @@ int check_requirements() {
                        (d.memory_budget ? ", " + format_size(d.info.free_bytes) + " free" : ""), "");
         line(d.memory_budget, what + ": VK_EXT_memory_budget",
              "budgets are checked against the heap's size and our own use only", false);
+        line(d.external_memory_host, what + ": VK_EXT_external_memory_host",
+             "request and reply buffers are the driver's memory, not the daemon's own (slower "
+             "copies on NVIDIA)", false);
         line(d.type != "CPU", what + ": a GPU",
              "a CPU driver: its memory is system RAM, for tests only", false);
     }

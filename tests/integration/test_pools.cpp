@@ -207,6 +207,20 @@ int write_until_failure(const std::string& path, int pieces) {
 }
 } // namespace
 
+TEST_CASE("--check names each device and what its driver offers") {
+    std::string out;
+    const int rc = run_program({vramfs_binary(), "--check"}, &out);
+    CHECK((rc == 0 || rc == 1)); // 1: something is missing (no GPU here), said on its line
+    if (test_backend() == "vulkan") {
+        // Each Vulkan device gets a line for the budget and one for importing host memory.
+        CHECK(out.find("Vulkan device 0: ") != std::string::npos);
+        CHECK(out.find(": VK_EXT_memory_budget") != std::string::npos);
+        CHECK(out.find(": VK_EXT_external_memory_host") != std::string::npos);
+    } else if (test_backend() == "cuda") {
+        CHECK(out.find("CUDA GPU 0: ") != std::string::npos);
+    }
+}
+
 TEST_CASE("a lost device: its files answer EIO at once, status says so, unmounting works") {
     // From the 20th device copy on, the device is gone (as after an Xid or a GPU off the bus).
     std::string out;
