@@ -601,7 +601,7 @@ private:
     // Anonymous memory of ours, aligned as the driver asks, imported as a buffer's memory
     // (VK_EXT_external_memory_host); false, with nothing left behind, where the driver will not.
     bool import_host(std::size_t bytes, HostRegion& r) noexcept {
-        const std::size_t len = (bytes + import_align_ - 1) / import_align_ * import_align_;
+        const std::size_t len = host_memory_bytes(bytes, import_align_);
         char* p = static_cast<char*>(map_host_memory(len, import_align_));
         if (!p) return false;
         if (import_memory(p, len, r)) {

@@ -63,10 +63,15 @@ bool may_lock_without_limit() noexcept {
     return (caps >> kCapIpcLock) & 1;
 }
 
+std::size_t host_memory_bytes(std::size_t bytes, std::size_t align) noexcept {
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    return round_up(bytes, align < page ? page : align);
+}
+
 void* map_host_memory(std::size_t bytes, std::size_t align) noexcept {
     const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
     if (align < page) align = page;
-    const std::size_t len = round_up(bytes, align);
+    const std::size_t len = host_memory_bytes(bytes, align);
     void* raw = ::mmap(nullptr, len + align - page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return nullptr;
     // Trimmed to `len` bytes at an aligned address.
@@ -82,8 +87,7 @@ void* map_host_memory(std::size_t bytes, std::size_t align) noexcept {
 }
 
 void unmap_host_memory(void* p, std::size_t bytes, std::size_t align) noexcept {
-    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    if (p) ::munmap(p, round_up(bytes, align < page ? page : align));
+    if (p) ::munmap(p, host_memory_bytes(bytes, align));
 }
 
 __attribute__((noinline)) void touch_stack() noexcept {

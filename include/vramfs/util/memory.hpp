@@ -39,6 +39,8 @@ void touch_stack() noexcept;
 // nullptr if the kernel refuses. Give it back with unmap_host_memory(p, bytes, align).
 void* map_host_memory(std::size_t bytes, std::size_t align) noexcept;
 void unmap_host_memory(void* p, std::size_t bytes, std::size_t align) noexcept;
+// How many bytes map_host_memory(bytes, align) maps.
+std::size_t host_memory_bytes(std::size_t bytes, std::size_t align) noexcept;
 // Whether this process may lock memory without limit (CAP_IPC_LOCK, or an unlimited
 // RLIMIT_MEMLOCK): only then does lock_own_memory lock mappings made after it as well.
 bool may_lock_without_limit() noexcept;
