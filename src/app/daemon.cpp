@@ -290,6 +290,8 @@ int serve(const Config& cfg, Reporter& reporter) {
     std::string devices_text;
     std::uint64_t total = 0;
     prepare_heap();
+    // Before the drivers and the pool start threads of their own: those made later inherit it.
+    const SwapHardening hardening = harden_for_swap();
     for (const DeviceBudget& d : cfg.devices) {
         int rc = 0;
         auto backend = open_device(cfg, d, reporter, rc);
@@ -303,7 +305,8 @@ int serve(const Config& cfg, Reporter& reporter) {
         for (std::size_t i = 0; i < backends.size(); ++i) {
             pools.push_back(std::make_unique<BlockPool>(
                 *backends[i], cfg.devices[i].size, cfg.block_size, 64ull << 20,
-                std::chrono::milliseconds(static_cast<long long>(cfg.release_delay * 1000))));
+                std::chrono::milliseconds(static_cast<long long>(cfg.release_delay * 1000)),
+                &memory_is_short));
             raw.push_back(pools.back().get());
             total += pools.back()->budget_blocks() * cfg.block_size;
         }
@@ -382,7 +385,7 @@ int serve(const Config& cfg, Reporter& reporter) {
         detach_stdio();
         log_to_syslog(true);
     }
-    harden_for_swap();
+    report_hardening(hardening);
 
     const int rc = server->serve();
     fuse_session_destroy(se);

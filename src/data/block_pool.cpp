@@ -2,18 +2,22 @@
 #include "vramfs/data/block_pool.hpp"
 
 #include "vramfs/util/log.hpp"
+#include "vramfs/util/memory.hpp"
 
 #include <algorithm>
 #include <cerrno>
+#include <pthread.h>
 #include <stdexcept>
 
 namespace vramfs {
 
 BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::uint64_t block_size,
-                     std::uint64_t slab_bytes, std::chrono::milliseconds release_delay)
+                     std::uint64_t slab_bytes, std::chrono::milliseconds release_delay,
+                     MemoryShort memory_short)
     : backend_(backend), block_size_(block_size), budget_blocks_(budget_bytes / block_size),
       slab_blocks_(static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slab_bytes / block_size))),
-      low_water_(std::max<std::uint64_t>(1, slab_blocks_ / 2)), release_delay_(release_delay) {
+      low_water_(std::max<std::uint64_t>(1, slab_blocks_ / 2)), release_delay_(release_delay),
+      memory_short_(memory_short) {
     if (block_size == 0 || (block_size & (block_size - 1)) != 0)
         throw std::invalid_argument("block size must be a power of two");
     if (budget_blocks_ >= kNoBlock)
@@ -31,6 +35,10 @@ BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::u
 }
 
 void BlockPool::reaper_main() {
+    // This thread calls the driver under memory pressure too: its stack is faulted in (and so
+    // locked) now, as a worker's is, and a deeper first call later does not need a new page.
+    ::pthread_setname_np(::pthread_self(), "vramfs-pool");
+    touch_stack();
     std::unique_lock lock(mu_);
     while (!stopping_) {
         reaper_cv_.wait_for(lock, std::min<std::chrono::milliseconds>(release_delay_, std::chrono::milliseconds(250)));
@@ -63,14 +71,27 @@ void BlockPool::open_ahead(std::unique_lock<std::mutex>& lock) noexcept {
 }
 
 // Hands back slabs that stayed empty for the release delay, except the free blocks the
-// low-water mark keeps while files hold blocks.
+// low-water mark keeps while files hold blocks, and none while memory is short.
 void BlockPool::release_idle(std::unique_lock<std::mutex>& lock) noexcept {
     const auto now = std::chrono::steady_clock::now();
-    for (std::uint32_t s = 0; s < slabs_.size(); ++s) {
-        Slab& slab = slabs_[s];
-        if (!slab.allocated || slab.used != 0 || now - slab.empty_since < release_delay_) continue;
+    auto releasable = [&](const Slab& slab) {
+        if (!slab.allocated || slab.used != 0 || now - slab.empty_since < release_delay_) return false;
         const std::uint64_t used = used_.load(std::memory_order_relaxed);
-        if (used != 0 && reserved_blocks_ - used - slab.capacity < low_water_) continue;
+        return used == 0 || reserved_blocks_ - used - slab.capacity >= low_water_;
+    };
+    if (std::none_of(slabs_.begin(), slabs_.end(), releasable)) return;
+    if (memory_short_) {
+        lock.unlock(); // it reads files
+        const bool short_now = memory_short_();
+        lock.lock();
+        if (short_now != holding_)
+            log_debug(short_now ? "block pool: memory is short: empty slabs stay open"
+                                : "block pool: memory is no longer short: empty slabs go back");
+        holding_ = short_now;
+        if (short_now) return;
+    }
+    for (std::uint32_t s = 0; s < slabs_.size(); ++s) {
+        if (!releasable(slabs_[s])) continue;
         // Take the slab out of service under the lock, free it on the device without it, so
         // requests are not held up by a synchronising cudaFree.
         DeviceBuffer memory = detach_slab(s);

@@ -100,6 +100,7 @@ bool wait_for_request(Worker& w, std::uint64_t spin_until, bool spinning) {
 
 void* worker_main(void* arg) {
     auto* w = static_cast<Worker*>(arg);
+    ::pthread_setname_np(::pthread_self(), "vramfs-io");
     touch_stack();
     std::free(std::malloc(64)); // sets up this thread's malloc cache before the first request
     if (*w->prepare) (*w->prepare)();

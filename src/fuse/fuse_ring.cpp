@@ -170,6 +170,7 @@ bool pin_to_own_cpu() noexcept {
 
 void* queue_main(void* arg) {
     auto* q = static_cast<RingQueue*>(arg);
+    ::pthread_setname_np(::pthread_self(), "vramfs-ring");
     q->ring->serve_queue(*q);
     return nullptr;
 }

@@ -3,6 +3,7 @@
 
 #include "vramfs/util/log.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -26,6 +27,50 @@ constexpr int kPopulateWrite = 23; // Linux 5.14; older kernels answer EINVAL
 #endif
 
 std::size_t round_up(std::size_t n, std::size_t align) noexcept { return (n + align - 1) & ~(align - 1); }
+
+// Reads up to cap-1 bytes of a small file into buf, NUL-terminated; the length, or -1. No
+// allocation (stdio would allocate a buffer).
+long read_small(const char* path, char* buf, std::size_t cap) noexcept {
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    std::size_t got = 0;
+    while (got + 1 < cap) {
+        const ssize_t n = ::read(fd, buf + got, cap - 1 - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    ::close(fd);
+    buf[got] = 0;
+    return static_cast<long>(got);
+}
+
+// A file holding one number of bytes, or "max" (no limit: UINT64_MAX); false if unreadable.
+bool read_bytes(const char* dir, const char* name, std::uint64_t& out) noexcept {
+    char path[512], buf[64];
+    if (std::snprintf(path, sizeof path, "%s/%s", dir, name) >= static_cast<int>(sizeof path)) return false;
+    if (read_small(path, buf, sizeof buf) <= 0) return false;
+    if (std::strncmp(buf, "max", 3) == 0) {
+        out = UINT64_MAX;
+        return true;
+    }
+    char* end = nullptr;
+    out = std::strtoull(buf, &end, 10);
+    return end != buf;
+}
+
+// Room under one cgroup directory's limits, UINT64_MAX where it has none (or none readable).
+std::uint64_t cgroup_room(const char* dir, bool v2) noexcept {
+    std::uint64_t usage = 0;
+    if (!read_bytes(dir, v2 ? "memory.current" : "memory.usage_in_bytes", usage)) return UINT64_MAX;
+    std::uint64_t room = UINT64_MAX;
+    for (const char* name : {v2 ? "memory.max" : "memory.limit_in_bytes", v2 ? "memory.high" : nullptr}) {
+        std::uint64_t limit = UINT64_MAX;
+        if (name && read_bytes(dir, name, limit) && limit != UINT64_MAX)
+            room = std::min(room, limit > usage ? limit - usage : 0);
+    }
+    return room;
+}
 
 } // namespace
 
@@ -140,14 +185,80 @@ void lock_own_memory() noexcept {
               static_cast<unsigned long long>(locked >> 20));
 }
 
-void harden_for_swap() noexcept {
-    if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
-        log_warning("PR_SET_IO_FLUSHER failed (%s)", std::strerror(errno));
-    if (int fd = ::open("/proc/self/oom_score_adj", O_WRONLY); fd >= 0) {
-        if (::write(fd, "-1000", 5) != 5)
-            log_warning("cannot exempt the daemon from the OOM killer (%s)", std::strerror(errno));
-        ::close(fd);
+std::uint64_t memory_headroom(const char* proc_root, const char* cgroup_root) noexcept {
+    std::uint64_t room = UINT64_MAX;
+    char path[512], buf[2048];
+
+    std::snprintf(path, sizeof path, "%s/meminfo", proc_root);
+    if (read_small(path, buf, 512) > 0) // MemAvailable is among the first lines
+        if (const char* at = std::strstr(buf, "MemAvailable:"))
+            room = std::strtoull(at + 13, nullptr, 10) * 1024;
+
+    // The memory cgroup: v1's "N:...memory...:/path" line where the memory controller is v1,
+    // else v2's "0::/path". Each level up to the root may have a limit of its own.
+    std::snprintf(path, sizeof path, "%s/self/cgroup", proc_root);
+    if (read_small(path, buf, sizeof buf) <= 0) return room;
+    const char* rel = nullptr;
+    bool v2 = false;
+    for (char* line = buf; line && *line;) {
+        char* next = std::strchr(line, '\n');
+        if (next) *next++ = 0;
+        char* c1 = std::strchr(line, ':');
+        char* c2 = c1 ? std::strchr(c1 + 1, ':') : nullptr;
+        if (c2) {
+            *c2 = 0;
+            const char* controllers = c1 + 1;
+            if (std::strcmp(controllers, "memory") == 0 || std::strstr(controllers, "memory,") ||
+                std::strstr(controllers, ",memory")) {
+                rel = c2 + 1;
+                v2 = false;
+                break;
+            }
+            if (*controllers == 0 && c1 == line + 1 && line[0] == '0') {
+                rel = c2 + 1;
+                v2 = true;
+            }
+        }
+        line = next;
     }
+    if (!rel) return room;
+    char dir[512];
+    if (std::snprintf(dir, sizeof dir, "%s%s%s", cgroup_root, v2 ? "" : "/memory", rel) >=
+        static_cast<int>(sizeof dir))
+        return room;
+    // From the process's own cgroup up to (not including) the hierarchy's root.
+    const std::size_t top = std::strlen(cgroup_root) + (v2 ? 0 : 7);
+    for (std::size_t len = std::strlen(dir);;) {
+        while (len > top && dir[len - 1] == '/') --len;
+        if (len <= top) break;
+        dir[len] = 0;
+        room = std::min(room, cgroup_room(dir, v2));
+        char* slash = std::strrchr(dir, '/');
+        if (!slash) break;
+        len = static_cast<std::size_t>(slash - dir);
+    }
+    return room;
+}
+
+bool memory_is_short() noexcept { return memory_headroom() < kMemoryShortMargin; }
+
+SwapHardening harden_for_swap() noexcept {
+    SwapHardening h;
+    if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) h.io_flusher_errno = errno;
+    if (int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC); fd >= 0) {
+        if (::write(fd, "-1000", 5) != 5) h.oom_errno = errno;
+        ::close(fd);
+    } else {
+        h.oom_errno = errno;
+    }
+    return h;
+}
+
+void report_hardening(const SwapHardening& h) noexcept {
+    if (h.io_flusher_errno)
+        log_warning("PR_SET_IO_FLUSHER failed (%s)", std::strerror(h.io_flusher_errno));
+    if (h.oom_errno)
+        log_warning("cannot exempt the daemon from the OOM killer (%s)", std::strerror(h.oom_errno));
 }
 
 } // namespace vramfs

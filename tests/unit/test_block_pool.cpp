@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <set>
 #include <thread>
 #include <vector>
@@ -121,4 +122,34 @@ TEST_CASE("with a release delay, free blocks are opened ahead of need while file
     pool.release(ids.data(), 3);
     CHECK(wait_for_slabs(0) == 0);
     CHECK(pool.stats().reserved_bytes == 0);
+}
+
+namespace {
+std::atomic<bool> g_memory_short{true};
+std::atomic<int> g_memory_asked{0};
+bool fake_memory_short() noexcept {
+    g_memory_asked.fetch_add(1);
+    return g_memory_short.load();
+}
+} // namespace
+
+TEST_CASE("while memory is short, empty slabs stay open; once it is not, they go back") {
+    test::FlakyBackend be;
+    g_memory_short = true;
+    g_memory_asked = 0;
+    BlockPool pool(be, 16 * 4096, 4096, 4 * 4096, std::chrono::milliseconds(20), &fake_memory_short);
+    std::vector<BlockId> ids(16);
+    REQUIRE(pool.allocate(16, ids.data()) == 0);
+    pool.release(ids.data(), 16);
+    // Asked (only once slabs were due to go back) and told memory is short, twice over: by then
+    // a pool that did not hold would have handed every slab back.
+    for (int i = 0; i < 500 && g_memory_asked < 2; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(g_memory_asked >= 2);
+    CHECK(be.live_slabs == 4);
+    CHECK(pool.stats().empty_slabs == 4);
+    g_memory_short = false;
+    for (int i = 0; i < 500 && be.live_slabs > 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(be.live_slabs == 0);
 }

@@ -1,12 +1,16 @@
-// The memory discipline's helpers: host memory for device copies, and locking the daemon's
-// memory, mappings made after the lock included.
+// The memory discipline's helpers: host memory for device copies, locking the daemon's memory
+// (mappings made after the lock included), and how much memory the process has left.
 #include "vramfs/util/memory.hpp"
+
+#include "../support/memory_cgroup.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -82,5 +86,102 @@ TEST_CASE("once the daemon locks its memory, mappings made later are locked too"
     REQUIRE(WIFEXITED(status));
     const std::string expected = expect_locked ? "locked" : "not locked";
     INFO("expected the later mapping " << expected);
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
+namespace {
+
+// A fake /proc and /sys/fs/cgroup under a temporary directory, for memory_headroom.
+struct FakeRoots {
+    std::filesystem::path root;
+    FakeRoots() {
+        char tmpl[] = "/tmp/vramfs-headroom-XXXXXX";
+        REQUIRE(mkdtemp(tmpl) != nullptr);
+        root = tmpl;
+        std::filesystem::create_directories(root / "proc/self");
+        std::filesystem::create_directories(root / "cg");
+    }
+    ~FakeRoots() { std::filesystem::remove_all(root); }
+    void put(const std::string& rel, const std::string& text) {
+        const auto path = root / rel;
+        std::filesystem::create_directories(path.parent_path());
+        REQUIRE(test_support::write_file(path.string(), text));
+    }
+    std::uint64_t headroom() const {
+        return memory_headroom((root / "proc").c_str(), (root / "cg").c_str());
+    }
+};
+
+constexpr std::uint64_t kMiB = 1ull << 20;
+
+} // namespace
+
+TEST_CASE("memory headroom is the least room under any cgroup level and the machine") {
+    FakeRoots f;
+    f.put("proc/meminfo", "MemTotal:       1000000 kB\nMemFree:         500000 kB\n"
+                          "MemAvailable:    900000 kB\nBuffers: 1 kB\n");
+    SUBCASE("nothing but meminfo: MemAvailable") {
+        CHECK(f.headroom() == 900000ull * 1024);
+    }
+    SUBCASE("cgroup v2: each level's max and high, the tightest wins") {
+        f.put("proc/self/cgroup", "0::/outer/inner\n");
+        f.put("cg/outer/inner/memory.current", std::to_string(100 * kMiB) + "\n");
+        f.put("cg/outer/inner/memory.max", std::to_string(300 * kMiB) + "\n");
+        f.put("cg/outer/inner/memory.high", "max\n");
+        f.put("cg/outer/memory.current", std::to_string(500 * kMiB) + "\n");
+        f.put("cg/outer/memory.max", std::to_string(650 * kMiB) + "\n");
+        CHECK(f.headroom() == 150 * kMiB); // the outer level: 650 - 500
+        f.put("cg/outer/inner/memory.high", std::to_string(120 * kMiB) + "\n");
+        CHECK(f.headroom() == 20 * kMiB); // the inner level's high: 120 - 100
+        f.put("cg/outer/inner/memory.current", std::to_string(130 * kMiB) + "\n");
+        CHECK(f.headroom() == 0); // past high
+    }
+    SUBCASE("cgroup v2 without limits: MemAvailable") {
+        f.put("proc/self/cgroup", "0::/a\n");
+        f.put("cg/a/memory.current", std::to_string(100 * kMiB) + "\n");
+        f.put("cg/a/memory.max", "max\n");
+        CHECK(f.headroom() == 900000ull * 1024);
+    }
+    SUBCASE("cgroup v1 beside a v2 hierarchy without the memory controller") {
+        f.put("proc/self/cgroup", "12:cpu,cpuacct:/x\n4:memory:/job\n0::/y\n");
+        f.put("cg/memory/job/memory.usage_in_bytes", std::to_string(10 * kMiB) + "\n");
+        f.put("cg/memory/job/memory.limit_in_bytes", std::to_string(42 * kMiB) + "\n");
+        f.put("cg/y/memory.current", "0\n"); // not the memory hierarchy: ignored
+        f.put("cg/y/memory.max", "0\n");
+        CHECK(f.headroom() == 32 * kMiB);
+    }
+    SUBCASE("a root cgroup has no limit") {
+        f.put("proc/self/cgroup", "0::/\n");
+        CHECK(f.headroom() == 900000ull * 1024);
+    }
+}
+
+TEST_CASE("memory headroom reads nothing it cannot: no files, no limit") {
+    CHECK(memory_headroom("/nonexistent-proc", "/nonexistent-cgroup") == UINT64_MAX);
+}
+
+TEST_CASE("in a real memory cgroup, memory is short once the process nears its limit" *
+          doctest::skip(geteuid() != 0)) {
+    constexpr std::uint64_t limit = 256 * kMiB, fill = 224 * kMiB;
+    test_support::MemoryCgroup cg;
+    std::string error;
+    REQUIRE_MESSAGE(cg.create(limit, error, "vramfs-unit"), error);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (!test_support::write_file(cg.path() + "/cgroup.procs", std::to_string(getpid()))) _exit(4);
+        const std::uint64_t before = memory_headroom();
+        if (before > limit) _exit(1);
+        if (memory_is_short()) _exit(5); // this child has not touched its 256 MiB yet
+        void* p = mmap(nullptr, fill, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) _exit(3);
+        std::memset(p, 1, fill); // charged to the cgroup
+        _exit(memory_is_short() && memory_headroom() <= limit - fill ? 0 : 2);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    INFO("child exit 1: headroom above the limit, 2: not short after filling, 4: cannot join, "
+         "5: short before filling");
     CHECK(WEXITSTATUS(status) == 0);
 }

@@ -38,10 +38,14 @@ public:
     // of free blocks open ahead of need while anything is in use, so that a write into a hole
     // (swap after discards) rarely waits for the driver: taking device memory may fault in host
     // memory, and under memory pressure that fault can wait on swap I/O that only this
-    // daemon can serve.
+    // daemon can serve. For the same reason that thread hands no slab back while
+    // `memory_short` says memory is short (the daemon passes memory_is_short): a driver may fault
+    // in host memory while freeing too, and a slab kept is one that need not be taken again.
+    using MemoryShort = bool (*)() noexcept;
     BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::uint64_t block_size,
               std::uint64_t slab_bytes = 64ull << 20,
-              std::chrono::milliseconds release_delay = std::chrono::milliseconds(0));
+              std::chrono::milliseconds release_delay = std::chrono::milliseconds(0),
+              MemoryShort memory_short = nullptr);
     ~BlockPool();
     BlockPool(const BlockPool&) = delete;
     BlockPool& operator=(const BlockPool&) = delete;
@@ -108,6 +112,8 @@ private:
     std::uint64_t open_slabs_ = 0;
 
     const std::chrono::milliseconds release_delay_;
+    const MemoryShort memory_short_;
+    bool holding_ = false; // the last release_idle kept slabs because memory was short
     std::condition_variable reaper_cv_;
     bool stopping_ = false;
     std::thread reaper_;

@@ -6,7 +6,7 @@
 // time) it could wait on that same reclaim, and swap would deadlock. So everything a request
 // uses exists, faulted in and locked, before the first request:
 //   - the heap: one malloc arena, grown and faulted at start, never trimmed (prepare_heap);
-//   - every worker's stack, touched to its working depth (touch_stack);
+//   - every worker's stack and the slab pool thread's, touched to a working depth (touch_stack);
 //   - every serving thread's per-thread state in the GPU API (CUDA's current device and
 //     per-thread stream), made before its first request (StorageBackend::prepare_thread);
 //   - every I/O buffer (receive buffers, read buffers, read cache windows), written once when
@@ -16,7 +16,9 @@
 //     heap regrown after a library trimmed it, a driver's own), locked on fault too where
 //     locking has no limit (lock_own_memory);
 //   - the kernel told the daemon is an I/O flusher, and the OOM killer told to spare it
-//     (harden_for_swap; both need privileges, so they are best effort with a warning).
+//     (harden_for_swap, before any thread starts; both need privileges, so they are best effort
+//     with a warning);
+//   - no GPU driver call to give slabs back while memory is short (memory_is_short).
 // Storage never allocates on the I/O path either: slabs come from the device ahead of need
 // (BlockPool's background thread), and the host backend carves them from one locked arena.
 // Code on the request path keeps to this: no new threads, no growth of containers, no
@@ -24,6 +26,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace vramfs {
 
@@ -46,7 +49,29 @@ std::size_t host_memory_bytes(std::size_t bytes, std::size_t align) noexcept;
 bool may_lock_without_limit() noexcept;
 // Locks (on fault) every mapping of the daemon's own; call once all threads and buffers exist.
 void lock_own_memory() noexcept;
-// PR_SET_IO_FLUSHER and oom_score_adj -1000, each with a warning if refused.
-void harden_for_swap() noexcept;
+// PR_SET_IO_FLUSHER and oom_score_adj -1000; both need privileges, so either may be refused.
+// The flag is per thread and only threads started later inherit it: call before any other
+// thread exists. What was refused is returned, for report_hardening to log once the daemon logs
+// where it should (syslog, once detached), so a user's mount does not print it.
+struct SwapHardening {
+    int io_flusher_errno = 0;
+    int oom_errno = 0;
+};
+SwapHardening harden_for_swap() noexcept;
+void report_hardening(const SwapHardening& h) noexcept; // a warning for each refusal
+
+// Bytes this process can still take before it reaches a limit: the least room left under any
+// memory cgroup it is in (each level's v2 memory.max and memory.high, or v1
+// memory.limit_in_bytes, less its usage) and the machine's MemAvailable. UINT64_MAX when none
+// can be read. Allocates nothing (fixed buffers, plain open and read), so a thread may ask while
+// memory is short. `proc_root` and `cgroup_root` are for tests.
+std::uint64_t memory_headroom(const char* proc_root = "/proc",
+                              const char* cgroup_root = "/sys/fs/cgroup") noexcept;
+// Whether memory is short enough that the daemon should not ask a GPU driver for anything
+// (slabs back to the device, or new ones): a driver may fault in host memory inside such a
+// call, and under a cgroup's limit that fault reclaims by writing swap, which this daemon
+// serves. The margin is what such a call may take with room to spare.
+inline constexpr std::uint64_t kMemoryShortMargin = 64ull << 20;
+bool memory_is_short() noexcept;
 
 } // namespace vramfs
