@@ -49,10 +49,32 @@ dump_threads() {
   local pid=$1 t state
   echo "---- threads of $pid"
   for t in /proc/"$pid"/task/*; do
-    state=$(awk '{print $3}' "$t/stat" 2>/dev/null)
-    echo "thread ${t##*/} $state $(cat "$t/wchan" 2>/dev/null)"
+    state=$(sed 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1) # after "(comm) ", which may hold spaces
+    echo "thread ${t##*/} $(cat "$t/comm" 2>/dev/null) $state $(cat "$t/wchan" 2>/dev/null)"
     if [[ $state == D ]]; then head -25 "$t/stack" 2>/dev/null; fi
   done
+}
+# Fails unless every thread of the daemon is an I/O flusher (PR_SET_IO_FLUSHER: the kernel's
+# PF_MEMALLOC_NOIO, 0x80000 in /proc/PID/task/TID/stat's flags). The flag is per thread and is
+# inherited only by threads started after it is set; a thread without it that faults in memory
+# under the swapping cgroup's limit reclaims by writing swap, which only this daemon can serve.
+# Only where the daemon can set it (CAP_SYS_RESOURCE, which some containers' root lacks).
+check_io_flusher() {
+  local pid=$1 t flags bad=0 caps
+  caps=$(awk '/^CapEff:/ { print $2 }' "/proc/$pid/status")
+  if ! (((0x$caps >> 24) & 1)); then
+    echo "not checked: every thread an I/O flusher (the daemon lacks CAP_SYS_RESOURCE)"
+    return 0
+  fi
+  for t in /proc/"$pid"/task/*; do
+    flags=$(sed 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f7) # after "(comm) "
+    [[ -n $flags ]] || continue
+    if ! ((flags & 0x80000)); then
+      echo "thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)) is not an I/O flusher"
+      bad=1
+    fi
+  done
+  ((bad == 0)) || fail "the daemon's threads must all be I/O flushers"
 }
 # The sum over the devices of one number of the mount's status JSON ("reserved", "empty_slabs").
 status_total() {

@@ -23,6 +23,7 @@ trap cleanup EXIT
 echo "+ vramfs $mnt 256M ${vramfs_args[*]}"
 "$bin" "$mnt" 256M "${vramfs_args[@]}"
 [[ $(used_mib "$mnt") -eq 0 ]] || fail "a new mount should use nothing, uses $(used_mib "$mnt") MiB"
+check_io_flusher "$(daemon_pid "$mnt")"
 
 echo "+ fallocate -l 128M $mnt/swap"
 fallocate -l 128M "$mnt/swap"
