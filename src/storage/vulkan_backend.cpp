@@ -46,7 +46,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <shared_mutex>
 #include <unistd.h>
 #include <vulkan/vulkan.h>
@@ -262,11 +264,17 @@ public:
     static constexpr int kSlotShift = 40;
     static constexpr std::size_t kSlots = 1 << 16;
     static constexpr std::size_t kHostBuffers = 1024;
+    // With mapped writes, what the touched bitmap tracks, and the least write that goes on the
+    // queue where the mapping is not all touched yet (below it a queue submission costs more
+    // than the page faults).
+    static constexpr std::uint64_t kTouchChunk = 64 << 10;
+    static constexpr std::size_t kFreshQueueMin = 256 << 10;
 
     VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
           transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)),
           queue_write_min_(queue_write_min()),
+          fresh_on_queue_(env_on("VRAMFS_VK_FRESH_QUEUE", true)),
           host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
@@ -413,6 +421,15 @@ public:
                 return vk_failure(r, "vkMapMemory of a slab");
             }
         }
+        std::unique_ptr<std::atomic<std::uint64_t>[]> touched;
+        if (mapped_writes_) {
+            touched.reset(new (std::nothrow) std::atomic<std::uint64_t>[touch_words(bytes)]());
+            if (!touched) {
+                if (map) vkUnmapMemory(dev_, mem);
+                destroy_buffer(buf, mem);
+                return ENOMEM;
+            }
+        }
         std::size_t slot;
         {
             std::lock_guard lock(slot_mutex_);
@@ -427,6 +444,7 @@ public:
         slots_[slot].memory = mem;
         slots_[slot].bytes = bytes;
         slots_[slot].mapped = static_cast<char*>(map);
+        slots_[slot].touched = std::move(touched);
         slots_[slot].buffer.store(buf, std::memory_order_release);
         held_.fetch_add(bytes, std::memory_order_relaxed);
         out = static_cast<DeviceAddr>(slot + 1) << kSlotShift;
@@ -440,6 +458,7 @@ public:
         if (buf == VK_NULL_HANDLE) return;
         if (s.mapped) vkUnmapMemory(dev_, s.memory);
         s.mapped = nullptr;
+        s.touched.reset();
         destroy_buffer(buf, s.memory);
         held_.fetch_sub(s.bytes, std::memory_order_relaxed);
         std::lock_guard lock(slot_mutex_);
@@ -447,15 +466,23 @@ public:
     }
 
     int do_write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
-        VkBuffer hb;
-        VkDeviceSize ho;
-        if (mapped_writes_ && (len < queue_write_min_ || !host_region(src, len, hb, ho))) {
+        if (mapped_writes_) {
             Target t;
             if (!resolve(dst, len, t)) return EIO;
-            std::memcpy(t.mapped + t.offset, src, len);
-            // Write-combined stores drained before write() returns.
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            return 0;
+            // The CPU's first store to each page of a mapping costs a page fault, several times
+            // the queue's copy of it: large writes where the mapping is not yet all touched go
+            // on the queue, from our host buffer.
+            const bool queue = len >= queue_write_min_ ||
+                               (len >= kFreshQueueMin && fresh_on_queue_ && !touched(t, len));
+            VkBuffer hb;
+            VkDeviceSize ho;
+            if (!queue || !host_region(src, len, hb, ho)) {
+                std::memcpy(t.mapped + t.offset, src, len);
+                // Write-combined stores drained before write() returns.
+                std::atomic_thread_fence(std::memory_order_seq_cst);
+                mark_touched(t, len);
+                return 0;
+            }
         }
         return copy(dst, const_cast<void*>(src), len, true);
     }
@@ -468,6 +495,7 @@ public:
         if (mapped_writes_) {
             std::memset(t.mapped + t.offset, 0, len);
             std::atomic_thread_fence(std::memory_order_seq_cst);
+            mark_touched(t, len);
             return 0;
         }
         Context& c = acquire();
@@ -526,6 +554,9 @@ private:
         VkDeviceMemory memory = VK_NULL_HANDLE;
         std::uint64_t bytes = 0;
         char* mapped = nullptr; // with mapped writes
+        // With mapped writes: one bit per kTouchChunk of the mapping the CPU has written whole,
+        // so every page of it is mapped in. A hint only: a bit never set costs a queue copy.
+        std::unique_ptr<std::atomic<std::uint64_t>[]> touched;
     };
     struct HostRegion {
         char* base;
@@ -551,6 +582,7 @@ private:
         VkBuffer buffer;
         VkDeviceSize offset;
         char* mapped;
+        std::size_t slot;
     };
 
     int make_buffer(std::uint64_t bytes, int type, VkBuffer& buf, VkDeviceMemory& mem) noexcept {
@@ -702,6 +734,24 @@ private:
         ctx_free_.notify_one();
     }
 
+    static std::size_t touch_words(std::uint64_t bytes) noexcept {
+        return static_cast<std::size_t>((bytes + kTouchChunk * 64 - 1) / (kTouchChunk * 64));
+    }
+    // Whether every chunk [t.offset, t.offset + len) meets has been written whole by the CPU.
+    bool touched(const Target& t, std::size_t len) const noexcept {
+        const auto* bits = slots_[t.slot].touched.get();
+        for (std::uint64_t c = t.offset / kTouchChunk; c * kTouchChunk < t.offset + len; ++c)
+            if (!(bits[c / 64].load(std::memory_order_relaxed) >> (c % 64) & 1)) return false;
+        return true;
+    }
+    // Marks the chunks the CPU just wrote whole.
+    void mark_touched(const Target& t, std::size_t len) noexcept {
+        auto* bits = slots_[t.slot].touched.get();
+        const std::uint64_t end = (t.offset + len) / kTouchChunk;
+        for (std::uint64_t c = (t.offset + kTouchChunk - 1) / kTouchChunk; c < end; ++c)
+            bits[c / 64].fetch_or(std::uint64_t{1} << (c % 64), std::memory_order_relaxed);
+    }
+
     bool resolve(DeviceAddr addr, std::size_t len, Target& t) noexcept {
         const std::size_t slot = (addr >> kSlotShift) - 1;
         const VkDeviceSize offset = addr & ((DeviceAddr{1} << kSlotShift) - 1);
@@ -709,6 +759,7 @@ private:
             t.buffer = slots_[slot].buffer.load(std::memory_order_acquire);
             t.offset = offset;
             t.mapped = slots_[slot].mapped;
+            t.slot = slot;
             if (t.buffer != VK_NULL_HANDLE && offset + len <= slots_[slot].bytes) return true;
         }
         log_error("Vulkan device %d: a copy of %zu bytes at %#llx is outside every slab", info_.index,
@@ -870,6 +921,7 @@ private:
     bool mapped_writes_ = false; // slabs are mapped and the CPU writes into them
     const unsigned spin_us_;     // how long a copy's fence is polled before sleeping on it
     const std::size_t queue_write_min_; // with mapped writes: from this size on, on the queue
+    const bool fresh_on_queue_;          // with mapped writes: large writes to untouched pages too
     bool host_import_;       // host buffers are our memory, imported (VK_EXT_external_memory_host)
     PFN_vkGetMemoryHostPointerPropertiesEXT host_pointer_properties_ = nullptr;
     std::size_t import_align_ = 4096;
