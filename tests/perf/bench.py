@@ -185,7 +185,7 @@ def run_swap(args, build, transports):
     else:
         print("no zram here: its swap rows are left out")
 
-    for backend, transport, label, venv in vramfs_targets(args, transports):
+    for backend, transport, label, venv, vopts in vramfs_targets(args, transports):
         if backend == "null":
             continue
         env = dict(os.environ, VRAMFS_BIN=os.path.join(build, "vramfs"), **venv)
@@ -193,7 +193,7 @@ def run_swap(args, build, transports):
         what = f"vramfs {backend} {transport}" + (f" {label}" if label else "")
         res = subprocess.run([helper, "on", swap, "--mountpoint", mnt, "--name", "bench",
                               "--priority", "200", "--backend", backend,
-                              "--transport", transport] + args.extra.split(),
+                              "--transport", transport] + args.extra.split() + vopts,
                              env=env, text=True, capture_output=True)
         if res.returncode != 0:
             results[f"swap: {what}"] = {"verdict": "setup failed: " + res.stderr.strip()[-200:]}
@@ -209,26 +209,30 @@ def run_swap(args, build, transports):
 
 
 def parse_variant(text):
-    """[BACKEND/]LABEL:VAR=VALUE[,VAR=VALUE...] -> (BACKEND or None, LABEL, {VAR: VALUE})."""
-    name, _, assigns = text.partition(":")
+    """[BACKEND/]LABEL:ITEM[,ITEM...], each ITEM VAR=VALUE (the environment) or --option[=value]
+    (a vramfs option) -> (BACKEND or None, LABEL, {VAR: VALUE}, [options])."""
+    name, _, items = text.partition(":")
     backend, _, label = name.rpartition("/")
-    env = dict(a.split("=", 1) for a in assigns.split(",") if "=" in a)
-    if not label or not env or "-" in label:
-        sys.exit(f"bench.py: --variant {text!r}: want [BACKEND/]LABEL:VAR=VALUE[,VAR=VALUE] "
-                 "(no '-' in LABEL)")
-    return backend or None, label, env
+    items = [i for i in items.split(",") if i]
+    opts = [i for i in items if i.startswith("--")]
+    env = dict(i.split("=", 1) for i in items if not i.startswith("--") and "=" in i)
+    if not label or len(opts) + len(env) != len(items) or not items or "-" in label:
+        sys.exit(f"bench.py: --variant {text!r}: want [BACKEND/]LABEL:ITEM[,ITEM], each ITEM "
+                 "VAR=VALUE or --option[=value] (no '-' in LABEL)")
+    return backend or None, label, env, opts
 
 
 def vramfs_targets(args, transports):
-    """(backend, transport, variant label or None, environment) of every vramfs target: each
-    backend over each transport, and again with each --variant's environment (not null-I/O;
-    only its own backend where the variant names one)."""
+    """(backend, transport, variant label or None, environment, more vramfs options) of every
+    vramfs target: each backend over each transport, and again with each --variant's environment
+    and options (not null-I/O; only its own backend where the variant names one)."""
     out = []
     for b in args.backends:
         for t in transports:
-            out.append((b, t, None, {}))
+            out.append((b, t, None, {}, []))
             if b != "null":
-                out += [(b, t, label, env) for vb, label, env in args.variants if vb in (None, b)]
+                out += [(b, t, label, env, opts) for vb, label, env, opts in args.variants
+                        if vb in (None, b)]
     return out
 
 
@@ -261,10 +265,11 @@ def main():
                     help="vm.page-cluster for the swap rows, baseline and vramfs alike "
                          "(restored afterwards; default: leave it)")
     ap.add_argument("--variant", action="append", default=[],
-                    metavar="[BACKEND/]LABEL:VAR=VALUE[,VAR=VALUE]",
+                    metavar="[BACKEND/]LABEL:ITEM[,ITEM]",
                     help="also measure each backend (not null; only BACKEND, if given) with these "
-                         "environment variables for vramfs, named vramfs-BACKEND[-TRANSPORT]-LABEL: "
-                         "an A/B in one run (repeatable)")
+                         "items, each an environment variable for vramfs (VAR=VALUE) or a vramfs "
+                         "option (--option or --option=value), named "
+                         "vramfs-BACKEND[-TRANSPORT]-LABEL: an A/B in one run (repeatable)")
     ap.add_argument("--out", default="bench.json", help="where to write the JSON")
     args = ap.parse_args()
     args.variants = [parse_variant(v) for v in args.variant]
@@ -287,8 +292,8 @@ def main():
     mount_size = "6G"
     targets = [("tmpfs", {"size": mount_size}, "tmpfs")]
     transport_of = {}  # target name -> its transport, for its null-I/O reference
-    for b, t, label, env in vramfs_targets(args, transports):
-        extra = ["--threads", args.threads, "--transport", t] + args.extra.split()
+    for b, t, label, env, opts in vramfs_targets(args, transports):
+        extra = ["--threads", args.threads, "--transport", t] + args.extra.split() + opts
         if b == "null":
             extra += ["--backend", "cuda" if "cuda" in args.backends else "host", "--null-io"]
         else:
