@@ -18,12 +18,10 @@
 //     of a page well under one (docs/performance.md#vulkan). Mapped writes are to host-coherent
 //     memory and fenced before returning; Vulkan makes host writes visible to every later
 //     submission.
-//   - Copies go to the queues of the families that answered about as fast as the fastest when
-//     the backend was opened (a probe of each family's 4 KiB and 1 MiB copies: with waited
-//     fences NVIDIA's families differed by 2.5x), spread over them so that copies of several
-//     requests run at once (one queue serialises them); buffers are then shared by those
-//     families (VK_SHARING_MODE_CONCURRENT). A fence is polled for a while before the thread
-//     sleeps on it (a sleeping wait adds some 30 us to every copy on NVIDIA). Not on a CPU driver, where
+//   - Copies go to the queue family that answered fastest when the backend was opened (a probe
+//     of each family's 4 KiB and 1 MiB copies: NVIDIA has several transfer-only families whose
+//     latencies differ by 2.5x), and a fence is polled for a while before the thread sleeps on
+//     it (a sleeping wait adds some 30 us to every copy on NVIDIA). Not on a CPU driver, where
 //     the spinning thread would take the CPU from the one doing the copy.
 //   - Host buffers (receive and read buffers, cache windows) are the daemon's own anonymous
 //     memory imported into Vulkan (VK_EXT_external_memory_host) where the driver can, else the
@@ -312,14 +310,14 @@ public:
             error = "Vulkan device " + std::to_string(info_.index) + " has no usable memory types";
             return false;
         }
-        // Every family that copies gets up to kQueuesPerFamily queues; the contexts use those of
-        // the families that answer about as fast as the fastest (fast_families), or of
-        // VRAMFS_VK_QUEUE_FAMILY alone where that is set (to compare families).
+        // Every family that copies gets up to kQueues queues; the contexts use the one that
+        // answers fastest (probe_families), or VRAMFS_VK_QUEUE_FAMILY where that is set (to
+        // compare families).
         std::uint32_t n = 0;
         vkGetPhysicalDeviceQueueFamilyProperties(pd_, &n, nullptr);
         std::vector<VkQueueFamilyProperties> fams(n);
         vkGetPhysicalDeviceQueueFamilyProperties(pd_, &n, fams.data());
-        std::array<float, kQueuesPerFamily> prio{};
+        std::array<float, kQueues> prio{};
         prio.fill(1.0f);
         std::vector<VkDeviceQueueCreateInfo> qcis;
         for (std::uint32_t i = 0; i < n; ++i) {
@@ -328,7 +326,7 @@ public:
                 continue;
             VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
             qci.queueFamilyIndex = i;
-            qci.queueCount = std::min<std::uint32_t>(fams[i].queueCount, kQueuesPerFamily);
+            qci.queueCount = std::min<std::uint32_t>(fams[i].queueCount, kQueues);
             qci.pQueuePriorities = prio.data();
             qcis.push_back(qci);
         }
@@ -368,19 +366,23 @@ public:
         log_debug("Vulkan device %d: host buffers %s", info_.index,
                   host_import_ ? "are our own memory, imported (VK_EXT_external_memory_host)"
                                : "come from the driver");
-        std::vector<const VkDeviceQueueCreateInfo*> chosen;
+        const VkDeviceQueueCreateInfo* chosen = nullptr;
         if (const char* forced = std::getenv("VRAMFS_VK_QUEUE_FAMILY")) {
             const auto it = std::find_if(qcis.begin(), qcis.end(), [&](const VkDeviceQueueCreateInfo& q) {
                 return std::to_string(q.queueFamilyIndex) == forced;
             });
             if (it != qcis.end())
-                chosen.push_back(&*it);
+                chosen = &*it;
             else
                 log_warning("Vulkan device %d: VRAMFS_VK_QUEUE_FAMILY=%s is no family that copies; probing",
                             info_.index, forced);
         }
-        if (chosen.empty()) chosen = fast_families(qcis);
-        choose_queues(chosen);
+        if (!chosen) chosen = &qcis[qcis.size() > 1 ? probe_families(qcis) : 0];
+        family_ = chosen->queueFamilyIndex;
+        queue_count_ = chosen->queueCount;
+        log_debug("Vulkan device %d: copies on queue family %u (%u queues), fences polled %u us",
+                  info_.index, family_, queue_count_, spin_us_);
+        for (std::uint32_t q = 0; q < queue_count_; ++q) vkGetDeviceQueue(dev_, family_, q, &queues_[q].queue);
         free_contexts_.reserve(kContexts);
         for (int i = 0; i < kContexts; ++i) {
             if (int err = make_context(contexts_[i], static_cast<std::uint32_t>(i) % queue_count_)) {
@@ -545,12 +547,7 @@ public:
     }
 
 private:
-    // Queues asked of each family, and used in all: copies on different queues (of different
-    // families, on NVIDIA different copy engines) run at once.
-    static constexpr std::uint32_t kQueuesPerFamily = 4;
-    static constexpr std::uint32_t kQueues = 8;
-    // A family is used beside the fastest one if its probe took at most this much longer.
-    static constexpr double kFamilySlack = 1.25;
+    static constexpr std::uint32_t kQueues = 4;
 
     struct Slot {
         std::atomic<VkBuffer> buffer{VK_NULL_HANDLE};
@@ -570,7 +567,6 @@ private:
     };
     struct Queue {
         VkQueue queue = VK_NULL_HANDLE;
-        std::uint32_t family = 0;
         std::mutex mutex; // vkQueueSubmit needs the queue to itself
     };
     struct Context {
@@ -594,7 +590,6 @@ private:
         bci.size = bytes;
         bci.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
         bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
-        share(bci);
         VRAMFS_VK_TRY(vkCreateBuffer(dev_, &bci, nullptr, &buf), "vkCreateBuffer");
         VkMemoryRequirements req;
         vkGetBufferMemoryRequirements(dev_, buf, &req);
@@ -664,7 +659,6 @@ private:
         bci.size = len;
         bci.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
         bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
-        share(bci);
         if (vkCreateBuffer(dev_, &bci, nullptr, &r.buffer) != VK_SUCCESS) return false;
         VkMemoryRequirements req;
         vkGetBufferMemoryRequirements(dev_, r.buffer, &req);
@@ -702,7 +696,7 @@ private:
         c.queue = queue;
         VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
         pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT | VK_COMMAND_POOL_CREATE_TRANSIENT_BIT;
-        pci.queueFamilyIndex = queues_[queue].family;
+        pci.queueFamilyIndex = family_;
         VRAMFS_VK_TRY(vkCreateCommandPool(dev_, &pci, nullptr, &c.pool), "vkCreateCommandPool");
         VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
         cai.commandPool = c.pool;
@@ -815,64 +809,32 @@ private:
         return vkWaitForFences(dev_, 1, &fence, VK_TRUE, UINT64_MAX);
     }
 
-    // Each family is timed: the sum over a 4 KiB and a 1 MiB copy, each way, of the best of five
-    // (after three unmeasured, as an idle GPU answers the first ones slowly) on its first queue.
-    // Returns the families within kFamilySlack of the fastest, fastest first; the first family
-    // alone if it cannot tell. Leaves queues_[0] for choose_queues to set.
-    std::vector<const VkDeviceQueueCreateInfo*> fast_families(const std::vector<VkDeviceQueueCreateInfo>& qcis) noexcept {
-        std::vector<std::pair<double, const VkDeviceQueueCreateInfo*>> timed;
+    // The index in `qcis` of the family that copies fastest: the sum over a 4 KiB and a 1 MiB
+    // copy, each way, of the best of five (after three unmeasured, as an idle GPU answers the
+    // first ones slowly) on the family's first queue. 0 if it cannot tell. Leaves family_ and
+    // queues_[0] for open() to set.
+    std::size_t probe_families(const std::vector<VkDeviceQueueCreateInfo>& qcis) noexcept {
         VkBuffer db;
         VkDeviceMemory dm;
-        if (qcis.size() > 1 && make_buffer(kStagingBytes, device_type_, db, dm) == 0) {
-            for (const VkDeviceQueueCreateInfo& q : qcis) {
-                const double us = probe_family(q.queueFamilyIndex, db);
-                log_debug("Vulkan device %d: queue family %u copies in %.1f us", info_.index,
-                          q.queueFamilyIndex, us);
-                if (us > 0) timed.emplace_back(us, &q);
+        if (make_buffer(kStagingBytes, device_type_, db, dm)) return 0;
+        std::size_t best = 0;
+        double best_us = 0;
+        for (std::size_t i = 0; i < qcis.size(); ++i) {
+            const double us = probe_family(qcis[i].queueFamilyIndex, db);
+            log_debug("Vulkan device %d: queue family %u copies in %.1f us", info_.index,
+                      qcis[i].queueFamilyIndex, us);
+            if (us > 0 && (best_us == 0 || us < best_us)) {
+                best = i;
+                best_us = us;
             }
-            destroy_buffer(db, dm);
         }
-        if (timed.empty()) return {&qcis[0]};
-        std::sort(timed.begin(), timed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-        std::vector<const VkDeviceQueueCreateInfo*> out;
-        for (const auto& [us, q] : timed)
-            if (us <= timed.front().first * kFamilySlack) out.push_back(q);
-        return out;
+        destroy_buffer(db, dm);
+        return best;
     }
-    // Takes the queues of `families` in turn, one of each family a round (so that the first
-    // few copies in flight are on different families), up to kQueues.
-    void choose_queues(const std::vector<const VkDeviceQueueCreateInfo*>& families) noexcept {
-        queue_count_ = 0;
-        family_count_ = 0;
-        for (std::uint32_t round = 0; queue_count_ < kQueues; ++round) {
-            bool any = false;
-            for (const VkDeviceQueueCreateInfo* f : families) {
-                if (round >= f->queueCount || queue_count_ == kQueues) continue;
-                Queue& q = queues_[queue_count_++];
-                q.family = f->queueFamilyIndex;
-                vkGetDeviceQueue(dev_, q.family, round, &q.queue);
-                if (round == 0) families_[family_count_++] = q.family;
-                any = true;
-            }
-            if (!any) break;
-        }
-        std::string list;
-        for (std::uint32_t i = 0; i < queue_count_; ++i)
-            list += (i ? ", " : "") + std::to_string(queues_[i].family);
-        log_debug("Vulkan device %d: copies on %u queues, of families %s; fences polled %u us",
-                  info_.index, queue_count_, list.c_str(), spin_us_);
-    }
-    // Buffers any of the chosen queues may use.
-    void share(VkBufferCreateInfo& bci) const noexcept {
-        if (family_count_ < 2) return;
-        bci.sharingMode = VK_SHARING_MODE_CONCURRENT;
-        bci.queueFamilyIndexCount = family_count_;
-        bci.pQueueFamilyIndices = families_.data();
-    }
-    // Microseconds for fast_families' copies on `family`, between a copy context's staging
+    // Microseconds for probe_families' copies on `family`, between a copy context's staging
     // buffer and `device` and as the I/O path submits them; 0 if one failed.
     double probe_family(std::uint32_t family, VkBuffer device) noexcept {
-        queues_[0].family = family;
+        family_ = family;
         vkGetDeviceQueue(dev_, family, 0, &queues_[0].queue);
         Context c;
         bool ok = make_context(c, 0) == 0;
@@ -964,11 +926,7 @@ private:
     PFN_vkGetMemoryHostPointerPropertiesEXT host_pointer_properties_ = nullptr;
     std::size_t import_align_ = 4096;
     std::atomic<bool> import_failed_{false};
-    std::uint32_t queue_count_ = 1;
-    // The families the queues are of: buffers are shared by all of them (VK_SHARING_MODE_
-    // CONCURRENT) where there is more than one, so any queue may copy into or out of any slab.
-    std::array<std::uint32_t, kQueues> families_{};
-    std::uint32_t family_count_ = 0;
+    std::uint32_t family_ = 0, queue_count_ = 1;
     std::array<Queue, kQueues> queues_;
     std::array<Context, kContexts> contexts_;
     std::mutex ctx_mutex_;
