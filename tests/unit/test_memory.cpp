@@ -162,7 +162,7 @@ TEST_CASE("memory headroom reads nothing it cannot: no files, no limit") {
 
 TEST_CASE("in a real memory cgroup, memory is short once the process nears its limit" *
           doctest::skip(geteuid() != 0)) {
-    constexpr std::uint64_t limit = 256 * kMiB, fill = 224 * kMiB;
+    constexpr std::uint64_t limit = 256 * kMiB, step = 8 * kMiB;
     test_support::MemoryCgroup cg;
     std::string error;
     REQUIRE_MESSAGE(cg.create(limit, error, "vramfs-unit"), error);
@@ -173,15 +173,23 @@ TEST_CASE("in a real memory cgroup, memory is short once the process nears its l
         const std::uint64_t before = memory_headroom();
         if (before > limit) _exit(1);
         if (memory_is_short()) _exit(5); // this child has not touched its 256 MiB yet
-        void* p = mmap(nullptr, fill, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        // Filled a step at a time (each charged to the cgroup) until memory is short; never
+        // past the limit, where the child would be killed (a sanitizer's shadow memory is
+        // charged too, so that can come early).
+        auto* p = static_cast<char*>(
+            mmap(nullptr, limit, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
         if (p == MAP_FAILED) _exit(3);
-        std::memset(p, 1, fill); // charged to the cgroup
-        _exit(memory_is_short() && memory_headroom() <= limit - fill ? 0 : 2);
+        for (std::uint64_t filled = 0; filled + step < limit; filled += step) {
+            std::memset(p + filled, 1, step);
+            if (memory_is_short())
+                _exit(memory_headroom() <= limit - (filled + step) ? 0 : 6);
+        }
+        _exit(2);
     }
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
     REQUIRE(WIFEXITED(status));
-    INFO("child exit 1: headroom above the limit, 2: not short after filling, 4: cannot join, "
-         "5: short before filling");
+    INFO("child exit 1: headroom above the limit, 2: never short, 4: cannot join, "
+         "5: short before filling, 6: more headroom than the memory filled leaves");
     CHECK(WEXITSTATUS(status) == 0);
 }
