@@ -206,10 +206,10 @@ void detach_stdio() {
     }
 }
 
-// The sysfs directory of a mount's bdi (its readahead, its dirty-page limits), or "" if not
-// found. From /proc/self/mountinfo: a stat of the mount point would be a request to this
-// daemon, which does not serve yet.
-std::string bdi_dir(const std::string& mountpoint) {
+// The file that holds a mount's readahead (its bdi's read_ahead_kb), or "" if not found. From
+// /proc/self/mountinfo: a stat of the mount point would be a request to this daemon, which
+// does not serve yet.
+std::string readahead_file(const std::string& mountpoint) {
     std::string escaped; // mountinfo writes a space as \040 (and tab, newline, backslash alike)
     for (char ch : mountpoint) {
         if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\\') {
@@ -229,7 +229,7 @@ std::string bdi_dir(const std::string& mountpoint) {
             std::snprintf(dev, sizeof dev, "%s", d); // the last such line is the mount on top
     }
     std::fclose(f);
-    return *dev ? std::string("/sys/class/bdi/") + dev : "";
+    return *dev ? std::string("/sys/class/bdi/") + dev + "/read_ahead_kb" : "";
 }
 
 std::uint64_t backend_limit_host() { return make_host_backend(0)->device().total_bytes; }
@@ -345,12 +345,10 @@ int serve(const Config& cfg, Reporter& reporter) {
                                           " failed (see the line above)");
         return kExitFailure;
     }
-    // Applied after INIT, which the workers have not read yet.
-    if (cfg.readahead > 0) context.readahead_kib = std::to_string(cfg.readahead / 1024);
-    // VRAMFS_KERNEL_DIRTY_LIMIT=1 keeps the kernel's limits, for comparisons.
-    const char* keep = std::getenv("VRAMFS_KERNEL_DIRTY_LIMIT");
-    context.lift_dirty_limit = cfg.writeback_cache && !(keep && std::strcmp(keep, "0") != 0);
-    if (!context.readahead_kib.empty() || context.lift_dirty_limit) context.bdi_dir = bdi_dir(mountpoint);
+    if (cfg.readahead > 0) { // applied after INIT, which the workers have not read yet
+        context.readahead_path = readahead_file(mountpoint);
+        context.readahead_kib = std::to_string(cfg.readahead / 1024);
+    }
     ServeOptions so;
     so.mountpoint = mountpoint;
     so.transport = transport;

@@ -99,33 +99,26 @@ void reply_entry(fuse_req_t req, int err, const Entry& e) {
     if (fuse_reply_entry(req, &fe) != 0) fs_of(req).forget(e.ino, 1);
 }
 
-// Writes `value` to the bdi's file `name`; what it is for is in `what`, for the log.
-void write_bdi(const std::string& dir, const char* name, const std::string& value, const char* what) noexcept {
-    const std::string path = dir + "/" + name;
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    const bool ok = fd >= 0 && ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+// Once, at the first open or create after INIT (see FuseContext::readahead_path).
+void apply_readahead(FuseContext& ctx) noexcept {
+    if (!ctx.readahead_pending.load(std::memory_order_relaxed) ||
+        !ctx.readahead_pending.exchange(false))
+        return;
+    const int fd = ::open(ctx.readahead_path.c_str(), O_WRONLY | O_CLOEXEC);
+    const std::string& kib = ctx.readahead_kib;
+    const bool ok = fd >= 0 && ::write(fd, kib.data(), kib.size()) == static_cast<ssize_t>(kib.size());
     const int err = errno;
     if (fd >= 0) ::close(fd);
     // Expected without root; worth a warning only where it should have worked.
     if (!ok && ::geteuid() == 0)
-        log_warning("cannot set the %s (%s): %s", what, path.c_str(), std::strerror(err));
+        log_warning("cannot set the readahead (%s): %s", ctx.readahead_path.c_str(), std::strerror(err));
     else if (!ok)
-        log_debug("%s left as it is: %s needs root", what, path.c_str());
-}
-
-// Once, at the first open or create after INIT (see FuseContext::bdi_dir).
-void apply_bdi_settings(FuseContext& ctx) noexcept {
-    if (!ctx.bdi_pending.load(std::memory_order_relaxed) || !ctx.bdi_pending.exchange(false)) return;
-    if (!ctx.readahead_kib.empty()) write_bdi(ctx.bdi_dir, "read_ahead_kb", ctx.readahead_kib, "readahead");
-    if (ctx.lift_dirty_limit) {
-        write_bdi(ctx.bdi_dir, "strict_limit", "0", "dirty-page limit");
-        write_bdi(ctx.bdi_dir, "max_ratio", "100", "dirty-page limit");
-    }
+        log_debug("readahead left as it is: %s needs root", ctx.readahead_path.c_str());
 }
 
 void op_init(void* userdata, fuse_conn_info* conn) {
     FuseContext& ctx = *static_cast<FuseContext*>(userdata);
-    if (!ctx.bdi_dir.empty()) ctx.bdi_pending.store(true);
+    if (!ctx.readahead_path.empty()) ctx.readahead_pending.store(true);
     Filesystem& fs = ctx.fs;
     const unsigned max_io = static_cast<unsigned>(fs.options().max_io);
     conn->max_write = std::min(conn->max_write, max_io);
@@ -242,7 +235,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) {
-    apply_bdi_settings(ctx_of(req));
+    apply_readahead(ctx_of(req));
     Entry e{};
     OpenReply open{};
     int err = guarded(req, "create", parent, [&] {
@@ -262,7 +255,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-    apply_bdi_settings(ctx_of(req));
+    apply_readahead(ctx_of(req));
     OpenReply open{};
     int err = guarded(req, "open", ino, [&] { return fs_of(req).open(ino, fi->flags, open); });
     if (err) {

@@ -81,19 +81,17 @@ static std::string kernel_value(const std::string& path) {
     return v;
 }
 
-// A setting of the mount's bdi as root sets it, after a file was opened (the daemon sets them at
-// the first open, once the kernel has taken INIT).
-static std::string bdi_value(const std::string& mountpoint, const char* name) {
+// The mount's readahead, as root sets it (the kernel's default for FUSE is 128 KiB), after a
+// file was opened (the daemon sets it at the first open, once the kernel has taken INIT).
+static std::string readahead_kb(const std::string& mountpoint) {
     const int fd = ::open((mountpoint + "/ra").c_str(), O_CREAT | O_RDWR, 0644);
     if (fd < 0) return "cannot open a file";
     ::close(fd);
     struct stat st{};
     if (::stat(mountpoint.c_str(), &st) != 0) return "no mount";
     return kernel_value("/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
-                        std::to_string(minor(st.st_dev)) + "/" + name);
+                        std::to_string(minor(st.st_dev)) + "/read_ahead_kb");
 }
-// The kernel's default for FUSE is 128 KiB.
-static std::string readahead_kb(const std::string& mountpoint) { return bdi_value(mountpoint, "read_ahead_kb"); }
 
 TEST_CASE("the mount's readahead: 1 MiB by default, --readahead, 0 for the kernel's" *
           doctest::skip(::geteuid() != 0)) {
@@ -108,20 +106,6 @@ TEST_CASE("the mount's readahead: 1 MiB by default, --readahead, 0 for the kerne
     {
         VramfsMount m("64M", {"-o", "readahead=0"});
         CHECK(readahead_kb(m.path()) == "128");
-    }
-}
-
-TEST_CASE("with the writeback cache the mount gets an ordinary disk's dirty-page limits" *
-          doctest::skip(::geteuid() != 0)) {
-    {
-        VramfsMount m("64M");
-        CHECK(bdi_value(m.path(), "strict_limit") == "1"); // the kernel's, for FUSE
-    }
-    {
-        VramfsMount m("64M", {"--writeback-cache"});
-        CHECK(bdi_value(m.path(), "strict_limit") == "0");
-        CHECK(bdi_value(m.path(), "max_ratio") == "100");
-        CHECK(readahead_kb(m.path()) == "1024"); // set beside them
     }
 }
 

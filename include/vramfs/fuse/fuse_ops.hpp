@@ -19,17 +19,12 @@ struct FuseContext {
     Filesystem& fs;
     const uid_t owner; // the mount's owner: with root, the only one shown per-file status
     RequestStats stats;
-    // The mount's settings in its bdi (bdi_dir, e.g. /sys/class/bdi/0:40), written at the first
-    // open or create after INIT, which makes the bdi: its readahead (read_ahead_kb: the kernel
-    // sets it from the INIT reply, and libfuse never offers more than the kernel's 128 KiB; an
-    // open takes its file's readahead from the bdi, so the first file read has it already) and,
-    // with the writeback cache, the dirty-page limits of an ordinary disk (strict_limit 0,
-    // max_ratio 100) in place of the 1% the kernel gives a FUSE mount, which throttles buffered
-    // writes long before the machine's own dirty limit. Only root may write them.
-    std::string bdi_dir;       // empty: leave them all as the kernel has them
-    std::string readahead_kib; // empty: leave the kernel's
-    bool lift_dirty_limit = false;
-    std::atomic<bool> bdi_pending{false};
+    // The mount's readahead, written to its bdi file (readahead_path, e.g.
+    // /sys/class/bdi/0:40/read_ahead_kb) at the first open or create after INIT: the kernel sets the
+    // readahead from the INIT reply, and libfuse never offers more than the kernel's 128 KiB.
+    // An open takes its file's readahead from the bdi, so the first file read has it already.
+    std::string readahead_path, readahead_kib; // empty: leave the kernel's
+    std::atomic<bool> readahead_pending{false};
     // Asynchronous requests (readahead, a loop device's direct I/O) the kernel lets wait on the
     // daemon at once, sent in the INIT reply; 0 leaves the kernel's 12.
     unsigned max_background = 0;
