@@ -279,6 +279,7 @@ public:
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
+        if (warm_) destroy_buffer(warm_, warm_mem_);
         for (auto& c : contexts_) destroy_context(c);
         vkDestroyDevice(dev_, nullptr);
     }
@@ -392,6 +393,17 @@ public:
             }
             free_contexts_.push_back(&contexts_[i]);
         }
+        if (int err = make_buffer(kWarmBytes, device_type_, warm_, warm_mem_)) {
+            error = "Vulkan device " + std::to_string(info_.index) + ": cannot make a buffer (" +
+                    std::strerror(err) + ")";
+            return false;
+        }
+        for (Context& c : contexts_)
+            if (int err = warm(c)) {
+                error = "Vulkan device " + std::to_string(info_.index) + ": a first copy failed (" +
+                        std::strerror(err) + ")";
+                return false;
+            }
         host_.reserve(kHostBuffers);
         free_slots_.reserve(kSlots);
         for (std::size_t s = kSlots; s > 0; --s) free_slots_.push_back(s - 1);
@@ -463,6 +475,16 @@ public:
         held_.fetch_sub(s.bytes, std::memory_order_relaxed);
         std::lock_guard lock(slot_mutex_);
         free_slots_.push_back(slot);
+    }
+
+    // A worker's first driver calls (recording, submitting, polling a fence) made before its
+    // first request: a driver may set up per-thread state in them, which under memory pressure
+    // would wait on swap that this daemon serves.
+    int do_prepare_thread() noexcept override {
+        Context& c = acquire();
+        const int err = warm(c);
+        release(c);
+        return err;
     }
 
     int do_write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
@@ -711,6 +733,18 @@ private:
         return 0;
     }
 
+    // Every kind of command the I/O path records, run once on `c` against the scratch buffer:
+    // the driver takes the host memory a context's commands need now, at mount (where it is
+    // then locked), not at the context's first request, which may come under memory pressure.
+    int warm(Context& c) noexcept {
+        const VkBufferCopy r{0, 0, kWarmBytes};
+        if (int err = submit(c, [&](VkCommandBuffer cb) { vkCmdCopyBuffer(cb, c.staging, warm_, 1, &r); }, false))
+            return err;
+        if (int err = submit(c, [&](VkCommandBuffer cb) { vkCmdCopyBuffer(cb, warm_, c.staging, 1, &r); }, true))
+            return err;
+        return submit(c, [&](VkCommandBuffer cb) { vkCmdFillBuffer(cb, warm_, 0, kWarmBytes, 0); }, false);
+    }
+
     void destroy_context(Context& c) noexcept {
         if (c.staging_mem) vkFreeMemory(dev_, c.staging_mem, nullptr);
         if (c.staging) vkDestroyBuffer(dev_, c.staging, nullptr);
@@ -927,6 +961,9 @@ private:
     std::size_t import_align_ = 4096;
     std::atomic<bool> import_failed_{false};
     std::uint32_t family_ = 0, queue_count_ = 1;
+    static constexpr VkDeviceSize kWarmBytes = 64 << 10;
+    VkBuffer warm_ = VK_NULL_HANDLE; // device memory the warm-up copies use
+    VkDeviceMemory warm_mem_ = VK_NULL_HANDLE;
     std::array<Queue, kQueues> queues_;
     std::array<Context, kContexts> contexts_;
     std::mutex ctx_mutex_;
