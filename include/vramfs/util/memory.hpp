@@ -8,7 +8,8 @@
 //   - the heap: one malloc arena, grown and faulted at start, never trimmed (prepare_heap);
 //   - every worker's stack and the slab pool thread's, touched to a working depth (touch_stack);
 //   - every serving thread's per-thread state in the GPU API (CUDA's current device and
-//     per-thread stream), made before its first request (StorageBackend::prepare_thread);
+//     per-thread stream; a first Vulkan copy), made before its first request
+//     (StorageBackend::prepare_thread), and each Vulkan copy context used once at open;
 //   - every I/O buffer (receive buffers, read buffers, read cache windows), written once when
 //     it is allocated (fault_in), from the backend (page-locked for CUDA);
 //   - the daemon's own mappings, locked on fault, but not the GPU driver's device mappings
