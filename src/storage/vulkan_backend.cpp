@@ -4,8 +4,10 @@
 //
 // What must stay true:
 //   - Nothing is allocated on the I/O path: command buffers, fences and staging buffers are
-//     made when the backend is opened (a fixed set of copy contexts), slabs by BlockPool's
-//     background thread. A copy borrows a context and gives it back.
+//     made when the backend is opened (a fixed set of copy contexts, each used once then, and
+//     once more by each worker before its first request, so the driver's own memory for them
+//     exists before memory can be short), slabs by BlockPool's background thread. A copy
+//     borrows a context and gives it back.
 //   - No silent spill and no overcommit: a slab is only allocated while the device-local heap's
 //     budget (VK_EXT_memory_budget, else the heap's size less what we hold) has room for it;
 //     otherwise ENOSPC. A driver that would back "device memory" with system RAM past the
@@ -15,7 +17,9 @@
 //     (the CPU reads a GPU's BAR at a few tens of MB/s). Writes go through the queue, or,
 //     where the device-local heap is host-visible as a whole (resizable BAR; lavapipe), by the
 //     CPU straight into the slab's mapping: a submission on a queue costs 15-60 us, a CPU copy
-//     of a page well under one (docs/performance.md#vulkan). Mapped writes are to host-coherent
+//     of a page well under one (docs/performance.md#vulkan), except the first store to each
+//     page of a mapping, a page fault: large writes into chunks of a slab the CPU has not yet
+//     written whole still go on the queue. Mapped writes are to host-coherent
 //     memory and fenced before returning; Vulkan makes host writes visible to every later
 //     submission.
 //   - Copies go to the queue family that answered fastest when the backend was opened (a probe
