@@ -1,6 +1,7 @@
 // HostBackend: storage in locked host RAM, so the filesystem runs and is tested without a GPU.
 #include "vramfs/util/log.hpp"
 #include "vramfs/storage/backend.hpp"
+#include "vramfs/util/memory.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -15,19 +16,10 @@
 namespace vramfs {
 namespace {
 
-std::uint64_t meminfo_bytes(const char* key) noexcept {
-    std::FILE* f = std::fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    unsigned long long kib = 0;
-    const std::size_t klen = std::strlen(key);
-    while (std::fgets(line, sizeof line, f))
-        if (std::strncmp(line, key, klen) == 0 && line[klen] == ':') {
-            std::sscanf(line + klen + 1, "%llu", &kib);
-            break;
-        }
-    std::fclose(f);
-    return kib * 1024;
+// 0 where /proc/meminfo cannot say.
+std::uint64_t meminfo(const char* key) noexcept {
+    std::uint64_t bytes = 0;
+    return meminfo_bytes(key, bytes) ? bytes : 0;
 }
 
 class HostBackend final : public StorageBackend {
@@ -35,8 +27,8 @@ public:
     HostBackend(int index, std::uint64_t arena_bytes) {
         info_.index = index;
         info_.name = "host RAM";
-        info_.total_bytes = meminfo_bytes("MemTotal");
-        info_.free_bytes = meminfo_bytes("MemAvailable");
+        info_.total_bytes = meminfo("MemTotal");
+        info_.free_bytes = meminfo("MemAvailable");
         if (arena_bytes > 0) {
             arena_bytes_ = (arena_bytes + 4095) & ~std::uint64_t{4095};
             void* p = ::mmap(nullptr, arena_bytes_, PROT_READ | PROT_WRITE,
@@ -53,7 +45,7 @@ public:
     }
     const char* kind() const noexcept override { return "host"; }
     const DeviceInfo& device() const noexcept override { return info_; }
-    std::uint64_t do_query_free() noexcept override { return meminfo_bytes("MemAvailable"); }
+    std::uint64_t do_query_free() noexcept override { return meminfo("MemAvailable"); }
 
     int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
         if (arena_) return arena_allocate(bytes, out);

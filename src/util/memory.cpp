@@ -45,6 +45,27 @@ long read_small(const char* path, char* buf, std::size_t cap) noexcept {
     return static_cast<long>(got);
 }
 
+} // namespace
+
+bool meminfo_bytes(const char* key, std::uint64_t& out, const char* proc_root) noexcept {
+    char path[512], buf[4096]; // /proc/meminfo is under 2 KiB
+    std::snprintf(path, sizeof path, "%s/meminfo", proc_root);
+    if (read_small(path, buf, sizeof buf) <= 0) return false;
+    const std::size_t klen = std::strlen(key);
+    for (const char* line = buf; *line;) {
+        if (std::strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            out = std::strtoull(line + klen + 1, nullptr, 10) * 1024;
+            return true;
+        }
+        const char* end = std::strchr(line, '\n');
+        if (!end) break;
+        line = end + 1;
+    }
+    return false;
+}
+
+namespace {
+
 // A file holding one number of bytes, or "max" (no limit: UINT64_MAX); false if unreadable.
 bool read_bytes(const char* dir, const char* name, std::uint64_t& out) noexcept {
     char path[512], buf[64];
@@ -188,11 +209,7 @@ void lock_own_memory() noexcept {
 std::uint64_t memory_headroom(const char* proc_root, const char* cgroup_root) noexcept {
     std::uint64_t room = UINT64_MAX;
     char path[512], buf[2048];
-
-    std::snprintf(path, sizeof path, "%s/meminfo", proc_root);
-    if (read_small(path, buf, 512) > 0) // MemAvailable is among the first lines
-        if (const char* at = std::strstr(buf, "MemAvailable:"))
-            room = std::strtoull(at + 13, nullptr, 10) * 1024;
+    if (std::uint64_t available = 0; meminfo_bytes("MemAvailable", available, proc_root)) room = available;
 
     // The memory cgroup: v1's "N:...memory...:/path" line where the memory controller is v1,
     // else v2's "0::/path". Each level up to the root may have a limit of its own.

@@ -123,6 +123,14 @@ TEST_CASE("memory headroom is the least room under any cgroup level and the mach
     SUBCASE("nothing but meminfo: MemAvailable") {
         CHECK(f.headroom() == 900000ull * 1024);
     }
+    SUBCASE("meminfo's values by key, first line to last; a key not there is not found") {
+        const std::string proc = (f.root / "proc").string();
+        std::uint64_t v = 0;
+        CHECK((meminfo_bytes("MemTotal", v, proc.c_str()) && v == 1000000ull * 1024));
+        CHECK((meminfo_bytes("Buffers", v, proc.c_str()) && v == 1024));
+        CHECK_FALSE(meminfo_bytes("Mem", v, proc.c_str())); // a prefix is no key
+        CHECK_FALSE(meminfo_bytes("SwapTotal", v, proc.c_str()));
+    }
     SUBCASE("cgroup v2: each level's max and high, the tightest wins") {
         f.put("proc/self/cgroup", "0::/outer/inner\n");
         f.put("cg/outer/inner/memory.current", std::to_string(100 * kMiB) + "\n");

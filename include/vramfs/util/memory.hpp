@@ -61,6 +61,10 @@ struct SwapHardening {
 SwapHardening harden_for_swap() noexcept;
 void report_hardening(const SwapHardening& h) noexcept; // a warning for each refusal
 
+// A /proc/meminfo value ("MemAvailable", "MemTotal") in bytes; false if it cannot be read.
+// Allocates nothing (a fixed buffer, plain open and read). `proc_root` is for tests.
+bool meminfo_bytes(const char* key, std::uint64_t& out, const char* proc_root = "/proc") noexcept;
+
 // Bytes this process can still take before it reaches a limit: the least room left under any
 // memory cgroup it is in (each level's v2 memory.max and memory.high, or v1
 // memory.limit_in_bytes, less its usage) and the machine's MemAvailable. UINT64_MAX when none
