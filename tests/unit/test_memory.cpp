@@ -177,7 +177,7 @@ TEST_CASE("in a real memory cgroup, memory is short once the process nears its l
     const pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        if (!test_support::write_file(cg.path() + "/cgroup.procs", std::to_string(getpid()))) _exit(4);
+        if (!cg.add(getpid())) _exit(4);
         const std::uint64_t before = memory_headroom();
         if (before > limit) _exit(1);
         if (memory_is_short()) _exit(5); // this child has not touched its 256 MiB yet
