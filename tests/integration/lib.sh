@@ -43,13 +43,16 @@ require_swap_environment() {
 
 # MiB used on a mount, from statfs.
 used_mib() { df --block-size=1M --output=used "$1" | tail -1 | tr -d ' '; }
+# Field N of a process's or thread's /proc stat, counted after "(comm) " (which may hold
+# spaces): 1 is the state, 7 the flags. $1 is the /proc/PID or /proc/PID/task/TID directory.
+stat_field() { sed 's/.*) //' "$1/stat" 2>/dev/null | cut -d' ' -f"$2"; }
 # The kernel state of each of a process's threads, and the kernel stack of those blocked (D):
 # what a hang report needs.
 dump_threads() {
   local pid=$1 t state
   echo "---- threads of $pid"
   for t in /proc/"$pid"/task/*; do
-    state=$(sed 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f1) # after "(comm) ", which may hold spaces
+    state=$(stat_field "$t" 1)
     echo "thread ${t##*/} $(cat "$t/comm" 2>/dev/null) $state $(cat "$t/wchan" 2>/dev/null)"
     if [[ $state == D ]]; then head -25 "$t/stack" 2>/dev/null; fi
   done
@@ -67,7 +70,7 @@ check_io_flusher() {
     return 0
   fi
   for t in /proc/"$pid"/task/*; do
-    flags=$(sed 's/.*) //' "$t/stat" 2>/dev/null | cut -d' ' -f7) # after "(comm) "
+    flags=$(stat_field "$t" 7)
     [[ -n $flags ]] || continue
     if ! ((flags & 0x80000)); then
       echo "thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)) is not an I/O flusher"

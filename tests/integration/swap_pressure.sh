@@ -86,7 +86,7 @@ echo "the mount holds ${held} MiB of device memory for ${now} MiB used, ${empty}
 # workers' copies need; in a cgroup that is out of memory that fault waits on swap I/O, which
 # is a deadlock unless the daemon is an I/O flusher (PR_SET_IO_FLUSHER, CAP_SYS_RESOURCE):
 # docs/troubleshooting.md ("Known hazard"). So on cuda this step needs the daemon to be one.
-flags=$(awk '{ print $9 }' "/proc/$pid/stat")
+flags=$(stat_field "/proc/$pid" 7)
 if [[ $backend == host ]] || ((flags & 0x80000)); then
   run_pressure "daemon in the same cgroup, re-taking device memory" --also-pid "$pid"
   echo "after it the mount holds $(reserved_mib "$mnt") MiB of device memory"
