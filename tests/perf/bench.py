@@ -209,30 +209,34 @@ def run_swap(args, build, transports):
 
 
 def parse_variant(text):
-    """[BACKEND/]LABEL:ITEM[,ITEM...], each ITEM VAR=VALUE (the environment) or --option[=value]
-    (a vramfs option) -> (BACKEND or None, LABEL, {VAR: VALUE}, [options])."""
+    """[BACKEND[@TRANSPORT]/]LABEL:ITEM[,ITEM...], each ITEM VAR=VALUE (the environment) or
+    --option[=value] (a vramfs option) -> (BACKEND or None, TRANSPORT or None, LABEL,
+    {VAR: VALUE}, [options])."""
     name, _, items = text.partition(":")
-    backend, _, label = name.rpartition("/")
+    where, _, label = name.rpartition("/")
+    backend, _, transport = where.partition("@")
     items = [i for i in items.split(",") if i]
     opts = [i for i in items if i.startswith("--")]
     env = dict(i.split("=", 1) for i in items if not i.startswith("--") and "=" in i)
-    if not label or len(opts) + len(env) != len(items) or not items or "-" in label:
-        sys.exit(f"bench.py: --variant {text!r}: want [BACKEND/]LABEL:ITEM[,ITEM], each ITEM "
-                 "VAR=VALUE or --option[=value] (no '-' in LABEL)")
-    return backend or None, label, env, opts
+    if (not label or len(opts) + len(env) != len(items) or not items or "-" in label
+            or transport not in ("", "dev", "uring")):
+        sys.exit(f"bench.py: --variant {text!r}: want [BACKEND[@TRANSPORT]/]LABEL:ITEM[,ITEM], "
+                 "each ITEM VAR=VALUE or --option[=value] (no '-' in LABEL; TRANSPORT dev or "
+                 "uring)")
+    return backend or None, transport or None, label, env, opts
 
 
 def vramfs_targets(args, transports):
     """(backend, transport, variant label or None, environment, more vramfs options) of every
     vramfs target: each backend over each transport, and again with each --variant's environment
-    and options (not null-I/O; only its own backend where the variant names one)."""
+    and options (not null-I/O; only its own backend and transport where the variant names them)."""
     out = []
     for b in args.backends:
         for t in transports:
             out.append((b, t, None, {}, []))
             if b != "null":
-                out += [(b, t, label, env, opts) for vb, label, env, opts in args.variants
-                        if vb in (None, b)]
+                out += [(b, t, label, env, opts) for vb, vt, label, env, opts in args.variants
+                        if vb in (None, b) and vt in (None, t)]
     return out
 
 
@@ -265,8 +269,9 @@ def main():
                     help="vm.page-cluster for the swap rows, baseline and vramfs alike "
                          "(restored afterwards; default: leave it)")
     ap.add_argument("--variant", action="append", default=[],
-                    metavar="[BACKEND/]LABEL:ITEM[,ITEM]",
-                    help="also measure each backend (not null; only BACKEND, if given) with these "
+                    metavar="[BACKEND[@TRANSPORT]/]LABEL:ITEM[,ITEM]",
+                    help="also measure each backend over each transport (not null; only BACKEND "
+                         "and TRANSPORT, if given) with these "
                          "items, each an environment variable for vramfs (VAR=VALUE) or a vramfs "
                          "option (--option or --option=value), named "
                          "vramfs-BACKEND[-TRANSPORT]-LABEL: an A/B in one run (repeatable)")
