@@ -95,13 +95,10 @@ std::uint64_t cgroup_room(const char* dir, bool v2) noexcept {
 
 } // namespace
 
-// libfuse allocates a small request record per request, and so may we (a readdir buffer).
-// Such allocations must be served from pages the process already has: one malloc arena for
-// all threads, grown and faulted now and never trimmed back to the kernel.
-void prepare_heap() noexcept {
-    mallopt(M_ARENA_MAX, 1);
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);   // small and medium blocks come from the heap...
-    mallopt(M_TRIM_THRESHOLD, 256 << 20); // ...which is not handed back when they are freed
+namespace {
+// 16 MiB of free heap, written once: taken and given back, it stays with the process (nothing is
+// trimmed) as free space at the top of the heap.
+void grow_heap_slack() noexcept {
     constexpr int kChunks = 32;
     void* chunks[kChunks];
     for (auto& c : chunks) {
@@ -109,6 +106,17 @@ void prepare_heap() noexcept {
         if (c) std::memset(c, 0, 512 * 1024);
     }
     for (auto* c : chunks) std::free(c);
+}
+} // namespace
+
+// libfuse allocates a small request record per request, and so may we (a readdir buffer).
+// Such allocations must be served from pages the process already has: one malloc arena for
+// all threads, grown and faulted now and never trimmed back to the kernel.
+void prepare_heap() noexcept {
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);   // small and medium blocks come from the heap...
+    mallopt(M_TRIM_THRESHOLD, 256 << 20); // ...which is not handed back when they are freed
+    grow_heap_slack();
 }
 
 void fault_in(void* p, std::size_t bytes) noexcept {
@@ -163,6 +171,13 @@ __attribute__((noinline)) void touch_stack() noexcept {
 }
 
 void lock_own_memory() noexcept {
+    // What prepare_heap left free at the top of the heap may be gone by now (the GPU runtime and
+    // driver allocate as backends open and threads start; past it the heap grew by no more
+    // than each allocation needed): room again, so that what requests allocate later (a first
+    // request record on each of dozens of threads) comes from pages faulted and locked below.
+    // A serving thread that wrote a chunk header into a new page under memory pressure waited
+    // on swap this daemon serves (seen over FUSE over io_uring with 64 threads).
+    grow_heap_slack();
     std::FILE* maps = std::fopen("/proc/self/maps", "r");
     if (!maps) return;
     char line[512];
