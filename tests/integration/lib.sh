@@ -54,7 +54,10 @@ dump_threads() {
   for t in /proc/"$pid"/task/*; do
     state=$(stat_field "$t" 1)
     echo "thread ${t##*/} $(cat "$t/comm" 2>/dev/null) $state $(cat "$t/wchan" 2>/dev/null)"
-    if [[ $state == D ]]; then head -25 "$t/stack" 2>/dev/null; fi
+    if [[ $state == D ]]; then
+      head -25 "$t/stack" 2>/dev/null
+      python3 "$(dirname "${BASH_SOURCE[0]}")/user_frames.py" "$pid" "${t##*/}" 2>&1
+    fi
   done
 }
 # Fails unless every thread of the daemon is an I/O flusher (PR_SET_IO_FLUSHER: the kernel's
