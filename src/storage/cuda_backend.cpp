@@ -10,6 +10,8 @@
 // CUDA_API_PER_THREAD_DEFAULT_STREAM), so FUSE workers do not serialise on the legacy stream.
 #include "cuda_check.hpp"
 
+#include <mutex>
+
 namespace vramfs {
 namespace {
 
@@ -69,14 +71,36 @@ public:
     void do_release_host(void* p, std::size_t) noexcept override {
         if (p) VRAMFS_CUDA_LOG(cudaFreeHost(p), "cudaFreeHost");
     }
+    ~CudaBackend() override {
+        if (warm_device_ && bind() == 0) VRAMFS_CUDA_LOG(cudaFree(warm_device_), "cudaFree");
+        if (warm_host_) VRAMFS_CUDA_LOG(cudaFreeHost(warm_host_), "cudaFreeHost");
+    }
+    // Before a worker's first request: its default stream (made at first use), and one copy
+    // each way and a fill as the I/O path makes them, so that whatever the runtime and the
+    // driver set up per thread for those exists before memory can be short (with Vulkan, a
+    // worker's first copy under pressure in the daemon's own cgroup hung; over io_uring there
+    // are a few such threads per CPU, most of which see their first request late).
     int do_prepare_thread() noexcept override {
         if (int err = bind()) return err;
-        // The thread's default stream is made at its first use.
         VRAMFS_CUDA_TRY(cudaStreamSynchronize(cudaStreamPerThread), "cudaStreamSynchronize");
-        return 0;
+        {
+            std::lock_guard lock(warm_mutex_);
+            if (!warm_device_) {
+                VRAMFS_CUDA_TRY(cudaMalloc(&warm_device_, kWarmBytes), "cudaMalloc");
+                if (cudaError_t e = cudaHostAlloc(&warm_host_, kWarmBytes, cudaHostAllocPortable); e != cudaSuccess) {
+                    VRAMFS_CUDA_LOG(cudaFree(warm_device_), "cudaFree");
+                    warm_device_ = nullptr;
+                    VRAMFS_CUDA_TRY(e, "cudaHostAlloc");
+                }
+            }
+        }
+        if (int err = do_write(reinterpret_cast<DeviceAddr>(warm_device_), warm_host_, kWarmBytes)) return err;
+        if (int err = do_read(reinterpret_cast<DeviceAddr>(warm_device_), warm_host_, kWarmBytes)) return err;
+        return do_zero(reinterpret_cast<DeviceAddr>(warm_device_), kWarmBytes);
     }
 
 private:
+    static constexpr std::size_t kWarmBytes = 64 << 10;
     // The CUDA runtime keeps the current device per host thread; FUSE workers start unbound.
     int bind() noexcept {
         thread_local int bound = -1;
@@ -86,6 +110,9 @@ private:
         return 0;
     }
     DeviceInfo info_;
+    std::mutex warm_mutex_;
+    void* warm_device_ = nullptr; // scratch for do_prepare_thread's copies, made by the first
+    void* warm_host_ = nullptr;
 };
 
 bool query_device(int index, DeviceInfo& info, std::string& error) {
