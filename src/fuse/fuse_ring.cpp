@@ -33,12 +33,21 @@ using namespace uring_abi;
 
 namespace {
 
-// Entries per queue: requests one CPU's queue can hold in the daemon at once (the kernel queues
-// the rest). Each costs a payload buffer of page-locked memory, so a queue has one where two
-// for every online CPU would pass kRingMemory, and the queue of a CPU that is not online (the
-// kernel wants an entry on every possible CPU's queue) has one.
-constexpr unsigned kEntriesPerQueue = 2;
-constexpr std::size_t kRingMemory = 64 << 20;
+// What serves one kernel queue: the kernel sends a request to the queue of the CPU it was made
+// on, and a thread handles its requests one after another, so one thread per queue serialises
+// whatever one task sends at once, such as a loop device's reads and writes (its worker makes
+// them all, swap's included). So each queue of an online CPU has up to kThreadsPerQueue threads
+// (each with its own io_uring, registering entries for the same queue), which serve its
+// requests side by side: the kernel hands a request to whichever entry is free.
+// Each entry costs a payload buffer of page-locked memory: the threads per queue are halved
+// until they fit in kRingMemory for every online CPU; with one thread per queue it holds two
+// entries where they fit (the next request is in place when it is done), else one. The queue of
+// a CPU that is not online has one thread and one entry (the kernel wants an entry on every
+// possible CPU's queue). VRAMFS_RING_QUEUE_THREADS=N (1-8) sets the threads per queue
+// regardless of kRingMemory, to compare.
+constexpr unsigned kThreadsPerQueue = 4;
+constexpr unsigned kMaxThreadsPerQueue = 8;
+constexpr std::size_t kRingMemory = 72 << 20;
 // The request is rebuilt just before the payload, which starts this far into the entry's
 // buffer (page-aligned for the device copy; room for the ring header and the request header).
 constexpr std::size_t kPayloadOffset = 4096;
@@ -47,10 +56,10 @@ constexpr std::uint64_t kStopTag = 1;                // user_data of the stop ev
 
 static_assert(sizeof(ReqHeader) + sizeof(fuse_in_header) + kOpInOutSize <= kPayloadOffset);
 
-struct RingQueue;
+struct RingThread;
 
 struct RingEntry {
-    RingQueue* queue = nullptr;
+    RingThread* owner = nullptr;
     HostBuffer memory; // [ReqHeader ... request header][payload]
     ReqHeader* header = nullptr;
     char* payload = nullptr;
@@ -59,15 +68,16 @@ struct RingEntry {
     bool replied = false;
 };
 
-struct RingQueue {
+struct RingThread {
     FuseRing::Impl* ring = nullptr;
     unsigned qid = 0;
     io_uring uring{};
     int setup_error = 0; // the thread's io_uring set-up: 0 or a negative errno
     int stop_fd = -1;
     std::vector<RingEntry> entries;
-    pthread_t thread{};
+    pthread_t handle{};
     bool thread_started = false;
+    std::uint64_t served = 0; // requests handled (by this thread only; read after it ends)
 };
 
 // The entry whose request this thread is handling: its reply goes into the entry, not /dev/fuse.
@@ -81,8 +91,8 @@ struct FuseRing::Impl {
     std::size_t payload = 0;
     RequestStats* stats = nullptr;
     bool required = false; // --transport uring: not getting it is an error, not information
-    std::function<void()> prepare_thread; // each queue's thread, before its first request
-    std::vector<RingQueue> queues;
+    std::function<void()> prepare_thread; // each ring thread, before its first request
+    std::vector<RingThread> threads; // kThreadsPerQueue (or 1) per kernel queue
 
     // 0: waiting for INIT; 1: registering; 2: stopping.
     std::atomic<int> state{0};
@@ -96,12 +106,12 @@ struct FuseRing::Impl {
     void commit(RingEntry& e, int error, std::size_t payload_len) noexcept;
     bool patch_init_reply(iovec* iov, int count) noexcept;
     void handle(RingEntry& e) noexcept;
-    void serve_queue(RingQueue& q) noexcept;
-    int setup_uring(RingQueue& q) noexcept;
+    void serve(RingThread& q) noexcept;
+    int setup_uring(RingThread& q) noexcept;
     void entry_failed(RingEntry& e, int res) noexcept;
-    int wait_for_work(RingQueue& q) noexcept;
+    int wait_for_work(RingThread& q) noexcept;
     std::uint64_t spin_ns = 0; // VRAMFS_RING_POLL_US, for comparisons
-    bool pin = false;          // each queue's thread on its own CPU (pin_to_own_cpu)
+    bool pin = false;          // each ring thread on its queue's CPU (pin_to_own_cpu)
 };
 
 namespace {
@@ -124,7 +134,7 @@ void prep_cmd(io_uring_sqe* sqe, RingEntry& e, std::uint32_t cmd) noexcept {
     std::memset(sqe->cmd, 0, 80);
     CmdReq req{};
     req.commit_id = cmd == kCmdCommitAndFetch ? e.commit_id : 0;
-    req.qid = static_cast<std::uint16_t>(e.queue->qid);
+    req.qid = static_cast<std::uint16_t>(e.owner->qid);
     std::memcpy(sqe->cmd, &req, sizeof req);
     io_uring_sqe_set_data(sqe, &e);
     if (cmd == kCmdRegister) {
@@ -154,8 +164,8 @@ std::vector<bool> cpu_list(const char* path) {
     return cpus;
 }
 
-// Whether a queue's thread is pinned to the CPU whose requests it serves (VRAMFS_RING_CPU=same,
-// for comparisons). By default it is not: the kernel's copy of a reply into the caller's pages
+// Whether a queue's threads are pinned to the CPU whose requests they serve (VRAMFS_RING_CPU=same,
+// for comparisons). By default they are not: the kernel's copy of a reply into the caller's pages
 // is made on the committing thread, and for an asynchronous request (readahead, a loop
 // device's reads) the caller goes on running, so on its CPU that copy waits for the caller it
 // feeds. Pinned serves a synchronous request where its caller went to sleep, which only small
@@ -169,9 +179,9 @@ bool pin_to_own_cpu() noexcept {
 }
 
 void* queue_main(void* arg) {
-    auto* q = static_cast<RingQueue*>(arg);
+    auto* q = static_cast<RingThread*>(arg);
     ::pthread_setname_np(::pthread_self(), "vramfs-ring");
-    q->ring->serve_queue(*q);
+    q->ring->serve(*q);
     return nullptr;
 }
 
@@ -270,13 +280,13 @@ void FuseRing::Impl::commit(RingEntry& e, int error, std::size_t payload_len) no
     out->len = static_cast<std::uint32_t>(sizeof(fuse_out_header) + payload_len);
     e.header->ring_ent_in_out.payload_sz = static_cast<std::uint32_t>(payload_len);
     e.replied = true;
-    // Never empty: a queue has as many SQEs as entries, plus the stop poll's.
-    io_uring_sqe* sqe = io_uring_get_sqe(&e.queue->uring);
+    // Never empty: a thread's io_uring has as many SQEs as its entries, plus the stop poll's.
+    io_uring_sqe* sqe = io_uring_get_sqe(&e.owner->uring);
     if (!sqe) {
-        log_error("io_uring queue %u has no free submission entry", e.queue->qid);
+        log_error("io_uring queue %u has no free submission entry", e.owner->qid);
         return;
     }
-    prep_cmd(sqe, e, kCmdCommitAndFetch); // submitted by the queue's loop before it waits
+    prep_cmd(sqe, e, kCmdCommitAndFetch); // submitted by the thread's loop before it waits
 }
 
 // ---- requests ------------------------------------------------------------------------------
@@ -304,6 +314,7 @@ void FuseRing::Impl::handle(RingEntry& e) noexcept {
     OpTiming* timing = stats->of(in->opcode);
     if (timing) timing->requests.fetch_add(1, std::memory_order_relaxed);
     stats->ring_requests.fetch_add(1, std::memory_order_relaxed);
+    ++e.owner->served;
     tls_entry = &e;
     current_reply_buffer = ReplyBuffer{e.payload, payload};
     fuse_buf buf{};
@@ -325,11 +336,11 @@ void FuseRing::Impl::entry_failed(RingEntry& e, int res) noexcept {
     if (res == -ENOTCONN || res == -ENODEV) return;
     stats->over_uring.store(false);
     if (!failure_logged.exchange(true))
-        log_error("io_uring queue %u: the kernel refused an entry (%s)", e.queue->qid,
+        log_error("io_uring queue %u: the kernel refused an entry (%s)", e.owner->qid,
                   std::strerror(-res));
 }
 
-void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
+void FuseRing::Impl::serve(RingThread& q) noexcept {
     touch_stack();
     std::free(std::malloc(64)); // sets up this thread's malloc cache before the first request
     if (pin) { // where that CPU is not ours to use, anywhere
@@ -390,14 +401,14 @@ void FuseRing::Impl::serve_queue(RingQueue& q) noexcept {
         io_uring_cq_advance(&q.uring, seen);
     }
     if (!stopping && gone < q.entries.size()) fuse_session_exit(se);
-    io_uring_queue_exit(&q.uring); // cancels what the kernel still holds of this queue's entries
+    io_uring_queue_exit(&q.uring); // cancels what the kernel still holds of this thread's entries
 }
 
-// Submits the queue's commits and waits for a completion. With spin_ns, it first asks the
+// Submits the thread's commits and waits for a completion. With spin_ns, it first asks the
 // kernel for completions without sleeping for up to that long (yielding to anything else that
 // wants the CPU), so that with DEFER_TASKRUN a request for this queue is taken without the
 // thread being woken. Off by default: it slowed swap (docs/performance.md).
-int FuseRing::Impl::wait_for_work(RingQueue& q) noexcept {
+int FuseRing::Impl::wait_for_work(RingThread& q) noexcept {
     if (spin_ns == 0) return io_uring_submit_and_wait(&q.uring, 1);
     int rc = io_uring_submit(&q.uring);
     if (rc < 0) return rc;
@@ -410,10 +421,10 @@ int FuseRing::Impl::wait_for_work(RingQueue& q) noexcept {
     return 0;
 }
 
-// On the queue's own thread, its only submitter: SINGLE_ISSUER and DEFER_TASKRUN let the kernel
+// On the ring thread itself, its io_uring's only submitter: SINGLE_ISSUER and DEFER_TASKRUN let the kernel
 // skip the cross-thread wakeup machinery and run completions when the thread asks for them
 // (it waits only in wait_for_work). Without them where the kernel refuses them.
-int FuseRing::Impl::setup_uring(RingQueue& q) noexcept {
+int FuseRing::Impl::setup_uring(RingThread& q) noexcept {
     io_uring_params p{};
     p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     const unsigned sqes = static_cast<unsigned>(q.entries.size()) + 2; // and the stop poll
@@ -457,23 +468,38 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
                             : static_cast<unsigned>(possible.size());
     if (online.empty()) online.assign(nq, true);
     const std::size_t n_online = static_cast<std::size_t>(std::count(online.begin(), online.end(), true));
-    const unsigned busy_entries =
-        n_online * kEntriesPerQueue * (kPayloadOffset + payload) <= kRingMemory ? kEntriesPerQueue : 1;
-    r.queues = std::vector<RingQueue>(nq);
+    // Threads and entries for an online CPU's queue (kThreadsPerQueue above).
+    const std::size_t entry_bytes = kPayloadOffset + payload;
+    const auto fits = [&](unsigned entries_per_queue) {
+        return n_online * entries_per_queue * entry_bytes <= kRingMemory;
+    };
+    unsigned per_queue = kThreadsPerQueue;
+    if (const char* v = std::getenv("VRAMFS_RING_QUEUE_THREADS"))
+        per_queue = std::clamp<unsigned>(static_cast<unsigned>(std::strtoul(v, nullptr, 10)), 1,
+                                         kMaxThreadsPerQueue);
+    else
+        while (per_queue > 1 && !fits(per_queue)) per_queue /= 2;
+    const unsigned per_thread = per_queue == 1 && fits(2) ? 2 : 1;
+    r.threads.reserve(static_cast<std::size_t>(nq) * per_queue);
+    for (unsigned i = 0; i < nq; ++i) {
+        const bool busy = i < online.size() && online[i];
+        for (unsigned t = 0; t < (busy ? per_queue : 1); ++t) {
+            RingThread& q = r.threads.emplace_back();
+            q.ring = &r;
+            q.qid = i;
+            q.entries = std::vector<RingEntry>(busy ? per_thread : 1);
+        }
+    }
     r.pin = pin_to_own_cpu();
     std::unique_ptr<FuseRing> ring(new FuseRing(std::move(impl)));
-    for (unsigned i = 0; i < nq; ++i) {
-        RingQueue& q = r.queues[i];
-        q.ring = &r;
-        q.qid = i;
-        q.entries = std::vector<RingEntry>(i < online.size() && online[i] ? busy_entries : 1);
+    for (RingThread& q : r.threads) {
         q.stop_fd = ::eventfd(0, EFD_CLOEXEC);
         if (q.stop_fd < 0) {
             why = std::string("eventfd: ") + std::strerror(errno);
             return nullptr;
         }
         for (RingEntry& e : q.entries) {
-            e.queue = &q;
+            e.owner = &q;
             if (buffers.allocate_host(kPayloadOffset + payload, e.memory) != 0) {
                 why = "cannot allocate the ring's buffers";
                 return nullptr;
@@ -488,8 +514,8 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, kStackSize);
-    for (RingQueue& q : r.queues) {
-        if (pthread_create(&q.thread, &attr, queue_main, &q) != 0) {
+    for (RingThread& q : r.threads) {
+        if (pthread_create(&q.handle, &attr, queue_main, &q) != 0) {
             pthread_attr_destroy(&attr);
             why = "cannot start the ring's threads";
             return nullptr;
@@ -498,16 +524,16 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
     }
     pthread_attr_destroy(&attr);
     // Each thread sets up its own io_uring (it is the ring's only submitter) and says so.
-    for (unsigned n = r.ready.load(); n < nq; n = r.ready.load()) r.ready.wait(n);
-    for (RingQueue& q : r.queues) {
+    for (unsigned n = r.ready.load(); n < r.threads.size(); n = r.ready.load()) r.ready.wait(n);
+    for (RingThread& q : r.threads) {
         if (q.setup_error == 0) continue;
         why = std::string("io_uring_setup: ") + std::strerror(-q.setup_error);
         return nullptr;
     }
     std::size_t entries = 0;
-    for (const RingQueue& q : r.queues) entries += q.entries.size();
-    log_debug("FUSE over io_uring: %u queues, %zu entries, %zu MiB of buffers", nq, entries,
-             entries * (kPayloadOffset + payload) >> 20);
+    for (const RingThread& q : r.threads) entries += q.entries.size();
+    log_debug("FUSE over io_uring: %u queues, %zu threads, %zu entries, %zu MiB of buffers", nq,
+              r.threads.size(), entries, entries * (kPayloadOffset + payload) >> 20);
     fuse_custom_io io{};
     io.writev = ring_writev;
     io.read = ring_read;
@@ -538,19 +564,41 @@ void FuseRing::stop() noexcept {
     Impl& r = *impl_;
     r.state.store(2);
     r.state.notify_all();
-    for (RingQueue& q : r.queues) {
+    bool joined = false;
+    for (RingThread& q : r.threads) {
         if (!q.thread_started) continue;
         const std::uint64_t one = 1;
         (void)!::write(q.stop_fd, &one, sizeof one);
-        pthread_join(q.thread, nullptr);
+        pthread_join(q.handle, nullptr);
         q.thread_started = false;
+        joined = true;
     }
     g_ring.store(nullptr);
+    if (!joined) return; // stopped before
+    // Where the requests went (the kernel picks the queue, the free entry the thread): for
+    // tuning the threads per queue. Each queue's threads are adjacent, in order. A fixed buffer:
+    // nothing here may throw.
+    char split[2048];
+    std::size_t used = 0;
+    for (std::size_t i = 0; i < r.threads.size() && used < sizeof split;) {
+        const unsigned qid = r.threads[i].qid;
+        std::size_t end = i;
+        std::uint64_t total = 0;
+        for (; end < r.threads.size() && r.threads[end].qid == qid; ++end) total += r.threads[end].served;
+        for (std::size_t t = i; total > 0 && t < end && used < sizeof split; ++t) {
+            const auto n = static_cast<unsigned long long>(r.threads[t].served);
+            const int w = t == i ? std::snprintf(split + used, sizeof split - used, " %u:%llu", qid, n)
+                                 : std::snprintf(split + used, sizeof split - used, "+%llu", n);
+            used += w > 0 ? static_cast<std::size_t>(w) : 0;
+        }
+        i = end;
+    }
+    if (used > 0) log_debug("io_uring requests by queue (by thread):%s", split);
 }
 
 FuseRing::~FuseRing() {
     stop();
-    for (RingQueue& q : impl_->queues)
+    for (RingThread& q : impl_->threads)
         if (q.stop_fd >= 0) ::close(q.stop_fd);
 }
 

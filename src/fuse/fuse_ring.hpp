@@ -1,8 +1,9 @@
 // FUSE over io_uring (Linux 6.14+, kernel Documentation/filesystems/fuse-io-uring.rst), beside
 // /dev/fuse. The kernel keeps one queue per possible CPU and sends a request to the queue of
-// the CPU it was made on; each queue here is a thread (not pinned: see pin_to_own_cpu) with
-// its own io_uring, holding a few ring entries (a header buffer and a page-locked payload
-// buffer each). A reply commits the entry and fetches the next request in one submission.
+// the CPU it was made on; each queue here is served by a few threads side by side (not pinned:
+// see pin_to_own_cpu), each with its own io_uring holding ring entries of that queue (a header
+// buffer and a page-locked payload buffer each). A reply commits the entry and fetches the next
+// request in one submission.
 //
 // libfuse 3.14 knows nothing of this, so the ring plugs in at its two seams: the custom I/O
 // writev (which routes a reply made on a ring thread into that thread's entry, and adds the
