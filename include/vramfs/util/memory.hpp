@@ -5,7 +5,8 @@
 // itself then needed a fresh page (a heap chunk, a stack page, a buffer touched for the first
 // time) it could wait on that same reclaim, and swap would deadlock. So everything a request
 // uses exists, faulted in and locked, before the first request:
-//   - the heap: one malloc arena, grown and faulted at start, never trimmed (prepare_heap);
+//   - the heap: one malloc arena, grown at start and given free room again just before it is
+//     locked, faulted in and never trimmed (prepare_heap, lock_own_memory);
 //   - every worker's stack and the slab pool thread's, touched to a working depth (touch_stack);
 //   - every serving thread's per-thread state in the GPU API (CUDA's current device and
 //     per-thread stream; a first Vulkan copy), made before its first request
