@@ -421,9 +421,9 @@ int FuseRing::Impl::wait_for_work(RingThread& q) noexcept {
     return 0;
 }
 
-// On the ring thread itself, its io_uring's only submitter: SINGLE_ISSUER and DEFER_TASKRUN let the kernel
-// skip the cross-thread wakeup machinery and run completions when the thread asks for them
-// (it waits only in wait_for_work). Without them where the kernel refuses them.
+// On the ring thread itself, its io_uring's only submitter: SINGLE_ISSUER and DEFER_TASKRUN let
+// the kernel skip the cross-thread wakeup machinery and run completions when the thread asks
+// for them (it waits only in wait_for_work). Without them where the kernel refuses them.
 int FuseRing::Impl::setup_uring(RingThread& q) noexcept {
     io_uring_params p{};
     p.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
