@@ -64,6 +64,7 @@ struct Worker {
     void* buffer = nullptr; // receive.data()
     pthread_t thread{};
     std::atomic<bool>* finished = nullptr;
+    std::atomic<bool>* ended = nullptr; // set when the kernel ended the session (ENODEV)
     std::atomic<unsigned>* ready = nullptr;
     PollState* poll = nullptr;
     RequestStats* stats = nullptr;
@@ -119,6 +120,8 @@ void* worker_main(void* arg) {
         }
         if (res == -EINTR || res == -EAGAIN) continue;
         if (res <= 0) {
+            // libfuse returns 0 for ENODEV: the kernel ended the session (an unmount).
+            if (res == 0 || res == -ENODEV) w->ended->store(true);
             if (res < 0 && res != -ENODEV)
                 log_error("reading from /dev/fuse failed: %s", std::strerror(-res));
             fuse_session_exit(w->se);
@@ -202,7 +205,7 @@ int DevFuseTransport::serve() {
     pthread_sigmask(SIG_BLOCK, &stop, &old);
     std::signal(SIGPIPE, SIG_IGN);
 
-    std::atomic<bool> finished{false};
+    std::atomic<bool> finished{false}, ended{false};
     std::atomic<unsigned> ready{0};
     std::vector<Worker> workers(threads);
     PollState poll;
@@ -222,6 +225,7 @@ int DevFuseTransport::serve() {
     for (auto& w : workers) {
         w.se = se;
         w.finished = &finished;
+        w.ended = &ended;
         w.ready = &ready;
         if (buffers.allocate_host(kReceiveBuffer, w.receive) != 0) break;
         w.buffer = w.receive.data();
@@ -260,13 +264,21 @@ int DevFuseTransport::serve() {
         detached = detach_mount(options_.mountpoint);
         if (!detached) fuse_session_exit(se); // cannot unmount: stop as before
     }
+    const auto join_workers = [&workers] {
+        for (auto& w : workers) {
+            if (!w.buffer) continue;
+            pthread_join(w.thread, nullptr);
+            w.receive.reset();
+            w.buffer = nullptr;
+        }
+    };
+    // Once the kernel has ended the session every worker's read returns ENODEV, so they end by
+    // themselves: joined before the descriptor they read is closed. Where the session was ended
+    // from here, a worker may still wait in read, which unmounting ends: joined after.
+    if (ended.load()) join_workers();
     // Closes the session (after the kernel ended it, or when it could not be unmounted).
     fuse_session_unmount(se);
-    for (auto& w : workers) {
-        if (!w.buffer) continue;
-        pthread_join(w.thread, nullptr);
-        w.receive.reset();
-    }
+    join_workers();
     for (auto& w : workers)
         if (w.epoll_fd >= 0) ::close(w.epoll_fd);
     if (ring_) ring_->stop();
