@@ -93,9 +93,6 @@ std::uint64_t cgroup_room(const char* dir, bool v2) noexcept {
     return room;
 }
 
-} // namespace
-
-namespace {
 // 16 MiB of free heap, written once: taken and given back, it stays with the process (nothing is
 // trimmed) as free space at the top of the heap.
 void grow_heap_slack() noexcept {
