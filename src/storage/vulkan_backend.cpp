@@ -32,6 +32,9 @@
 //     driver's host-visible memory: the kernel copies every request's data into them and every
 //     reply's out of them, and NVIDIA's own host-visible memory made those copies slower.
 //     Imported memory must outlive its VkDeviceMemory, and is kept out of fork() children.
+//   - Copies asked for at once share one submission where the device has timeline semaphores
+//     (Vulkan 1.2): a queue works through submissions one at a time, each costing about as
+//     much as a small copy. Every copy still returns only once its own bytes have landed.
 //   - VK_ERROR_DEVICE_LOST becomes kDeviceLost, so the backend is marked lost once.
 #include "vramfs/storage/backend.hpp"
 
@@ -129,7 +132,7 @@ VkInstance instance(std::string& error) {
     if (inst == VK_NULL_HANDLE && failed.empty()) {
         VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
         app.pApplicationName = "vramfs";
-        app.apiVersion = VK_API_VERSION_1_1;
+        app.apiVersion = VK_API_VERSION_1_2; // timeline semaphores, where the device has 1.2
         VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
         ci.pApplicationInfo = &app;
         const VkResult r = vkCreateInstance(&ci, nullptr, &inst);
@@ -279,12 +282,15 @@ public:
           transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)),
           queue_write_min_(queue_write_min()),
           fresh_on_queue_(env_on("VRAMFS_VK_FRESH_QUEUE", true)),
-          host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)) {}
+          host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)),
+          batch_(env_on("VRAMFS_VK_BATCH", true)) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
         if (warm_) destroy_buffer(warm_, warm_mem_);
         for (auto& c : contexts_) destroy_context(c);
+        for (auto& q : queues_)
+            if (q.timeline) vkDestroySemaphore(dev_, q.timeline, nullptr);
         vkDestroyDevice(dev_, nullptr);
     }
 
@@ -345,7 +351,17 @@ public:
         vkGetPhysicalDeviceProperties(pd_, &props);
         if (props.apiVersion < VK_API_VERSION_1_1) host_import_ = false; // it needs external memory
         if (host_import_) ext.push_back(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+        // Timeline semaphores (Vulkan 1.2) let copies asked for at once share a submission.
+        VkPhysicalDeviceTimelineSemaphoreFeatures tsf{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_TIMELINE_SEMAPHORE_FEATURES};
+        if (props.apiVersion >= VK_API_VERSION_1_2 && batch_) {
+            VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+            f2.pNext = &tsf;
+            vkGetPhysicalDeviceFeatures2(pd_, &f2);
+        }
+        batch_ = tsf.timelineSemaphore == VK_TRUE;
+        tsf.pNext = nullptr;
         VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
+        if (batch_) dci.pNext = &tsf;
         dci.queueCreateInfoCount = static_cast<std::uint32_t>(qcis.size());
         dci.pQueueCreateInfos = qcis.data();
         dci.enabledExtensionCount = static_cast<std::uint32_t>(ext.size());
@@ -385,9 +401,26 @@ public:
         if (!chosen) chosen = &qcis[qcis.size() > 1 ? probe_families(qcis) : 0];
         family_ = chosen->queueFamilyIndex;
         queue_count_ = chosen->queueCount;
-        log_debug("Vulkan device %d: copies on queue family %u (%u queues), fences polled %u us",
+        log_debug("Vulkan device %d: copies on queue family %u (%u queues), their completion polled %u us",
                   info_.index, family_, queue_count_, spin_us_);
-        for (std::uint32_t q = 0; q < queue_count_; ++q) vkGetDeviceQueue(dev_, family_, q, &queues_[q].queue);
+        for (std::uint32_t q = 0; q < queue_count_; ++q) {
+            Queue& queue = queues_[q];
+            vkGetDeviceQueue(dev_, family_, q, &queue.queue);
+            if (!batch_) continue;
+            VkSemaphoreTypeCreateInfo tci{VK_STRUCTURE_TYPE_SEMAPHORE_TYPE_CREATE_INFO};
+            tci.semaphoreType = VK_SEMAPHORE_TYPE_TIMELINE;
+            VkSemaphoreCreateInfo sci{VK_STRUCTURE_TYPE_SEMAPHORE_CREATE_INFO};
+            sci.pNext = &tci;
+            if (VkResult r = vkCreateSemaphore(dev_, &sci, nullptr, &queue.timeline); r != VK_SUCCESS) {
+                queue.timeline = VK_NULL_HANDLE;
+                error = "Vulkan device " + std::to_string(info_.index) + ": vkCreateSemaphore: " + vk_result_name(r);
+                return false;
+            }
+            queue.waiting.reserve(kContexts);
+            queue.taken.reserve(kContexts);
+        }
+        log_debug("Vulkan device %d: copies asked for at once %s", info_.index,
+                  batch_ ? "share a submission (timeline semaphores)" : "are submitted one by one");
         free_contexts_.reserve(kContexts);
         for (int i = 0; i < kContexts; ++i) {
             if (int err = make_context(contexts_[i], static_cast<std::uint32_t>(i) % queue_count_)) {
@@ -591,9 +624,18 @@ private:
         VkDeviceMemory memory;
         std::size_t imported; // bytes of our own mapping imported into `memory`; 0: the driver's
     };
+    struct Context;
+    // With a timeline, copies asked for at once share a submission (submit): one thread, the
+    // submitter, takes every waiting command buffer into one vkQueueSubmit that signals the
+    // timeline's next value, and each thread waits until the timeline reaches its value.
     struct Queue {
         VkQueue queue = VK_NULL_HANDLE;
-        std::mutex mutex; // vkQueueSubmit needs the queue to itself
+        std::mutex mutex; // guards what follows; vkQueueSubmit needs the queue to itself
+        VkSemaphore timeline = VK_NULL_HANDLE;
+        std::uint64_t next_value = 1;   // what the next submission signals
+        bool submitting = false;        // a thread is submitting: it takes what is waiting
+        std::vector<Context*> waiting;  // recorded, not yet submitted (capacity kContexts)
+        std::vector<Context*> taken;    // the submitter's batch (capacity kContexts)
     };
     struct Context {
         VkCommandPool pool = VK_NULL_HANDLE;
@@ -603,6 +645,7 @@ private:
         VkDeviceMemory staging_mem = VK_NULL_HANDLE;
         void* mapped = nullptr;
         std::uint32_t queue = 0;
+        std::atomic<int> batch_error{0}; // set by the submitter when its submission failed
     };
     struct Target {
         VkBuffer buffer;
@@ -754,7 +797,12 @@ private:
         if (c.staging) vkDestroyBuffer(dev_, c.staging, nullptr);
         if (c.fence) vkDestroyFence(dev_, c.fence, nullptr);
         if (c.pool) vkDestroyCommandPool(dev_, c.pool, nullptr);
-        c = Context{};
+        c.pool = VK_NULL_HANDLE;
+        c.cb = VK_NULL_HANDLE;
+        c.fence = VK_NULL_HANDLE;
+        c.staging = VK_NULL_HANDLE;
+        c.staging_mem = VK_NULL_HANDLE;
+        c.mapped = nullptr;
     }
 
     Context& acquire() noexcept {
@@ -822,17 +870,90 @@ private:
                              VK_PIPELINE_STAGE_TRANSFER_BIT | (host_reads ? VK_PIPELINE_STAGE_HOST_BIT : 0), 0,
                              1, &mb, 0, nullptr, 0, nullptr);
         VRAMFS_VK_TRY(vkEndCommandBuffer(c.cb), "vkEndCommandBuffer");
+        Queue& q = queues_[c.queue];
+        if (q.timeline != VK_NULL_HANDLE) return submit_together(q, c);
         VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
         si.commandBufferCount = 1;
         si.pCommandBuffers = &c.cb;
         {
-            Queue& q = queues_[c.queue];
             std::lock_guard lock(q.mutex);
             VRAMFS_VK_TRY(vkQueueSubmit(q.queue, 1, &si, c.fence), "vkQueueSubmit");
         }
         VRAMFS_VK_TRY(wait_fence(c.fence), "waiting for a copy's fence");
         VRAMFS_VK_TRY(vkResetFences(dev_, 1, &c.fence), "vkResetFences");
         return 0;
+    }
+
+    // Submits c's recorded command buffer with whatever others are waiting for the queue, and
+    // waits until it has run. A queue takes a submission at a time, and on NVIDIA each costs
+    // some 10-16 us of the queue's time however small the copy; several together cost little
+    // more than one (docs/performance.md#vulkan). Nothing here allocates: both lists hold
+    // kContexts from the start, and no more contexts exist.
+    int submit_together(Queue& q, Context& c) noexcept {
+        c.batch_error.store(0, std::memory_order_relaxed);
+        std::uint64_t mine;
+        {
+            std::unique_lock lock(q.mutex);
+            q.waiting.push_back(&c);
+            mine = q.next_value; // the submission that takes the waiting list signals this
+            if (!q.submitting) {
+                q.submitting = true;
+                while (!q.waiting.empty()) {
+                    q.taken.swap(q.waiting);
+                    const std::uint64_t value = q.next_value++;
+                    lock.unlock();
+                    submit_taken(q, value);
+                    lock.lock();
+                    q.taken.clear();
+                }
+                q.submitting = false;
+            }
+        }
+        VRAMFS_VK_TRY(wait_value(q.timeline, mine), "waiting for a copy's submission");
+        return c.batch_error.load(std::memory_order_acquire);
+    }
+    // One vkQueueSubmit of q.taken, signalling `value`. Where it fails, each of them is told,
+    // and the timeline is moved on from the host so that none waits for ever.
+    void submit_taken(Queue& q, std::uint64_t value) noexcept {
+        std::array<VkCommandBuffer, kContexts> cbs;
+        for (std::size_t i = 0; i < q.taken.size(); ++i) cbs[i] = q.taken[i]->cb;
+        VkTimelineSemaphoreSubmitInfo ts{VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
+        ts.signalSemaphoreValueCount = 1;
+        ts.pSignalSemaphoreValues = &value;
+        VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+        si.pNext = &ts;
+        si.commandBufferCount = static_cast<std::uint32_t>(q.taken.size());
+        si.pCommandBuffers = cbs.data();
+        si.signalSemaphoreCount = 1;
+        si.pSignalSemaphores = &q.timeline;
+        const VkResult r = vkQueueSubmit(q.queue, 1, &si, VK_NULL_HANDLE);
+        if (r == VK_SUCCESS) return;
+        const int err = vk_failure(r, "vkQueueSubmit");
+        for (Context* t : q.taken) t->batch_error.store(err, std::memory_order_release);
+        // The value may only be signalled from here once the submissions before it have run.
+        if (value > 1) (void)wait_value(q.timeline, value - 1);
+        VkSemaphoreSignalInfo sig{VK_STRUCTURE_TYPE_SEMAPHORE_SIGNAL_INFO};
+        sig.semaphore = q.timeline;
+        sig.value = value;
+        if (VkResult sr = vkSignalSemaphore(dev_, &sig); sr != VK_SUCCESS)
+            (void)vk_failure(sr, "vkSignalSemaphore after a failed submission");
+    }
+    // Waits until `timeline` reaches `value`: polled for spin_us_, then asleep in the driver.
+    VkResult wait_value(VkSemaphore timeline, std::uint64_t value) noexcept {
+        if (spin_us_ > 0) {
+            const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+            do {
+                std::uint64_t now = 0;
+                const VkResult st = vkGetSemaphoreCounterValue(dev_, timeline, &now);
+                if (st != VK_SUCCESS) return st;
+                if (now >= value) return VK_SUCCESS;
+            } while (std::chrono::steady_clock::now() < until);
+        }
+        VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
+        wi.semaphoreCount = 1;
+        wi.pSemaphores = &timeline;
+        wi.pValues = &value;
+        return vkWaitSemaphores(dev_, &wi, UINT64_MAX);
     }
 
     // Waits until `fence` is signalled: polled for spin_us_, then asleep in the driver.
@@ -961,6 +1082,7 @@ private:
     const std::size_t queue_write_min_; // with mapped writes: from this size on, on the queue
     const bool fresh_on_queue_;          // with mapped writes: large writes to untouched pages too
     bool host_import_;       // host buffers are our memory, imported (VK_EXT_external_memory_host)
+    bool batch_;             // copies asked for at once share a submission (submit_together)
     PFN_vkGetMemoryHostPointerPropertiesEXT host_pointer_properties_ = nullptr;
     std::size_t import_align_ = 4096;
     std::atomic<bool> import_failed_{false};
