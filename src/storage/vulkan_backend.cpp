@@ -57,6 +57,7 @@
 #include <mutex>
 #include <new>
 #include <shared_mutex>
+#include <thread>
 #include <unistd.h>
 #include <vulkan/vulkan.h>
 
@@ -909,8 +910,27 @@ private:
                 q.submitting = false;
             }
         }
-        VRAMFS_VK_TRY(wait_value(q.timeline, mine), "waiting for a copy's submission");
+        if (VkResult r = wait_value(q.timeline, mine); r != VK_SUCCESS) {
+            forget(q, c); // the caller gives c back: no submission may still hold it
+            return vk_failure(r, "waiting for a copy's submission");
+        }
         return c.batch_error.load(std::memory_order_acquire);
+    }
+    // After a failed wait (a lost device): takes c off the waiting list, or waits until the
+    // submission that took it has been made.
+    void forget(Queue& q, Context& c) noexcept {
+        for (;;) {
+            {
+                std::lock_guard lock(q.mutex);
+                auto it = std::find(q.waiting.begin(), q.waiting.end(), &c);
+                if (it != q.waiting.end()) {
+                    q.waiting.erase(it);
+                    return;
+                }
+                if (!q.submitting || std::find(q.taken.begin(), q.taken.end(), &c) == q.taken.end()) return;
+            }
+            std::this_thread::yield();
+        }
     }
     // One vkQueueSubmit of q.taken, signalling `value`. Where it fails, each of them is told,
     // and the timeline is moved on from the host so that none waits for ever.
