@@ -958,34 +958,39 @@ private:
         if (VkResult sr = vkSignalSemaphore(dev_, &sig); sr != VK_SUCCESS)
             (void)vk_failure(sr, "vkSignalSemaphore after a failed submission");
     }
-    // Waits until `timeline` reaches `value`: polled for spin_us_, then asleep in the driver.
-    VkResult wait_value(VkSemaphore timeline, std::uint64_t value) noexcept {
+    // Calls `poll` (VK_NOT_READY: not yet) for up to spin_us_, then `sleep`, which waits in the
+    // driver: how every copy's completion is waited for.
+    template <class Poll, class Sleep>
+    VkResult poll_then_sleep(Poll&& poll, Sleep&& sleep) noexcept {
         if (spin_us_ > 0) {
             const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
             do {
-                std::uint64_t now = 0;
-                const VkResult st = vkGetSemaphoreCounterValue(dev_, timeline, &now);
-                if (st != VK_SUCCESS) return st;
-                if (now >= value) return VK_SUCCESS;
-            } while (std::chrono::steady_clock::now() < until);
-        }
-        VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
-        wi.semaphoreCount = 1;
-        wi.pSemaphores = &timeline;
-        wi.pValues = &value;
-        return vkWaitSemaphores(dev_, &wi, UINT64_MAX);
-    }
-
-    // Waits until `fence` is signalled: polled for spin_us_, then asleep in the driver.
-    VkResult wait_fence(VkFence fence) noexcept {
-        if (spin_us_ > 0) {
-            const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
-            do {
-                const VkResult st = vkGetFenceStatus(dev_, fence);
+                const VkResult st = poll();
                 if (st != VK_NOT_READY) return st;
             } while (std::chrono::steady_clock::now() < until);
         }
-        return vkWaitForFences(dev_, 1, &fence, VK_TRUE, UINT64_MAX);
+        return sleep();
+    }
+    // Waits until `timeline` reaches `value`.
+    VkResult wait_value(VkSemaphore timeline, std::uint64_t value) noexcept {
+        return poll_then_sleep(
+            [&] {
+                std::uint64_t now = 0;
+                const VkResult st = vkGetSemaphoreCounterValue(dev_, timeline, &now);
+                return st != VK_SUCCESS ? st : now >= value ? VK_SUCCESS : VK_NOT_READY;
+            },
+            [&] {
+                VkSemaphoreWaitInfo wi{VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO};
+                wi.semaphoreCount = 1;
+                wi.pSemaphores = &timeline;
+                wi.pValues = &value;
+                return vkWaitSemaphores(dev_, &wi, UINT64_MAX);
+            });
+    }
+    // Waits until `fence` is signalled.
+    VkResult wait_fence(VkFence fence) noexcept {
+        return poll_then_sleep([&] { return vkGetFenceStatus(dev_, fence); },
+                               [&] { return vkWaitForFences(dev_, 1, &fence, VK_TRUE, UINT64_MAX); });
     }
 
     // The index in `qcis` of the family that copies fastest: the sum over a 4 KiB and a 1 MiB
