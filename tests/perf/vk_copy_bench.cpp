@@ -4,7 +4,8 @@
 //             backend's host buffers are) and device-local memory, waited on with a fence;
 //   mapped:   the CPU's memcpy into and out of device-local memory that is also host-visible
 //             (a GPU's BAR; all of it on NVIDIA with resizable BAR), where the driver has it.
-// One line per path, direction and copy size, in GB/s. Not run by ctest.
+// One line per path, direction and copy size, in GB/s; then, per queue family, eight small reads
+// at once: a submission each, one submission for all, and eight threads. Not run by ctest.
 #include <CLI/CLI.hpp>
 #include <vulkan/vulkan.h>
 
@@ -64,6 +65,40 @@ void destroy(VkDevice dev, Buffer& b) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+VkCommandBuffer new_command_buffer(VkDevice dev, VkCommandPool pool) {
+    VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    cai.commandPool = pool;
+    cai.commandBufferCount = 1;
+    VkCommandBuffer cb;
+    check(vkAllocateCommandBuffers(dev, &cai, &cb), "vkAllocateCommandBuffers");
+    return cb;
+}
+
+// Records `cb` afresh with one copy.
+void record_copy(VkCommandBuffer cb, VkBuffer from, VkBuffer to, const VkBufferCopy& r) {
+    check(vkResetCommandBuffer(cb, 0), "vkResetCommandBuffer");
+    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    check(vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
+    vkCmdCopyBuffer(cb, from, to, 1, &r);
+    check(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
+}
+
+void submit(VkQueue queue, const VkCommandBuffer* cbs, std::uint32_t n, VkFence fence) {
+    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
+    si.commandBufferCount = n;
+    si.pCommandBuffers = cbs;
+    check(vkQueueSubmit(queue, 1, &si, fence), "vkQueueSubmit");
+}
+
+// Spins until `fence` is signalled.
+void poll_fence(VkDevice dev, VkFence fence) {
+    VkResult st;
+    while ((st = vkGetFenceStatus(dev, fence)) == VK_NOT_READY) {
+    }
+    check(st, "vkGetFenceStatus");
 }
 
 } // namespace
@@ -144,11 +179,7 @@ int main(int argc, char** argv) {
     pci.queueFamilyIndex = fam;
     VkCommandPool pool;
     check(vkCreateCommandPool(dev, &pci, nullptr, &pool), "vkCreateCommandPool");
-    VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-    cai.commandPool = pool;
-    cai.commandBufferCount = 1;
-    VkCommandBuffer cb;
-    check(vkAllocateCommandBuffers(dev, &cai, &cb), "vkAllocateCommandBuffers");
+    VkCommandBuffer cb = new_command_buffer(dev, pool);
     VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VkFence fence;
     check(vkCreateFence(dev, &fci, nullptr, &fence), "vkCreateFence");
@@ -163,22 +194,10 @@ int main(int argc, char** argv) {
                 const std::uint64_t amount = std::min<std::uint64_t>(total, chunk * 4096);
                 const auto t0 = std::chrono::steady_clock::now();
                 for (std::uint64_t done = 0; done < amount; done += chunk) {
-                    check(vkResetCommandBuffer(cb, 0), "vkResetCommandBuffer");
-                    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-                    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-                    check(vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
-                    const VkBufferCopy r{0, 0, chunk};
-                    vkCmdCopyBuffer(cb, dir == 0 ? h.buf : d.buf, dir == 0 ? d.buf : h.buf, 1, &r);
-                    check(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
-                    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-                    si.commandBufferCount = 1;
-                    si.pCommandBuffers = &cb;
-                    check(vkQueueSubmit(queue, 1, &si, fence), "vkQueueSubmit");
+                    record_copy(cb, dir == 0 ? h.buf : d.buf, dir == 0 ? d.buf : h.buf, VkBufferCopy{0, 0, chunk});
+                    submit(queue, &cb, 1, fence);
                     if (spin) {
-                        VkResult st;
-                        while ((st = vkGetFenceStatus(dev, fence)) == VK_NOT_READY) {
-                        }
-                        check(st, "vkGetFenceStatus");
+                        poll_fence(dev, fence);
                     } else {
                         check(vkWaitForFences(dev, 1, &fence, VK_TRUE, UINT64_MAX), "vkWaitForFences");
                     }
@@ -217,9 +236,8 @@ int main(int argc, char** argv) {
         constexpr int kMany = 8;
         constexpr std::uint64_t kSmall = 16 << 10;
         Buffer h = make(dev, kSmall * kMany, host, true), d = make(dev, kSmall * kMany, local, false);
-        cai.commandBufferCount = kMany;
         std::vector<VkCommandBuffer> cbs(kMany);
-        check(vkAllocateCommandBuffers(dev, &cai, cbs.data()), "vkAllocateCommandBuffers");
+        for (auto& c : cbs) c = new_command_buffer(dev, pool);
         std::vector<VkFence> fences(kMany);
         for (auto& f : fences) check(vkCreateFence(dev, &fci, nullptr, &f), "vkCreateFence");
         for (int run = 0; run < 3; ++run) {
@@ -229,32 +247,12 @@ int main(int argc, char** argv) {
             const auto t0 = std::chrono::steady_clock::now();
             for (int round = 0; round < kRounds; ++round) {
                 for (int i = 0; i < at_once; ++i) {
-                    check(vkResetCommandBuffer(cbs[i], 0), "vkResetCommandBuffer");
-                    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-                    bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-                    check(vkBeginCommandBuffer(cbs[i], &bi), "vkBeginCommandBuffer");
-                    const VkBufferCopy r{kSmall * i, kSmall * i, kSmall};
-                    vkCmdCopyBuffer(cbs[i], d.buf, h.buf, 1, &r);
-                    check(vkEndCommandBuffer(cbs[i]), "vkEndCommandBuffer");
-                    if (together) continue;
-                    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-                    si.commandBufferCount = 1;
-                    si.pCommandBuffers = &cbs[i];
-                    check(vkQueueSubmit(queue, 1, &si, fences[i]), "vkQueueSubmit");
+                    record_copy(cbs[i], d.buf, h.buf, VkBufferCopy{kSmall * i, kSmall * i, kSmall});
+                    if (!together) submit(queue, &cbs[i], 1, fences[i]);
                 }
-                if (together) {
-                    VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-                    si.commandBufferCount = kMany;
-                    si.pCommandBuffers = cbs.data();
-                    check(vkQueueSubmit(queue, 1, &si, fences[0]), "vkQueueSubmit");
-                }
+                if (together) submit(queue, cbs.data(), kMany, fences[0]);
                 const int waits = together ? 1 : at_once;
-                for (int i = 0; i < waits; ++i) {
-                    VkResult st;
-                    while ((st = vkGetFenceStatus(dev, fences[i])) == VK_NOT_READY) {
-                    }
-                    check(st, "vkGetFenceStatus");
-                }
+                for (int i = 0; i < waits; ++i) poll_fence(dev, fences[i]);
                 check(vkResetFences(dev, static_cast<std::uint32_t>(waits), fences.data()), "vkResetFences");
             }
             const double us = seconds_since(t0) * 1e6 / kRounds;
@@ -274,30 +272,14 @@ int main(int argc, char** argv) {
                     // A command pool of its own: a pool's buffers are used by one thread at a time.
                     VkCommandPool own;
                     check(vkCreateCommandPool(dev, &pci, nullptr, &own), "vkCreateCommandPool");
-                    VkCommandBufferAllocateInfo one{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-                    one.commandPool = own;
-                    one.commandBufferCount = 1;
-                    VkCommandBuffer cb1;
-                    check(vkAllocateCommandBuffers(dev, &one, &cb1), "vkAllocateCommandBuffers");
+                    const VkCommandBuffer cb1 = new_command_buffer(dev, own);
                     for (int round = 0; round < kRounds; ++round) {
-                        check(vkResetCommandBuffer(cb1, 0), "vkResetCommandBuffer");
-                        VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-                        bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-                        check(vkBeginCommandBuffer(cb1, &bi), "vkBeginCommandBuffer");
-                        const VkBufferCopy r{kSmall * i, kSmall * i, kSmall};
-                        vkCmdCopyBuffer(cb1, d.buf, h.buf, 1, &r);
-                        check(vkEndCommandBuffer(cb1), "vkEndCommandBuffer");
-                        VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-                        si.commandBufferCount = 1;
-                        si.pCommandBuffers = &cb1;
+                        record_copy(cb1, d.buf, h.buf, VkBufferCopy{kSmall * i, kSmall * i, kSmall});
                         {
                             std::lock_guard lock(queue_mu);
-                            check(vkQueueSubmit(queue, 1, &si, fences[i]), "vkQueueSubmit");
+                            submit(queue, &cb1, 1, fences[i]);
                         }
-                        VkResult st;
-                        while ((st = vkGetFenceStatus(dev, fences[i])) == VK_NOT_READY) {
-                        }
-                        check(st, "vkGetFenceStatus");
+                        poll_fence(dev, fences[i]);
                         check(vkResetFences(dev, 1, &fences[i]), "vkResetFences");
                     }
                     vkDestroyCommandPool(dev, own, nullptr);
