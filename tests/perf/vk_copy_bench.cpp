@@ -76,13 +76,24 @@ VkCommandBuffer new_command_buffer(VkDevice dev, VkCommandPool pool) {
     return cb;
 }
 
-// Records `cb` afresh with one copy.
-void record_copy(VkCommandBuffer cb, VkBuffer from, VkBuffer to, const VkBufferCopy& r) {
+// A barrier that makes every earlier copy's writes visible to the host and to later copies, as
+// the backend records.
+void record_barrier(VkCommandBuffer cb) {
+    VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+    mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+    mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_HOST_READ_BIT;
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                         0, 1, &mb, 0, nullptr, 0, nullptr);
+}
+
+// Records `cb` afresh with one copy, and that barrier after it if `barrier`.
+void record_copy(VkCommandBuffer cb, VkBuffer from, VkBuffer to, const VkBufferCopy& r, bool barrier = false) {
     check(vkResetCommandBuffer(cb, 0), "vkResetCommandBuffer");
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     check(vkBeginCommandBuffer(cb, &bi), "vkBeginCommandBuffer");
     vkCmdCopyBuffer(cb, from, to, 1, &r);
+    if (barrier) record_barrier(cb);
     check(vkEndCommandBuffer(cb), "vkEndCommandBuffer");
 }
 
@@ -136,16 +147,18 @@ int main(int argc, char** argv) {
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
     std::vector<VkQueueFamilyProperties> fams(n);
     vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, fams.data());
-    // One queue of every family that copies: a GPU's copy engines (transfer only) and its
-    // general queues may differ in latency.
+    // Up to eight queues of every family that copies: a GPU's copy engines (transfer only) and
+    // its general queues may differ in latency, and a family's queues may or may not copy side
+    // by side.
+    constexpr std::uint32_t kMaxQueues = 8;
     std::vector<VkDeviceQueueCreateInfo> qcis;
-    float prio = 1.0f;
+    std::vector<float> prio(kMaxQueues, 1.0f);
     for (std::uint32_t i = 0; i < n; ++i) {
         if (!(fams[i].queueFlags & (VK_QUEUE_TRANSFER_BIT | VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT))) continue;
         VkDeviceQueueCreateInfo qci{VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO};
         qci.queueFamilyIndex = i;
-        qci.queueCount = 1;
-        qci.pQueuePriorities = &prio;
+        qci.queueCount = std::min(fams[i].queueCount, kMaxQueues);
+        qci.pQueuePriorities = prio.data();
         qcis.push_back(qci);
     }
     VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
@@ -231,33 +244,63 @@ int main(int argc, char** argv) {
         }
     }
     // Several small reads at once, as eight faulting threads' swap-ins ask for them: each in a
-    // submission of its own with its own fence, against all in one submission with one fence.
+    // submission of its own with its own fence, against all in one submission with one fence
+    // (with no barrier, a barrier after each copy, or one barrier ending the submission).
     if (local >= 0 && host >= 0) {
         constexpr int kMany = 8;
         constexpr std::uint64_t kSmall = 16 << 10;
         Buffer h = make(dev, kSmall * kMany, host, true), d = make(dev, kSmall * kMany, local, false);
-        std::vector<VkCommandBuffer> cbs(kMany);
+        std::vector<VkCommandBuffer> cbs(kMany + 1);
         for (auto& c : cbs) c = new_command_buffer(dev, pool);
         std::vector<VkFence> fences(kMany);
         for (auto& f : fences) check(vkCreateFence(dev, &fci, nullptr, &f), "vkCreateFence");
-        for (int run = 0; run < 3; ++run) {
+        const char* const kHow[] = {"a submission each", "one submission", "one submission, a barrier after each",
+                                    "one submission, one barrier at its end"};
+        for (int run = 0; run < 5; ++run) {
             const int at_once = run == 0 ? 1 : kMany;
-            const bool together = run == 2;
+            const int how = run == 0 ? 0 : run - 1; // index into kHow
+            const bool together = how > 0;
             constexpr int kRounds = 2000;
             const auto t0 = std::chrono::steady_clock::now();
             for (int round = 0; round < kRounds; ++round) {
                 for (int i = 0; i < at_once; ++i) {
-                    record_copy(cbs[i], d.buf, h.buf, VkBufferCopy{kSmall * i, kSmall * i, kSmall});
+                    record_copy(cbs[i], d.buf, h.buf, VkBufferCopy{kSmall * i, kSmall * i, kSmall}, how == 2);
                     if (!together) submit(queue, &cbs[i], 1, fences[i]);
                 }
-                if (together) submit(queue, cbs.data(), kMany, fences[0]);
+                if (how == 3) {
+                    check(vkResetCommandBuffer(cbs[kMany], 0), "vkResetCommandBuffer");
+                    VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+                    check(vkBeginCommandBuffer(cbs[kMany], &bi), "vkBeginCommandBuffer");
+                    record_barrier(cbs[kMany]);
+                    check(vkEndCommandBuffer(cbs[kMany]), "vkEndCommandBuffer");
+                }
+                if (together) submit(queue, cbs.data(), kMany + (how == 3 ? 1 : 0), fences[0]);
                 const int waits = together ? 1 : at_once;
                 for (int i = 0; i < waits; ++i) poll_fence(dev, fences[i]);
                 check(vkResetFences(dev, static_cast<std::uint32_t>(waits), fences.data()), "vkResetFences");
             }
             const double us = seconds_since(t0) * 1e6 / kRounds;
             std::printf("transfer read %d x 16 KiB, %s, fences polled: %6.1f us for all, %5.1f us per copy\n",
-                        at_once, together ? "one submission" : "a submission each", us, us / at_once);
+                        at_once, kHow[how], us, us / at_once);
+        }
+        // Over several queues of the family, one thread submitting a share of the eight to each:
+        // whether the family's queues copy side by side.
+        for (std::uint32_t nq = 2; nq <= qcis[qi].queueCount && nq <= kMany; nq *= 2) {
+            std::vector<VkQueue> qs(nq);
+            for (std::uint32_t k = 0; k < nq; ++k) vkGetDeviceQueue(dev, fam, k, &qs[k]);
+            const int per = kMany / static_cast<int>(nq);
+            constexpr int kRounds = 2000;
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int round = 0; round < kRounds; ++round) {
+                for (int i = 0; i < kMany; ++i)
+                    record_copy(cbs[i], d.buf, h.buf, VkBufferCopy{kSmall * i, kSmall * i, kSmall});
+                for (std::uint32_t k = 0; k < nq; ++k) submit(qs[k], &cbs[k * per], per, fences[k]);
+                for (std::uint32_t k = 0; k < nq; ++k) poll_fence(dev, fences[k]);
+                check(vkResetFences(dev, nq, fences.data()), "vkResetFences");
+            }
+            const double us = seconds_since(t0) * 1e6 / kRounds;
+            std::printf("transfer read %d x 16 KiB over %u queues, a submission each: %6.1f us for all\n", kMany,
+                        nq, us);
         }
         // As the backend's workers do: eight threads, each recording, submitting (the queue
         // under a lock) and polling its own fence, one copy after another.
