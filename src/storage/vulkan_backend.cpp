@@ -34,7 +34,10 @@
 //     Imported memory must outlive its VkDeviceMemory, and is kept out of fork() children.
 //   - Copies asked for at once share one submission where the device has timeline semaphores
 //     (Vulkan 1.2): a queue works through submissions one at a time, each costing about as
-//     much as a small copy. Every copy still returns only once its own bytes have landed.
+//     much as a small copy. At most two submissions are on a queue at once; what arrives
+//     meanwhile gathers into the next. One barrier ends each submission, so its copies are
+//     not ordered among themselves. Every copy still returns only once its own bytes have
+//     landed.
 //   - VK_ERROR_DEVICE_LOST becomes kDeviceLost, so the backend is marked lost once.
 #include "vramfs/storage/backend.hpp"
 
@@ -263,6 +266,12 @@ bool env_on(const char* name, bool dflt) {
     return v ? std::strcmp(v, "0") != 0 : dflt;
 }
 
+// A count from the environment, for comparisons: unset is `dflt`.
+unsigned env_count(const char* name, unsigned dflt) {
+    const char* v = std::getenv(name);
+    return v ? static_cast<unsigned>(std::strtoul(v, nullptr, 10)) : dflt;
+}
+
 class VulkanBackend final : public StorageBackend {
 public:
     // Copies in flight at once (each with its own command buffer, fence and staging buffer).
@@ -277,6 +286,10 @@ public:
     // than the page faults).
     static constexpr std::uint64_t kTouchChunk = 64 << 10;
     static constexpr std::size_t kFreshQueueMin = 256 << 10;
+    // With copies sharing submissions, the most submissions on a queue at once: one running
+    // and one ready keep the queue busy, and what arrives meanwhile gathers into the next.
+    // VRAMFS_VK_IN_FLIGHT=N sets it (0: no limit), to compare.
+    static constexpr unsigned kInFlight = 2;
 
     VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
@@ -284,14 +297,16 @@ public:
           queue_write_min_(queue_write_min()),
           fresh_on_queue_(env_on("VRAMFS_VK_FRESH_QUEUE", true)),
           host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)),
-          batch_(env_on("VRAMFS_VK_BATCH", true)) {}
+          batch_(env_on("VRAMFS_VK_BATCH", true)), batch_barrier_(env_on("VRAMFS_VK_BATCH_BARRIER", true)),
+          in_flight_(env_count("VRAMFS_VK_IN_FLIGHT", kInFlight)) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
         if (warm_) destroy_buffer(warm_, warm_mem_);
         for (auto& c : contexts_) destroy_context(c);
-        for (auto& q : queues_)
+        for (auto& q : queues_) {
             if (q.timeline) vkDestroySemaphore(dev_, q.timeline, nullptr);
+        }
         vkDestroyDevice(dev_, nullptr);
     }
 
@@ -420,8 +435,9 @@ public:
             queue.waiting.reserve(kContexts);
             queue.taken.reserve(kContexts);
         }
-        log_debug("Vulkan device %d: copies asked for at once %s", info_.index,
-                  batch_ ? "share a submission (timeline semaphores)" : "are submitted one by one");
+        log_debug("Vulkan device %d: copies asked for at once %s%s, at most %u submissions on a queue (0: no limit)",
+                  info_.index, batch_ ? "share a submission (timeline semaphores)" : "are submitted one by one",
+                  batch_ && batch_barrier_ ? ", one barrier each" : "", in_flight_);
         free_contexts_.reserve(kContexts);
         for (int i = 0; i < kContexts; ++i) {
             if (int err = make_context(contexts_[i], static_cast<std::uint32_t>(i) % queue_count_)) {
@@ -862,16 +878,12 @@ private:
         bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
         VRAMFS_VK_TRY(vkBeginCommandBuffer(c.cb, &bi), "vkBeginCommandBuffer");
         record(c.cb);
-        // The copy's writes made visible to the host (a read) and to later copies on any queue.
-        VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
-        mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
-        mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
-                           (host_reads ? VK_ACCESS_HOST_READ_BIT : 0);
-        vkCmdPipelineBarrier(c.cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                             VK_PIPELINE_STAGE_TRANSFER_BIT | (host_reads ? VK_PIPELINE_STAGE_HOST_BIT : 0), 0,
-                             1, &mb, 0, nullptr, 0, nullptr);
-        VRAMFS_VK_TRY(vkEndCommandBuffer(c.cb), "vkEndCommandBuffer");
         Queue& q = queues_[c.queue];
+        // Sharing a submission, c.cb is left open: the submitter ends it, and records the
+        // barrier in the last of the submission's command buffers only.
+        if (q.timeline != VK_NULL_HANDLE && batch_barrier_) return submit_together(q, c);
+        record_barrier(c.cb, host_reads);
+        VRAMFS_VK_TRY(vkEndCommandBuffer(c.cb), "vkEndCommandBuffer");
         if (q.timeline != VK_NULL_HANDLE) return submit_together(q, c);
         VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
         si.commandBufferCount = 1;
@@ -885,21 +897,38 @@ private:
         return 0;
     }
 
+    // The copies' writes made available to the host (where it reads them) and to later copies:
+    // a barrier's first scope is every command submitted to the queue before it, so one at the
+    // end of a submission covers all of its copies, which may then run side by side as cuda's
+    // streams do (copies asked for at once are never ordered among themselves). A barrier after
+    // every copy of a submission made eight 16 KiB reads take 40-75% longer on the H200.
+    static void record_barrier(VkCommandBuffer cb, bool host_reads) noexcept {
+        VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+        mb.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT;
+        mb.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT |
+                           (host_reads ? VK_ACCESS_HOST_READ_BIT : 0);
+        vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                             VK_PIPELINE_STAGE_TRANSFER_BIT | (host_reads ? VK_PIPELINE_STAGE_HOST_BIT : 0), 0,
+                             1, &mb, 0, nullptr, 0, nullptr);
+    }
     // Submits c's recorded command buffer with whatever others are waiting for the queue, and
-    // waits until it has run. A queue takes a submission at a time, and on NVIDIA each costs
-    // some 10-16 us of the queue's time however small the copy; several together cost little
-    // more than one (docs/performance.md#vulkan). Nothing here allocates: both lists hold
-    // kContexts from the start, and no more contexts exist.
+    // waits until it has run. A queue runs one submission at a time (the queues of a family do
+    // not copy side by side either), and on NVIDIA each costs some 10-16 us of the queue's time
+    // however small the copy; several together cost little more than one
+    // (docs/performance.md#vulkan). With in_flight_ set, no more than that many submissions are
+    // on the queue at once: what arrives meanwhile waits and goes in one submission when one of
+    // them has run. Nothing here allocates: both lists hold kContexts from the start, and no
+    // more contexts exist.
     int submit_together(Queue& q, Context& c) noexcept {
         c.batch_error.store(0, std::memory_order_relaxed);
         std::uint64_t mine;
-        {
-            std::unique_lock lock(q.mutex);
-            q.waiting.push_back(&c);
-            mine = q.next_value; // the submission that takes the waiting list signals this
+        std::unique_lock lock(q.mutex);
+        q.waiting.push_back(&c);
+        mine = q.next_value; // the submission that takes the waiting list signals this
+        while (q.next_value == mine) { // not yet taken
             if (!q.submitting) {
                 q.submitting = true;
-                while (!q.waiting.empty()) {
+                while (!q.waiting.empty() && may_submit(q)) {
                     q.taken.swap(q.waiting);
                     const std::uint64_t value = q.next_value++;
                     lock.unlock();
@@ -908,13 +937,36 @@ private:
                     q.taken.clear();
                 }
                 q.submitting = false;
+                if (q.next_value != mine) break;
             }
+            // Held back: wait until the oldest submission on the queue has run, then try again
+            // (or, while another thread is submitting, until it has taken c).
+            const std::uint64_t oldest = q.next_value - std::max<std::uint64_t>(in_flight_, 1);
+            const bool other = q.submitting;
+            if (other && in_flight_ == 0) break; // with no limit the submitter takes c
+            lock.unlock();
+            if (other) {
+                std::this_thread::yield();
+            } else if (VkResult r = wait_value(q.timeline, oldest); r != VK_SUCCESS) {
+                forget(q, c);
+                return vk_failure(r, "waiting for a copy's turn on its queue");
+            }
+            lock.lock();
         }
+        lock.unlock();
         if (VkResult r = wait_value(q.timeline, mine); r != VK_SUCCESS) {
             forget(q, c); // the caller gives c back: no submission may still hold it
             return vk_failure(r, "waiting for a copy's submission");
         }
         return c.batch_error.load(std::memory_order_acquire);
+    }
+    // Whether a submission may go on q now (q.mutex held): with in_flight_ set, only while fewer
+    // than that are on the queue. Where the timeline cannot be read, yes: the waits will fail.
+    bool may_submit(Queue& q) noexcept {
+        if (in_flight_ == 0) return true;
+        std::uint64_t done = 0;
+        if (vkGetSemaphoreCounterValue(dev_, q.timeline, &done) != VK_SUCCESS) return true;
+        return q.next_value - 1 - done < in_flight_;
     }
     // After a failed wait (a lost device): takes c off the waiting list, or waits until the
     // submission that took it has been made.
@@ -933,20 +985,29 @@ private:
         }
     }
     // One vkQueueSubmit of q.taken, signalling `value`. Where it fails, each of them is told,
-    // and the timeline is moved on from the host so that none waits for ever.
+    // and the timeline is moved on from the host so that none waits for ever. With
+    // batch_barrier_ their command buffers come open: ended here, the last after the barrier
+    // (their threads wait meanwhile, so nothing else touches them or their pools).
     void submit_taken(Queue& q, std::uint64_t value) noexcept {
         std::array<VkCommandBuffer, kContexts> cbs;
-        for (std::size_t i = 0; i < q.taken.size(); ++i) cbs[i] = q.taken[i]->cb;
+        std::uint32_t n = 0;
+        VkResult r = VK_SUCCESS;
+        for (Context* t : q.taken) {
+            cbs[n++] = t->cb;
+            if (!batch_barrier_) continue;
+            if (n == q.taken.size()) record_barrier(t->cb, true);
+            if (VkResult er = vkEndCommandBuffer(t->cb); er != VK_SUCCESS) r = er;
+        }
         VkTimelineSemaphoreSubmitInfo ts{VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO};
         ts.signalSemaphoreValueCount = 1;
         ts.pSignalSemaphoreValues = &value;
         VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
         si.pNext = &ts;
-        si.commandBufferCount = static_cast<std::uint32_t>(q.taken.size());
+        si.commandBufferCount = n;
         si.pCommandBuffers = cbs.data();
         si.signalSemaphoreCount = 1;
         si.pSignalSemaphores = &q.timeline;
-        const VkResult r = vkQueueSubmit(q.queue, 1, &si, VK_NULL_HANDLE);
+        if (r == VK_SUCCESS) r = vkQueueSubmit(q.queue, 1, &si, VK_NULL_HANDLE);
         if (r == VK_SUCCESS) return;
         const int err = vk_failure(r, "vkQueueSubmit");
         for (Context* t : q.taken) t->batch_error.store(err, std::memory_order_release);
@@ -1108,6 +1169,8 @@ private:
     const bool fresh_on_queue_;          // with mapped writes: large writes to untouched pages too
     bool host_import_;       // host buffers are our memory, imported (VK_EXT_external_memory_host)
     bool batch_;             // copies asked for at once share a submission (submit_together)
+    const bool batch_barrier_; // with batch_: one barrier ends each submission, not each copy
+    const unsigned in_flight_; // with batch_: most submissions on a queue at once; 0: no limit
     PFN_vkGetMemoryHostPointerPropertiesEXT host_pointer_properties_ = nullptr;
     std::size_t import_align_ = 4096;
     std::atomic<bool> import_failed_{false};
