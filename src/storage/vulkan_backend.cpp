@@ -650,6 +650,7 @@ private:
         std::mutex mutex; // guards what follows; vkQueueSubmit needs the queue to itself
         VkSemaphore timeline = VK_NULL_HANDLE;
         std::uint64_t next_value = 1;   // what the next submission signals
+        std::atomic<std::uint64_t> done{0}; // a value the timeline is known to have reached
         bool submitting = false;        // a thread is submitting: it takes what is waiting
         std::vector<Context*> waiting;  // recorded, not yet submitted (capacity kContexts)
         std::vector<Context*> taken;    // the submitter's batch (capacity kContexts)
@@ -958,15 +959,23 @@ private:
             forget(q, c); // the caller gives c back: no submission may still hold it
             return vk_failure(r, "waiting for a copy's submission");
         }
+        reached(q, mine);
         return c.batch_error.load(std::memory_order_acquire);
     }
     // Whether a submission may go on q now (q.mutex held): with in_flight_ set, only while fewer
     // than that are on the queue. Where the timeline cannot be read, yes: the waits will fail.
+    // What the waiters have seen is asked first: reading the timeline is a driver call.
     bool may_submit(Queue& q) noexcept {
-        if (in_flight_ == 0) return true;
+        if (in_flight_ == 0 || q.next_value - 1 - q.done.load(std::memory_order_relaxed) < in_flight_) return true;
         std::uint64_t done = 0;
         if (vkGetSemaphoreCounterValue(dev_, q.timeline, &done) != VK_SUCCESS) return true;
+        reached(q, done);
         return q.next_value - 1 - done < in_flight_;
+    }
+    static void reached(Queue& q, std::uint64_t value) noexcept {
+        std::uint64_t seen = q.done.load(std::memory_order_relaxed);
+        while (seen < value && !q.done.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+        }
     }
     // After a failed wait (a lost device): takes c off the waiting list, or waits until the
     // submission that took it has been made.
