@@ -304,9 +304,8 @@ public:
         vkDeviceWaitIdle(dev_);
         if (warm_) destroy_buffer(warm_, warm_mem_);
         for (auto& c : contexts_) destroy_context(c);
-        for (auto& q : queues_) {
+        for (auto& q : queues_)
             if (q.timeline) vkDestroySemaphore(dev_, q.timeline, nullptr);
-        }
         vkDestroyDevice(dev_, nullptr);
     }
 
@@ -437,7 +436,7 @@ public:
         }
         log_debug("Vulkan device %d: copies asked for at once %s%s, at most %u submissions on a queue (0: no limit)",
                   info_.index, batch_ ? "share a submission (timeline semaphores)" : "are submitted one by one",
-                  batch_ && batch_barrier_ ? ", one barrier each" : "", in_flight_);
+                  batch_ && batch_barrier_ ? ", one barrier a submission" : "", in_flight_);
         free_contexts_.reserve(kContexts);
         for (int i = 0; i < kContexts; ++i) {
             if (int err = make_context(contexts_[i], static_cast<std::uint32_t>(i) % queue_count_)) {
