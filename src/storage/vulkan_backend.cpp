@@ -950,6 +950,8 @@ private:
             } else if (VkResult r = wait_value(q.timeline, oldest); r != VK_SUCCESS) {
                 forget(q, c);
                 return vk_failure(r, "waiting for a copy's turn on its queue");
+            } else {
+                reached(q, oldest); // so may_submit need not read the timeline again
             }
             lock.lock();
         }
