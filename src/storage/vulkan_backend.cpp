@@ -921,10 +921,9 @@ private:
     // more contexts exist.
     int submit_together(Queue& q, Context& c) noexcept {
         c.batch_error.store(0, std::memory_order_relaxed);
-        std::uint64_t mine;
         std::unique_lock lock(q.mutex);
         q.waiting.push_back(&c);
-        mine = q.next_value; // the submission that takes the waiting list signals this
+        const std::uint64_t mine = q.next_value; // the submission that takes the waiting list signals this
         while (q.next_value == mine) { // not yet taken
             if (!q.submitting) {
                 q.submitting = true;
