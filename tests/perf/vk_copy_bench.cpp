@@ -5,13 +5,16 @@
 //   mapped:   the CPU's memcpy into and out of device-local memory that is also host-visible
 //             (a GPU's BAR; all of it on NVIDIA with resizable BAR), where the driver has it.
 // One line per path, direction and copy size, in GB/s; then, per queue family, eight small reads
-// at once: a submission each, one submission for all, and eight threads. Not run by ctest.
+// at once: a submission each, one submission for all, and eight threads; then a 1 MiB copy split
+// over several families' queues at once, or shared between the CPU (through the mapping) and a
+// queue. Not run by ctest.
 #include <CLI/CLI.hpp>
 #include <vulkan/vulkan.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -112,6 +115,161 @@ void poll_fence(VkDevice dev, VkFence fence) {
     check(st, "vkGetFenceStatus");
 }
 
+
+bool has_extension(VkPhysicalDevice pd, const char* name) {
+    std::uint32_t n = 0;
+    vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr);
+    std::vector<VkExtensionProperties> exts(n);
+    vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data());
+    for (const auto& e : exts)
+        if (std::strcmp(e.extensionName, name) == 0) return true;
+    return false;
+}
+
+// `bytes` of our own memory (aligned as the driver asks) imported as a buffer's memory
+// (VK_EXT_external_memory_host). The memory itself is left to the process's end.
+Buffer import_host(VkDevice dev, VkPhysicalDevice pd, const VkPhysicalDeviceMemoryProperties& mp,
+                   std::uint64_t bytes) {
+    VkPhysicalDeviceExternalMemoryHostPropertiesEXT hp{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT};
+    VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+    p2.pNext = &hp;
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    const std::uint64_t align = std::max<std::uint64_t>(hp.minImportedHostPointerAlignment, 4096);
+    bytes = (bytes + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, bytes);
+    if (!p) check(VK_ERROR_OUT_OF_HOST_MEMORY, "aligned_alloc");
+    std::memset(p, 5, bytes);
+    auto props = reinterpret_cast<PFN_vkGetMemoryHostPointerPropertiesEXT>(
+        vkGetDeviceProcAddr(dev, "vkGetMemoryHostPointerPropertiesEXT"));
+    constexpr auto kHandle = VK_EXTERNAL_MEMORY_HANDLE_TYPE_HOST_ALLOCATION_BIT_EXT;
+    VkMemoryHostPointerPropertiesEXT hpp{VK_STRUCTURE_TYPE_MEMORY_HOST_POINTER_PROPERTIES_EXT};
+    check(props(dev, kHandle, p, &hpp), "vkGetMemoryHostPointerPropertiesEXT");
+    Buffer b;
+    VkExternalMemoryBufferCreateInfo ext{VK_STRUCTURE_TYPE_EXTERNAL_MEMORY_BUFFER_CREATE_INFO};
+    ext.handleTypes = kHandle;
+    VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+    bci.pNext = &ext;
+    bci.size = bytes;
+    bci.usage = VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    check(vkCreateBuffer(dev, &bci, nullptr, &b.buf), "vkCreateBuffer");
+    VkMemoryRequirements req;
+    vkGetBufferMemoryRequirements(dev, b.buf, &req);
+    int type = -1;
+    for (std::uint32_t t = 0; t < mp.memoryTypeCount && type < 0; ++t)
+        if ((req.memoryTypeBits & hpp.memoryTypeBits & (1u << t)) &&
+            (mp.memoryTypes[t].propertyFlags & VK_MEMORY_PROPERTY_HOST_COHERENT_BIT))
+            type = static_cast<int>(t);
+    if (type < 0) check(VK_ERROR_FEATURE_NOT_PRESENT, "a coherent type to import host memory as");
+    VkImportMemoryHostPointerInfoEXT imp{VK_STRUCTURE_TYPE_IMPORT_MEMORY_HOST_POINTER_INFO_EXT};
+    imp.handleType = kHandle;
+    imp.pHostPointer = p;
+    VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
+    mai.pNext = &imp;
+    mai.allocationSize = bytes;
+    mai.memoryTypeIndex = static_cast<std::uint32_t>(type);
+    check(vkAllocateMemory(dev, &mai, nullptr, &b.mem), "vkAllocateMemory (import)");
+    check(vkBindBufferMemory(dev, b.buf, b.mem, 0), "vkBindBufferMemory");
+    b.mapped = p;
+    return b;
+}
+
+// A 1 MiB copy, one thread, fences polled: on each family's first queue alone; split into equal
+// pieces over the fastest 2, 3, ... families at once (a submission on each); split into pieces
+// in one submission on the fastest; and, for writes into host-visible device memory, a share
+// copied by the CPU through the mapping while the fastest queue copies the rest. Whether a
+// GPU's copy engines move one large copy faster together than one alone, and whether the host
+// memory's kind (the driver's, or ours imported) matters.
+void split_copies(VkDevice dev, VkPhysicalDevice pd, const VkPhysicalDeviceMemoryProperties& mp,
+                  const std::vector<VkDeviceQueueCreateInfo>& qcis, int local, int host, int bar,
+                  bool can_import) {
+    constexpr std::uint64_t kBytes = 1 << 20;
+    constexpr int kRounds = 1000;
+    struct Fam {
+        std::uint32_t index;
+        VkQueue queue;
+        VkCommandPool pool;
+        std::vector<VkCommandBuffer> cbs;
+        VkFence fence;
+        double us = 0;
+    };
+    std::vector<Fam> fams;
+    for (const auto& q : qcis) {
+        Fam f{q.queueFamilyIndex, VK_NULL_HANDLE, VK_NULL_HANDLE, {}, VK_NULL_HANDLE};
+        vkGetDeviceQueue(dev, f.index, 0, &f.queue);
+        VkCommandPoolCreateInfo pci{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
+        pci.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+        pci.queueFamilyIndex = f.index;
+        check(vkCreateCommandPool(dev, &pci, nullptr, &f.pool), "vkCreateCommandPool");
+        for (int i = 0; i < 4; ++i) f.cbs.push_back(new_command_buffer(dev, f.pool));
+        VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+        check(vkCreateFence(dev, &fci, nullptr, &f.fence), "vkCreateFence");
+        fams.push_back(f);
+    }
+    Buffer d = make(dev, kBytes, bar >= 0 ? bar : local, bar >= 0);
+    std::vector<char> plain(kBytes, 7); // what the CPU writes from: ordinary cached memory
+    std::vector<std::pair<const char*, Buffer>> hosts{{"driver's host memory", make(dev, kBytes, host, true)}};
+    if (can_import) hosts.emplace_back("imported host memory", import_host(dev, pd, mp, kBytes));
+    // Microseconds per 1 MiB copy (dir 0: host to device), in `pieces` equal parts: part i on
+    // fams[order[i % nq]], the parts of one family in one submission.
+    auto time = [&](VkBuffer h, int dir, const std::vector<std::size_t>& order, std::size_t nq, int pieces,
+                    std::uint64_t cpu_bytes, void* cpu_from) {
+        const std::uint64_t queued = kBytes - cpu_bytes;
+        const std::uint64_t piece = pieces ? queued / static_cast<std::uint64_t>(pieces) : 0;
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int round = 0; round < kRounds; ++round) {
+            std::vector<std::uint32_t> used(nq, 0);
+            for (int i = 0; i < pieces; ++i) {
+                Fam& f = fams[order[static_cast<std::size_t>(i) % nq]];
+                const std::uint64_t off = cpu_bytes + piece * static_cast<std::uint64_t>(i);
+                const std::uint64_t len = i + 1 == pieces ? kBytes - off : piece;
+                record_copy(f.cbs[used[static_cast<std::size_t>(i) % nq]++], dir == 0 ? h : d.buf, dir == 0 ? d.buf : h,
+                            VkBufferCopy{off, off, len}, true);
+            }
+            for (std::size_t k = 0; k < nq; ++k) submit(fams[order[k]].queue, fams[order[k]].cbs.data(), used[k], fams[order[k]].fence);
+            if (cpu_bytes) std::memcpy(d.mapped, cpu_from, cpu_bytes);
+            for (std::size_t k = 0; k < nq; ++k) poll_fence(dev, fams[order[k]].fence);
+            for (std::size_t k = 0; k < nq; ++k) check(vkResetFences(dev, 1, &fams[order[k]].fence), "vkResetFences");
+        }
+        return seconds_since(t0) * 1e6 / kRounds;
+    };
+    for (auto& [what, h] : hosts) {
+        for (int dir = 0; dir < 2; ++dir) {
+            const char* dname = dir == 0 ? "write" : "read";
+            for (std::size_t i = 0; i < fams.size(); ++i) {
+                time(h.buf, dir, {i}, 1, 1, 0, nullptr); // unmeasured: an idle GPU answers the first slowly
+                fams[i].us = time(h.buf, dir, {i}, 1, 1, 0, nullptr);
+                std::printf("split %s, %s: family %u alone: %6.1f us\n", what, dname, fams[i].index, fams[i].us);
+            }
+            std::vector<std::size_t> order(fams.size());
+            for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+            std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return fams[a].us < fams[b].us; });
+            for (std::size_t nq = 2; nq <= fams.size(); ++nq) {
+                std::string names;
+                for (std::size_t k = 0; k < nq; ++k) names += (k ? "," : "") + std::to_string(fams[order[k]].index);
+                std::printf("split %s, %s: over families %s: %6.1f us\n", what, dname, names.c_str(),
+                            time(h.buf, dir, order, nq, static_cast<int>(nq), 0, nullptr));
+            }
+            for (int pieces : {2, 4})
+                std::printf("split %s, %s: %d pieces in one submission on family %u: %6.1f us\n", what, dname, pieces,
+                            fams[order[0]].index, time(h.buf, dir, order, 1, pieces, 0, nullptr));
+            if (dir == 0 && bar >= 0)
+                for (std::uint64_t cpu : {kBytes / 4, kBytes / 2, kBytes})
+                    std::printf("split %s, write: %llu KiB by the CPU, the rest on family %u: %6.1f us\n", what,
+                                static_cast<unsigned long long>(cpu >> 10), fams[order[0]].index,
+                                time(h.buf, dir, order, cpu == kBytes ? 0 : 1, cpu == kBytes ? 0 : 1, cpu,
+                                     plain.data()));
+        }
+    }
+    vkDeviceWaitIdle(dev);
+    for (auto& f : fams) {
+        vkDestroyFence(dev, f.fence, nullptr);
+        vkDestroyCommandPool(dev, f.pool, nullptr);
+    }
+    for (auto& [what, h] : hosts) destroy(dev, h);
+    destroy(dev, d);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -121,6 +279,8 @@ int main(int argc, char** argv) {
     app.add_option("--device", device, "Vulkan physical device index (as vulkaninfo counts them)")
         ->default_val(0);
     app.add_option("--total-mib", total_mib, "MiB moved per measurement")->default_val(1024);
+    bool split_only = false;
+    app.add_flag("--split-only", split_only, "only the 1 MiB copies split over families, or the CPU and a queue");
     CLI11_PARSE(app, argc, argv);
     std::setvbuf(stdout, nullptr, _IOLBF, 0); // lines survive a crash in a driver
 
@@ -164,6 +324,13 @@ int main(int argc, char** argv) {
     VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
     dci.queueCreateInfoCount = static_cast<std::uint32_t>(qcis.size());
     dci.pQueueCreateInfos = qcis.data();
+    // Host memory of our own imported as a buffer's memory, as the backend's host buffers are.
+    const char* import_ext = VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME;
+    const bool can_import = has_extension(pd, import_ext);
+    if (can_import) {
+        dci.enabledExtensionCount = 1;
+        dci.ppEnabledExtensionNames = &import_ext;
+    }
     VkDevice dev;
     check(vkCreateDevice(pd, &dci, nullptr, &dev), "vkCreateDevice");
     std::printf("device %d: %s\n", device, props.deviceName);
@@ -179,7 +346,7 @@ int main(int argc, char** argv) {
     const std::uint64_t total = total_mib << 20;
     std::vector<char> plain(64 << 20, 1);
 
-  for (std::size_t qi = 0; qi < qcis.size(); ++qi) {
+  for (std::size_t qi = 0; qi < (split_only ? 0 : qcis.size()); ++qi) {
     const std::uint32_t fam = qcis[qi].queueFamilyIndex;
     const VkQueueFlags flags = fams[fam].queueFlags;
     VkQueue queue;
@@ -340,6 +507,7 @@ int main(int argc, char** argv) {
     vkDestroyFence(dev, fence, nullptr);
     vkDestroyCommandPool(dev, pool, nullptr);
   }
+    if (local >= 0 && host >= 0) split_copies(dev, pd, mp, qcis, local, host, bar, can_import);
     if (bar < 0) std::printf("mapped: no DEVICE_LOCAL|HOST_VISIBLE memory type on this device\n");
     vkDeviceWaitIdle(dev);
     return 0;
