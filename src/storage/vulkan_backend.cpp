@@ -262,7 +262,8 @@ std::size_t queue_write_min() {
 
 // With mapped writes, the smallest write shared between the CPU and the queue at once: the
 // queue copies the second half from our host buffer while the CPU writes the first through the
-// mapping. Off (SIZE_MAX) unless VRAMFS_VK_SPLIT_WRITE_KIB=N sets it, to compare.
+// mapping, touched before or not. Off (SIZE_MAX) unless VRAMFS_VK_SPLIT_WRITE_KIB=N sets it,
+// to compare.
 std::size_t split_write_min() {
     if (const char* v = std::getenv("VRAMFS_VK_SPLIT_WRITE_KIB")) {
         const unsigned long kib = std::strtoul(v, nullptr, 10);
@@ -558,12 +559,15 @@ public:
             // The CPU's first store to each page of a mapping costs a page fault, several times
             // the queue's copy of it: large writes where the mapping is not yet all touched go
             // on the queue, from our host buffer.
+            // Split writes are split wherever the memory is (the CPU's half may fault its pages
+            // in once).
+            const bool split = len >= split_write_min_;
             const bool queue = len >= queue_write_min_ ||
-                               (len >= kFreshQueueMin && fresh_on_queue_ && !touched(t, len));
+                               (!split && len >= kFreshQueueMin && fresh_on_queue_ && !touched(t, len));
             VkBuffer hb;
             VkDeviceSize ho;
-            const bool ours = (queue || len >= split_write_min_) && host_region(src, len, hb, ho);
-            if (!queue && ours) return split_write(t, static_cast<const char*>(src), len, hb, ho);
+            const bool ours = (queue || split) && host_region(src, len, hb, ho);
+            if (split && !queue && ours) return split_write(t, static_cast<const char*>(src), len, hb, ho);
             if (!queue || !ours) {
                 std::memcpy(t.mapped + t.offset, src, len);
                 // Write-combined stores drained before write() returns.
