@@ -260,18 +260,6 @@ std::size_t queue_write_min() {
     return SIZE_MAX;
 }
 
-// With mapped writes, the smallest write shared between the CPU and the queue at once: the
-// queue copies the second half from our host buffer while the CPU writes the first through the
-// mapping, touched before or not. Off (SIZE_MAX) unless VRAMFS_VK_SPLIT_WRITE_KIB=N sets it,
-// to compare.
-std::size_t split_write_min() {
-    if (const char* v = std::getenv("VRAMFS_VK_SPLIT_WRITE_KIB")) {
-        const unsigned long kib = std::strtoul(v, nullptr, 10);
-        if (kib > 0) return static_cast<std::size_t>(kib) << 10;
-    }
-    return SIZE_MAX;
-}
-
 // An on/off setting from the environment, for comparisons: unset is `dflt`, "0" is off.
 bool env_on(const char* name, bool dflt) {
     const char* v = std::getenv(name);
@@ -306,10 +294,11 @@ public:
     VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
           transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)),
-          queue_write_min_(queue_write_min()), split_write_min_(split_write_min()),
+          queue_write_min_(queue_write_min()),
           fresh_on_queue_(env_on("VRAMFS_VK_FRESH_QUEUE", true)),
           host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)),
-          fill_new_(env_on("VRAMFS_VK_FILL_NEW", false)), batch_(env_on("VRAMFS_VK_BATCH", true)), batch_barrier_(env_on("VRAMFS_VK_BATCH_BARRIER", true)),
+          fill_new_(env_on("VRAMFS_VK_FILL_NEW", false)), batch_(env_on("VRAMFS_VK_BATCH", true)),
+          batch_barrier_(env_on("VRAMFS_VK_BATCH_BARRIER", true)),
           in_flight_(env_count("VRAMFS_VK_IN_FLIGHT", kInFlight)) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
@@ -576,16 +565,11 @@ public:
             // The CPU's first store to each page of a mapping costs a page fault, several times
             // the queue's copy of it: large writes where the mapping is not yet all touched go
             // on the queue, from our host buffer.
-            // Split writes are split wherever the memory is (the CPU's half may fault its pages
-            // in once).
-            const bool split = len >= split_write_min_;
             const bool queue = len >= queue_write_min_ ||
-                               (!split && len >= kFreshQueueMin && fresh_on_queue_ && !touched(t, len));
+                               (len >= kFreshQueueMin && fresh_on_queue_ && !touched(t, len));
             VkBuffer hb;
             VkDeviceSize ho;
-            const bool ours = (queue || split) && host_region(src, len, hb, ho);
-            if (split && !queue && ours) return split_write(t, static_cast<const char*>(src), len, hb, ho);
-            if (!queue || !ours) {
+            if (!queue || !host_region(src, len, hb, ho)) {
                 std::memcpy(t.mapped + t.offset, src, len);
                 // Write-combined stores drained before write() returns.
                 std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -904,10 +888,9 @@ private:
         return false;
     }
 
-    // Records one command buffer with `record`, submits it, and waits until it has run; calls
-    // `meanwhile` once the copy is on its way (or not at all if it could not be submitted).
-    template <class Record, class Meanwhile = void (*)()>
-    int submit(Context& c, Record&& record, bool host_reads, Meanwhile&& meanwhile = [] {}) noexcept {
+    // Records one command buffer with `record`, submits it, and waits until it has run.
+    template <class Record>
+    int submit(Context& c, Record&& record, bool host_reads) noexcept {
         VRAMFS_VK_TRY(vkResetCommandBuffer(c.cb, 0), "vkResetCommandBuffer");
         VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
         bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
@@ -916,10 +899,10 @@ private:
         Queue& q = queues_[c.queue];
         // Sharing a submission, c.cb is left open: the submitter ends it, and records the
         // barrier in the last of the submission's command buffers only.
-        if (q.timeline != VK_NULL_HANDLE && batch_barrier_) return submit_together(q, c, meanwhile);
+        if (q.timeline != VK_NULL_HANDLE && batch_barrier_) return submit_together(q, c);
         record_barrier(c.cb, host_reads);
         VRAMFS_VK_TRY(vkEndCommandBuffer(c.cb), "vkEndCommandBuffer");
-        if (q.timeline != VK_NULL_HANDLE) return submit_together(q, c, meanwhile);
+        if (q.timeline != VK_NULL_HANDLE) return submit_together(q, c);
         VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
         si.commandBufferCount = 1;
         si.pCommandBuffers = &c.cb;
@@ -927,7 +910,6 @@ private:
             std::lock_guard lock(q.mutex);
             VRAMFS_VK_TRY(vkQueueSubmit(q.queue, 1, &si, c.fence), "vkQueueSubmit");
         }
-        meanwhile();
         VRAMFS_VK_TRY(wait_fence(c.fence), "waiting for a copy's fence");
         VRAMFS_VK_TRY(vkResetFences(dev_, 1, &c.fence), "vkResetFences");
         return 0;
@@ -955,8 +937,7 @@ private:
     // on the queue at once: what arrives meanwhile waits and goes in one submission when one of
     // them has run. Nothing here allocates: both lists hold kContexts from the start, and no
     // more contexts exist.
-    template <class Meanwhile>
-    int submit_together(Queue& q, Context& c, Meanwhile& meanwhile) noexcept {
+    int submit_together(Queue& q, Context& c) noexcept {
         c.batch_error.store(0, std::memory_order_relaxed);
         std::unique_lock lock(q.mutex);
         q.waiting.push_back(&c);
@@ -992,7 +973,6 @@ private:
             lock.lock();
         }
         lock.unlock();
-        meanwhile(); // c is in a submission, made or being made
         if (VkResult r = wait_value(q.timeline, mine); r != VK_SUCCESS) {
             forget(q, c); // the caller gives c back: no submission may still hold it
             return vk_failure(r, "waiting for a copy's submission");
@@ -1203,24 +1183,6 @@ private:
         return err;
     }
 
-    // A write the queue and the CPU share: the queue copies the part past the first half (from
-    // our host buffer `hb` at `ho`) while the CPU writes the first half through the mapping. Both
-    // have landed when it returns.
-    int split_write(const Target& t, const char* src, std::size_t len, VkBuffer hb, VkDeviceSize ho) noexcept {
-        const std::size_t cpu = len / 2 / 4096 * 4096;
-        Context& c = acquire();
-        const int err = submit(c, [&](VkCommandBuffer cb) {
-            const VkBufferCopy r{ho + cpu, t.offset + cpu, len - cpu};
-            vkCmdCopyBuffer(cb, hb, t.buffer, 1, &r);
-        }, false, [&] {
-            std::memcpy(t.mapped + t.offset, src, cpu);
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            mark_touched(t, cpu);
-        });
-        release(c);
-        return err;
-    }
-
     VkPhysicalDevice pd_;
     DeviceInfo info_;
     VkDevice dev_ = VK_NULL_HANDLE;
@@ -1231,7 +1193,6 @@ private:
     bool mapped_writes_ = false; // slabs are mapped and the CPU writes into them
     const unsigned spin_us_;     // how long a copy's fence is polled before sleeping on it
     const std::size_t queue_write_min_; // with mapped writes: from this size on, on the queue
-    const std::size_t split_write_min_; // with mapped writes: from this size on, half on the queue
     const bool fresh_on_queue_;          // with mapped writes: large writes to untouched pages too
     bool host_import_;       // host buffers are our memory, imported (VK_EXT_external_memory_host)
     const bool fill_new_;    // each new slab is filled by the GPU once when allocated, to compare
