@@ -297,7 +297,7 @@ public:
           queue_write_min_(queue_write_min()),
           fresh_on_queue_(env_on("VRAMFS_VK_FRESH_QUEUE", true)),
           host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)),
-          fill_new_(env_on("VRAMFS_VK_FILL_NEW", false)), batch_(env_on("VRAMFS_VK_BATCH", true)),
+          batch_(env_on("VRAMFS_VK_BATCH", true)),
           batch_barrier_(env_on("VRAMFS_VK_BATCH_BARRIER", true)),
           in_flight_(env_count("VRAMFS_VK_IN_FLIGHT", kInFlight)) {}
     ~VulkanBackend() override {
@@ -483,15 +483,6 @@ public:
         VkDeviceMemory mem = VK_NULL_HANDLE;
         if (int err = make_buffer(bytes, device_type_, buf, mem)) return err;
         const auto t1 = std::chrono::steady_clock::now();
-        if (fill_new_) { // VRAMFS_VK_FILL_NEW: the GPU writes the whole slab once, to compare
-            Context& c = acquire();
-            const int err = submit(c, [&](VkCommandBuffer cb) { vkCmdFillBuffer(cb, buf, 0, VK_WHOLE_SIZE, 0); }, false);
-            release(c);
-            if (err) {
-                destroy_buffer(buf, mem);
-                return err;
-            }
-        }
         void* map = nullptr;
         if (mapped_writes_) {
             if (VkResult r = vkMapMemory(dev_, mem, 0, VK_WHOLE_SIZE, 0, &map); r != VK_SUCCESS) {
@@ -1195,7 +1186,6 @@ private:
     const std::size_t queue_write_min_; // with mapped writes: from this size on, on the queue
     const bool fresh_on_queue_;          // with mapped writes: large writes to untouched pages too
     bool host_import_;       // host buffers are our memory, imported (VK_EXT_external_memory_host)
-    const bool fill_new_;    // each new slab is filled by the GPU once when allocated, to compare
     bool batch_;             // copies asked for at once share a submission (submit_together)
     const bool batch_barrier_; // with batch_: one barrier ends each submission, not each copy
     const unsigned in_flight_; // with batch_: most submissions on a queue at once; 0: no limit
