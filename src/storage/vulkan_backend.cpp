@@ -417,7 +417,8 @@ public:
         if (!chosen) chosen = &qcis[qcis.size() > 1 ? probe_families(qcis) : 0];
         family_ = chosen->queueFamilyIndex;
         // VRAMFS_VK_QUEUES=N uses N of them at most, to compare.
-        queue_count_ = std::clamp<std::uint32_t>(env_count("VRAMFS_VK_QUEUES", kQueues), 1, chosen->queueCount);
+        queue_count_ =
+            std::clamp<std::uint32_t>(env_count("VRAMFS_VK_QUEUES", kQueues), 1, chosen->queueCount);
         log_debug("Vulkan device %d: copies on queue family %u (%u queues), their completion polled %u us",
                   info_.index, family_, queue_count_, spin_us_);
         for (std::uint32_t q = 0; q < queue_count_; ++q) {

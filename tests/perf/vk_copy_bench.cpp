@@ -212,7 +212,7 @@ void split_copies(VkDevice dev, VkPhysicalDevice pd, const VkPhysicalDeviceMemor
     if (can_import) hosts.emplace_back("imported host memory", import_host(dev, pd, mp, kBytes));
     // Microseconds per 1 MiB copy (dir 0: host to device), in `pieces` equal parts: part i on
     // fams[order[i % nq]], the parts of one family in one submission.
-    auto time = [&](VkBuffer h, int dir, const std::vector<std::size_t>& order, std::size_t nq, int pieces,
+    auto per_copy_us = [&](VkBuffer h, int dir, const std::vector<std::size_t>& order, std::size_t nq, int pieces,
                     std::uint64_t cpu_bytes, void* cpu_from) {
         const std::uint64_t queued = kBytes - cpu_bytes;
         const std::uint64_t piece = pieces ? queued / static_cast<std::uint64_t>(pieces) : 0;
@@ -223,13 +223,18 @@ void split_copies(VkDevice dev, VkPhysicalDevice pd, const VkPhysicalDeviceMemor
                 Fam& f = fams[order[static_cast<std::size_t>(i) % nq]];
                 const std::uint64_t off = cpu_bytes + piece * static_cast<std::uint64_t>(i);
                 const std::uint64_t len = i + 1 == pieces ? kBytes - off : piece;
-                record_copy(f.cbs[used[static_cast<std::size_t>(i) % nq]++], dir == 0 ? h : d.buf, dir == 0 ? d.buf : h,
-                            VkBufferCopy{off, off, len}, true);
+                const VkBuffer from = dir == 0 ? h : d.buf, to = dir == 0 ? d.buf : h;
+                record_copy(f.cbs[used[static_cast<std::size_t>(i) % nq]++], from, to, VkBufferCopy{off, off, len}, true);
             }
-            for (std::size_t k = 0; k < nq; ++k) submit(fams[order[k]].queue, fams[order[k]].cbs.data(), used[k], fams[order[k]].fence);
+            for (std::size_t k = 0; k < nq; ++k) {
+                const Fam& f = fams[order[k]];
+                submit(f.queue, f.cbs.data(), used[k], f.fence);
+            }
             if (cpu_bytes) std::memcpy(d.mapped, cpu_from, cpu_bytes);
-            for (std::size_t k = 0; k < nq; ++k) poll_fence(dev, fams[order[k]].fence);
-            for (std::size_t k = 0; k < nq; ++k) check(vkResetFences(dev, 1, &fams[order[k]].fence), "vkResetFences");
+            for (std::size_t k = 0; k < nq; ++k) {
+                poll_fence(dev, fams[order[k]].fence);
+                check(vkResetFences(dev, 1, &fams[order[k]].fence), "vkResetFences");
+            }
         }
         return seconds_since(t0) * 1e6 / kRounds;
     };
@@ -237,27 +242,28 @@ void split_copies(VkDevice dev, VkPhysicalDevice pd, const VkPhysicalDeviceMemor
         for (int dir = 0; dir < 2; ++dir) {
             const char* dname = dir == 0 ? "write" : "read";
             for (std::size_t i = 0; i < fams.size(); ++i) {
-                time(h.buf, dir, {i}, 1, 1, 0, nullptr); // unmeasured: an idle GPU answers the first slowly
-                fams[i].us = time(h.buf, dir, {i}, 1, 1, 0, nullptr);
+                per_copy_us(h.buf, dir, {i}, 1, 1, 0, nullptr); // unmeasured: an idle GPU answers the first slowly
+                fams[i].us = per_copy_us(h.buf, dir, {i}, 1, 1, 0, nullptr);
                 std::printf("split %s, %s: family %u alone: %6.1f us\n", what, dname, fams[i].index, fams[i].us);
             }
             std::vector<std::size_t> order(fams.size());
             for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-            std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return fams[a].us < fams[b].us; });
+            std::sort(order.begin(), order.end(),
+                      [&](std::size_t a, std::size_t b) { return fams[a].us < fams[b].us; });
             for (std::size_t nq = 2; nq <= fams.size(); ++nq) {
                 std::string names;
                 for (std::size_t k = 0; k < nq; ++k) names += (k ? "," : "") + std::to_string(fams[order[k]].index);
                 std::printf("split %s, %s: over families %s: %6.1f us\n", what, dname, names.c_str(),
-                            time(h.buf, dir, order, nq, static_cast<int>(nq), 0, nullptr));
+                            per_copy_us(h.buf, dir, order, nq, static_cast<int>(nq), 0, nullptr));
             }
             for (int pieces : {2, 4})
                 std::printf("split %s, %s: %d pieces in one submission on family %u: %6.1f us\n", what, dname, pieces,
-                            fams[order[0]].index, time(h.buf, dir, order, 1, pieces, 0, nullptr));
+                            fams[order[0]].index, per_copy_us(h.buf, dir, order, 1, pieces, 0, nullptr));
             if (dir == 0 && bar >= 0)
                 for (std::uint64_t cpu : {kBytes / 4, kBytes / 2, kBytes})
                     std::printf("split %s, write: %llu KiB by the CPU, the rest on family %u: %6.1f us\n", what,
                                 static_cast<unsigned long long>(cpu >> 10), fams[order[0]].index,
-                                time(h.buf, dir, order, cpu == kBytes ? 0 : 1, cpu == kBytes ? 0 : 1, cpu,
+                                per_copy_us(h.buf, dir, order, cpu == kBytes ? 0 : 1, cpu == kBytes ? 0 : 1, cpu,
                                      plain.data()));
         }
     }

@@ -97,8 +97,8 @@ TEST_CASE("host buffers are usable for copies") {
 }
 
 TEST_CASE("a large write from a host buffer over bytes written before lands whole") {
-    // The second write meets memory already written, where a backend may take other paths
-    // (Vulkan: the CPU through the mapping, or the CPU and the queue each a part).
+    // Both writes meet memory already written, where a backend may take another path than
+    // into fresh memory (Vulkan with mapped writes: the CPU through the mapping, not the queue).
     StorageBackend& be = *g_backend;
     HostBuffer buf;
     REQUIRE(be.allocate_host(1 << 20, buf) == 0);
