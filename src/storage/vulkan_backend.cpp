@@ -47,6 +47,7 @@
 #ifdef VRAMFS_HAVE_VULKAN
 #include "vramfs/util/log.hpp"
 #include "vramfs/util/memory.hpp"
+#include "vramfs/util/shared_copy.hpp"
 
 #include <algorithm>
 #include <array>
@@ -260,6 +261,15 @@ std::size_t queue_write_min() {
     return SIZE_MAX;
 }
 
+// With mapped writes, how many threads share each large write through the mapping, the
+// writer included: one core's stores into a GPU's BAR are bounded by its write-combining
+// buffers, well below the bus. VRAMFS_VK_WRITE_THREADS=N sets it (1: the writer alone).
+unsigned write_threads() {
+    if (const char* v = std::getenv("VRAMFS_VK_WRITE_THREADS"))
+        return std::clamp<unsigned>(static_cast<unsigned>(std::strtoul(v, nullptr, 10)), 1, 16);
+    return 1;
+}
+
 // An on/off setting from the environment, for comparisons: unset is `dflt`, "0" is off.
 bool env_on(const char* name, bool dflt) {
     const char* v = std::getenv(name);
@@ -286,6 +296,10 @@ public:
     // than the page faults).
     static constexpr std::uint64_t kTouchChunk = 64 << 10;
     static constexpr std::size_t kFreshQueueMin = 256 << 10;
+    // With mapped writes shared among threads (write_threads): the pieces each takes in turn,
+    // and the least write shared.
+    static constexpr std::size_t kWritePiece = 128 << 10;
+    static constexpr std::size_t kSharedWriteMin = 256 << 10;
     // With copies sharing submissions, the most submissions on a queue at once: one running
     // and one ready keep the queue busy, and what arrives meanwhile gathers into the next.
     // VRAMFS_VK_IN_FLIGHT=N sets it (0: no limit), to compare.
@@ -329,6 +343,10 @@ public:
             if (bar >= 0) {
                 device_type_ = bar;
                 mapped_writes_ = true;
+                const unsigned threads = write_threads();
+                writer_ = std::make_unique<SharedCopy>(threads, kWritePiece, kSharedWriteMin, spin_us_);
+                log_debug("Vulkan device %d: large writes through the mapping shared by %u threads",
+                          info_.index, writer_->threads());
             }
         }
         host_type_ = pick_type(mp_, -1, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
@@ -562,7 +580,7 @@ public:
             VkBuffer hb;
             VkDeviceSize ho;
             if (!queue || !host_region(src, len, hb, ho)) {
-                std::memcpy(t.mapped + t.offset, src, len);
+                writer_->copy(t.mapped + t.offset, src, len);
                 // Write-combined stores drained before write() returns.
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 mark_touched(t, len);
@@ -1208,6 +1226,7 @@ private:
     std::atomic<std::uint64_t> held_{0};
     std::shared_mutex host_mutex_;
     std::vector<HostRegion> host_;
+    std::unique_ptr<SharedCopy> writer_; // with mapped writes: the CPU copies into slabs
 };
 
 } // namespace
