@@ -321,6 +321,14 @@ public:
           batch_barrier_(env_on("VRAMFS_VK_BATCH_BARRIER", true)),
           in_flight_(env_count("VRAMFS_VK_IN_FLIGHT", kInFlight)) {}
     ~VulkanBackend() override {
+        if (writer_) {
+            const auto mean_us = [](const SharedCopy::Tally& t) { return t.copies ? t.ns / 1e3 / t.copies : 0.0; };
+            log_debug("Vulkan device %d: mapped writes of 256 KiB or more: %llu shared by %u threads (%.1f us each), "
+                      "%llu alone (%.1f us each)", info_.index,
+                      static_cast<unsigned long long>(writer_->shared().copies), writer_->threads(),
+                      mean_us(writer_->shared()), static_cast<unsigned long long>(writer_->alone().copies),
+                      mean_us(writer_->alone()));
+        }
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
         if (warm_) destroy_buffer(warm_, warm_mem_);

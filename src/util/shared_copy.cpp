@@ -89,8 +89,15 @@ void SharedCopy::take_pieces() noexcept {
 }
 
 void SharedCopy::copy(void* dst, const void* src, std::size_t len) noexcept {
-    if (helpers_.empty() || len < min_bytes_ || !busy_.try_lock()) {
+    if (len < min_bytes_) {
         std::memcpy(dst, src, len);
+        return;
+    }
+    const std::uint64_t t0 = monotonic_ns();
+    if (helpers_.empty() || !busy_.try_lock()) {
+        std::memcpy(dst, src, len);
+        alone_.fetch_add(1, std::memory_order_relaxed);
+        alone_ns_.fetch_add(monotonic_ns() - t0, std::memory_order_relaxed);
         return;
     }
     const auto pieces = static_cast<std::uint32_t>((len + piece_ - 1) / piece_);
@@ -103,8 +110,9 @@ void SharedCopy::copy(void* dst, const void* src, std::size_t len) noexcept {
     wake_.notify_all();
     take_pieces();
     while (undone_.load(std::memory_order_acquire) != 0) cpu_relax();
-    shared_.fetch_add(1, std::memory_order_relaxed);
     busy_.unlock();
+    shared_.fetch_add(1, std::memory_order_relaxed);
+    shared_ns_.fetch_add(monotonic_ns() - t0, std::memory_order_relaxed);
 }
 
 } // namespace vramfs

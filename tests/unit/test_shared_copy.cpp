@@ -51,6 +51,7 @@ TEST_CASE("a shared copy lands whole at every size and offset, and only large on
                 if (len >= (64 << 10)) ++expect_shared;
             }
         CHECK(copier.shared_copies() == expect_shared);
+        CHECK(copier.alone().copies == 0); // one caller: the helpers are always free
     }
 }
 
@@ -83,4 +84,7 @@ TEST_CASE("one thread is the caller alone: nothing shared") {
     copier.copy(dst.data(), src.data(), src.size());
     CHECK(dst == src);
     CHECK(copier.shared_copies() == 0);
+    CHECK(copier.alone().copies == 1); // large enough, but no helper
+    copier.copy(dst.data(), src.data(), 4096);
+    CHECK(copier.alone().copies == 1); // small copies are not counted
 }

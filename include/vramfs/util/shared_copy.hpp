@@ -39,8 +39,15 @@ public:
     void copy(void* dst, const void* src, std::size_t len) noexcept;
     // Threads that share a copy, the caller included.
     unsigned threads() const noexcept { return static_cast<unsigned>(helpers_.size()) + 1; }
-    // Copies shared so far (for tests and the debug line at the end).
-    std::uint64_t shared_copies() const noexcept { return shared_.load(std::memory_order_relaxed); }
+    // Copies of min_bytes or more so far, shared or made alone (helpers busy, or none), and
+    // the nanoseconds they took: for tests and a debug line.
+    struct Tally {
+        std::uint64_t copies = 0;
+        std::uint64_t ns = 0;
+    };
+    Tally shared() const noexcept { return {shared_.load(std::memory_order_relaxed), shared_ns_.load(std::memory_order_relaxed)}; }
+    Tally alone() const noexcept { return {alone_.load(std::memory_order_relaxed), alone_ns_.load(std::memory_order_relaxed)}; }
+    std::uint64_t shared_copies() const noexcept { return shared().copies; }
 
 private:
     static void* helper_main(void* self) noexcept;
@@ -61,7 +68,7 @@ private:
     std::atomic<std::uint32_t> undone_{0};    // pieces not yet copied
     std::atomic<std::uint32_t> wake_{0};      // moves on each shared copy; helpers wait on it
     std::atomic<bool> stopping_{false};
-    std::atomic<std::uint64_t> shared_{0};
+    std::atomic<std::uint64_t> shared_{0}, shared_ns_{0}, alone_{0}, alone_ns_{0};
 };
 
 } // namespace vramfs
