@@ -47,7 +47,6 @@
 #ifdef VRAMFS_HAVE_VULKAN
 #include "vramfs/util/log.hpp"
 #include "vramfs/util/memory.hpp"
-#include "vramfs/util/shared_copy.hpp"
 
 #include <algorithm>
 #include <array>
@@ -261,21 +260,6 @@ std::size_t queue_write_min() {
     return SIZE_MAX;
 }
 
-// With mapped writes, how many threads share each large write through the mapping, the
-// writer included: one core's stores into a GPU's BAR are bounded by its write-combining
-// buffers, well below the bus (on the H200 one thread wrote a MiB in 67 us, three or four
-// together in 37-40). Four on a GPU, fewer where they would take more than a quarter of the
-// CPUs; the writer alone on a CPU driver, whose "device memory" is RAM the writer fills as
-// fast. The helpers poll for the next write as long as a fence is polled, then sleep.
-// VRAMFS_VK_WRITE_THREADS=N sets it (1: the writer alone), to compare.
-unsigned write_threads(bool gpu) {
-    if (const char* v = std::getenv("VRAMFS_VK_WRITE_THREADS"))
-        return std::clamp<unsigned>(static_cast<unsigned>(std::strtoul(v, nullptr, 10)), 1, 16);
-    if (!gpu) return 1;
-    const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
-    return std::clamp<unsigned>(cpus > 0 ? static_cast<unsigned>(cpus / 4) : 1, 1, 4);
-}
-
 // An on/off setting from the environment, for comparisons: unset is `dflt`, "0" is off.
 bool env_on(const char* name, bool dflt) {
     const char* v = std::getenv(name);
@@ -302,10 +286,6 @@ public:
     // than the page faults).
     static constexpr std::uint64_t kTouchChunk = 64 << 10;
     static constexpr std::size_t kFreshQueueMin = 256 << 10;
-    // With mapped writes shared among threads (write_threads): the pieces each takes in turn,
-    // and the least write shared.
-    static constexpr std::size_t kWritePiece = 128 << 10;
-    static constexpr std::size_t kSharedWriteMin = 256 << 10;
     // With copies sharing submissions, the most submissions on a queue at once: one running
     // and one ready keep the queue busy, and what arrives meanwhile gathers into the next.
     // VRAMFS_VK_IN_FLIGHT=N sets it (0: no limit), to compare.
@@ -313,7 +293,7 @@ public:
 
     VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
-          transfer_writes_(transfer_writes), gpu_(report.type != "CPU"), spin_us_(fence_spin_us(report)),
+          transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)),
           queue_write_min_(queue_write_min()),
           fresh_on_queue_(env_on("VRAMFS_VK_FRESH_QUEUE", true)),
           host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)),
@@ -321,14 +301,6 @@ public:
           batch_barrier_(env_on("VRAMFS_VK_BATCH_BARRIER", true)),
           in_flight_(env_count("VRAMFS_VK_IN_FLIGHT", kInFlight)) {}
     ~VulkanBackend() override {
-        if (writer_) {
-            const auto mean_us = [](const SharedCopy::Tally& t) { return t.copies ? t.ns / 1e3 / t.copies : 0.0; };
-            log_debug("Vulkan device %d: mapped writes of 256 KiB or more: %llu shared by %u threads (%.1f us each), "
-                      "%llu alone (%.1f us each)", info_.index,
-                      static_cast<unsigned long long>(writer_->shared().copies), writer_->threads(),
-                      mean_us(writer_->shared()), static_cast<unsigned long long>(writer_->alone().copies),
-                      mean_us(writer_->alone()));
-        }
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
         if (warm_) destroy_buffer(warm_, warm_mem_);
@@ -357,10 +329,6 @@ public:
             if (bar >= 0) {
                 device_type_ = bar;
                 mapped_writes_ = true;
-                const unsigned threads = write_threads(gpu_);
-                writer_ = std::make_unique<SharedCopy>(threads, kWritePiece, kSharedWriteMin, spin_us_);
-                log_debug("Vulkan device %d: large writes through the mapping shared by %u threads",
-                          info_.index, writer_->threads());
             }
         }
         host_type_ = pick_type(mp_, -1, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
@@ -594,7 +562,7 @@ public:
             VkBuffer hb;
             VkDeviceSize ho;
             if (!queue || !host_region(src, len, hb, ho)) {
-                writer_->copy(t.mapped + t.offset, src, len);
+                std::memcpy(t.mapped + t.offset, src, len);
                 // Write-combined stores drained before write() returns.
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 mark_touched(t, len);
@@ -1215,7 +1183,6 @@ private:
     const bool has_budget_; // VK_EXT_memory_budget: budgets come from the driver
     const bool transfer_writes_;  // asked for: writes on the transfer queue even where mapping works
     bool mapped_writes_ = false; // slabs are mapped and the CPU writes into them
-    const bool gpu_;             // not a CPU driver (lavapipe)
     const unsigned spin_us_;     // how long a copy's fence is polled before sleeping on it
     const std::size_t queue_write_min_; // with mapped writes: from this size on, on the queue
     const bool fresh_on_queue_;          // with mapped writes: large writes to untouched pages too
@@ -1241,7 +1208,6 @@ private:
     std::atomic<std::uint64_t> held_{0};
     std::shared_mutex host_mutex_;
     std::vector<HostRegion> host_;
-    std::unique_ptr<SharedCopy> writer_; // with mapped writes: the CPU copies into slabs
 };
 
 } // namespace

@@ -7,14 +7,11 @@
 // One line per path, direction and copy size, in GB/s; then, per queue family, eight small reads
 // at once: a submission each, one submission for all, and eight threads; then a 1 MiB copy split
 // over several families' queues at once, or shared between the CPU (through the mapping) and a
-// queue; with --shared-only, writes through the mapping shared among threads. Not run by ctest.
-#include "vramfs/util/shared_copy.hpp"
-
+// queue. Not run by ctest.
 #include <CLI/CLI.hpp>
 #include <vulkan/vulkan.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -279,49 +276,6 @@ void split_copies(VkDevice dev, VkPhysicalDevice pd, const VkPhysicalDeviceMemor
     destroy(dev, d);
 }
 
-// Writes through the mapping of host-visible device memory (the BAR), as the backend's mapped
-// writes are, shared among 1..8 threads (vramfs::SharedCopy, the backend's own): microseconds
-// per copy, from a source the CPU has just written (as the kernel writes a request's data),
-// back to back and with a pause between copies (as requests come), helpers polling between
-// copies or asleep.
-void shared_writes(VkDevice dev, int bar) {
-    constexpr std::uint64_t kArea = 64 << 20;
-    constexpr int kRounds = 1000;
-    Buffer d = make(dev, kArea, bar, true);
-    std::memset(d.mapped, 0, kArea); // every page of the mapping faulted in once
-    std::vector<char> src(4 << 20, 1);
-    for (std::size_t bytes : {std::size_t{256} << 10, std::size_t{1} << 20})
-        for (unsigned gap_us : {0u, 150u})
-            for (unsigned spin_us : {200u, 0u}) {
-                if (gap_us == 0 && spin_us == 0) continue; // back to back, helpers never sleep
-                for (unsigned threads : {1u, 2u, 3u, 4u, 6u, 8u})
-                    for (std::size_t piece : {std::size_t{64} << 10, std::size_t{128} << 10, std::size_t{256} << 10}) {
-                        if (threads == 1 ? piece != (std::size_t{128} << 10) : bytes < 2 * piece) continue;
-                        vramfs::SharedCopy copier(threads, piece, 2 * piece, spin_us);
-                        double busy = 0;
-                        std::uint64_t off = 0;
-                        for (int round = -50; round < kRounds; ++round) { // 50 unmeasured
-                            std::memset(src.data(), round & 0xff, bytes);
-                            const auto t0 = std::chrono::steady_clock::now();
-                            copier.copy(static_cast<char*>(d.mapped) + off, src.data(), bytes);
-                            std::atomic_thread_fence(std::memory_order_seq_cst);
-                            if (round >= 0) busy += seconds_since(t0);
-                            off = (off + bytes) % kArea;
-                            const auto pause = std::chrono::steady_clock::now();
-                            while (seconds_since(pause) * 1e6 < gap_us) {
-                            }
-                        }
-                        std::printf("shared write %5llu KiB, %u threads, %3llu KiB pieces, %3u us apart, helpers "
-                                    "%s: %6.1f us, %5.2f GB/s\n",
-                                    static_cast<unsigned long long>(bytes >> 10), threads,
-                                    static_cast<unsigned long long>(piece >> 10), gap_us,
-                                    spin_us ? "poll" : "sleep", busy * 1e6 / kRounds,
-                                    static_cast<double>(bytes) * kRounds / busy / 1e9);
-                    }
-            }
-    destroy(dev, d);
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -333,8 +287,6 @@ int main(int argc, char** argv) {
     app.add_option("--total-mib", total_mib, "MiB moved per measurement")->default_val(1024);
     bool split_only = false;
     app.add_flag("--split-only", split_only, "only the 1 MiB copies split over families, or the CPU and a queue");
-    bool shared_only = false;
-    app.add_flag("--shared-only", shared_only, "only the writes through the mapping shared among threads");
     CLI11_PARSE(app, argc, argv);
     std::setvbuf(stdout, nullptr, _IOLBF, 0); // lines survive a crash in a driver
 
@@ -400,15 +352,6 @@ int main(int argc, char** argv) {
     const std::uint64_t total = total_mib << 20;
     std::vector<char> plain(64 << 20, 1);
 
-    if (shared_only) {
-        if (bar < 0) {
-            std::printf("mapped: no DEVICE_LOCAL|HOST_VISIBLE memory type on this device\n");
-            return 0;
-        }
-        shared_writes(dev, bar);
-        vkDeviceWaitIdle(dev);
-        return 0;
-    }
   for (std::size_t qi = 0; qi < (split_only ? 0 : qcis.size()); ++qi) {
     const std::uint32_t fam = qcis[qi].queueFamilyIndex;
     const VkQueueFlags flags = fams[fam].queueFlags;
