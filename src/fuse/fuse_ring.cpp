@@ -169,7 +169,7 @@ std::vector<bool> cpu_list(const char* path) {
 // is made on the committing thread, and for an asynchronous request (readahead, a loop
 // device's reads) the caller goes on running, so on its CPU that copy waits for the caller it
 // feeds. Pinned serves a synchronous request where its caller went to sleep, which only small
-// synchronous reads gain from (docs/performance.md#where-the-ring-threads-run).
+// synchronous reads gain from (docs/performance.md#levers-measured-io_uring).
 bool pin_to_own_cpu() noexcept {
     const char* v = std::getenv("VRAMFS_RING_CPU");
     if (!v || !*v || std::strcmp(v, "none") == 0) return false;
