@@ -9,10 +9,7 @@
 // Each host thread copies on its own default stream (cuda_check.hpp sets
 // CUDA_API_PER_THREAD_DEFAULT_STREAM), so FUSE workers do not serialise on the legacy stream.
 #include "cuda_check.hpp"
-#include "vramfs/util/memory.hpp"
 
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
 
 namespace vramfs {
@@ -66,28 +63,13 @@ public:
     }
     void* do_allocate_host(std::size_t bytes) noexcept override {
         void* p = nullptr;
-        if (bind() != 0) return nullptr;
-        if (register_own_) {
-            p = map_host_memory(bytes, kPage);
-            if (!p) return nullptr;
-            if (!VRAMFS_CUDA_LOG(cudaHostRegister(p, host_memory_bytes(bytes, kPage), cudaHostRegisterPortable),
-                                 "cudaHostRegister")) {
-                unmap_host_memory(p, bytes, kPage);
-                return nullptr;
-            }
-            return p;
-        }
-        if (!VRAMFS_CUDA_LOG(cudaHostAlloc(&p, bytes, cudaHostAllocPortable), "cudaHostAlloc")) return nullptr;
+        if (bind() != 0 ||
+            !VRAMFS_CUDA_LOG(cudaHostAlloc(&p, bytes, cudaHostAllocPortable), "cudaHostAlloc"))
+            return nullptr;
         return p;
     }
-    void do_release_host(void* p, std::size_t bytes) noexcept override {
-        if (!p) return;
-        if (register_own_) {
-            VRAMFS_CUDA_LOG(cudaHostUnregister(p), "cudaHostUnregister");
-            unmap_host_memory(p, bytes, kPage);
-            return;
-        }
-        VRAMFS_CUDA_LOG(cudaFreeHost(p), "cudaFreeHost");
+    void do_release_host(void* p, std::size_t) noexcept override {
+        if (p) VRAMFS_CUDA_LOG(cudaFreeHost(p), "cudaFreeHost");
     }
     ~CudaBackend() override {
         if (warm_device_ && bind() == 0) VRAMFS_CUDA_LOG(cudaFree(warm_device_), "cudaFree");
@@ -119,13 +101,6 @@ public:
 
 private:
     static constexpr std::size_t kWarmBytes = 64 << 10;
-    static constexpr std::size_t kPage = 4096;
-    // Host buffers of the daemon's own memory, page-locked with cudaHostRegister, instead of
-    // the runtime's (cudaHostAlloc): VRAMFS_CUDA_HOST_REGISTER=1, to compare.
-    const bool register_own_ = [] {
-        const char* v = std::getenv("VRAMFS_CUDA_HOST_REGISTER");
-        return v && std::strcmp(v, "0") != 0;
-    }();
     // The CUDA runtime keeps the current device per host thread; FUSE workers start unbound.
     int bind() noexcept {
         thread_local int bound = -1;
