@@ -115,7 +115,6 @@ void poll_fence(VkDevice dev, VkFence fence) {
     check(st, "vkGetFenceStatus");
 }
 
-
 bool has_extension(VkPhysicalDevice pd, const char* name) {
     std::uint32_t n = 0;
     vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr);
