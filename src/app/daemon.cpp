@@ -335,6 +335,7 @@ int serve(const Config& cfg, Reporter& reporter) {
                                         args.back() + " (see the line above)");
         return kExitUsage;
     }
+    context.session = se;
     // Absolute: the daemon changes to / once detached, and unmounts by this path.
     char* real = ::realpath(cfg.mountpoint.c_str(), nullptr);
     const std::string mountpoint = real ? real : cfg.mountpoint;

@@ -68,6 +68,12 @@ int Filesystem::getattr(InodeNumber ino, struct stat& st) {
     return 0;
 }
 
+mode_t kill_suidgid(mode_t mode) noexcept {
+    mode &= ~mode_t{S_ISUID};
+    if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) mode &= ~mode_t{S_ISGID};
+    return mode;
+}
+
 int Filesystem::setattr(InodeNumber ino, const struct stat& in, unsigned to_set,
                         struct stat& out) {
     auto inode = table_.find(ino);
@@ -75,6 +81,11 @@ int Filesystem::setattr(InodeNumber ino, const struct stat& in, unsigned to_set,
     std::unique_lock lock(inode->mu);
     const std::int64_t now = now_ns();
     bool changed = false;
+    // Before an explicit mode in the same request, which then stands.
+    if ((to_set & set_attr::kill_suidgid) && !inode->dir && kill_suidgid(inode->mode) != inode->mode) {
+        inode->mode = kill_suidgid(inode->mode);
+        changed = true;
+    }
     if (to_set & set_attr::size) {
         if (inode->dir) return EISDIR;
         if (!inode->data) return EINVAL;

@@ -51,7 +51,7 @@ int Filesystem::create(const Caller& c, InodeNumber parent, const char* name, mo
     return err;
 }
 
-int Filesystem::open(InodeNumber ino, int flags, OpenReply& reply) {
+int Filesystem::open(InodeNumber ino, int flags, OpenReply& reply, KillSuidgid* kill) {
     std::shared_ptr<Inode> inode;
     {
         std::unique_lock lock(table_.mutex());
@@ -64,6 +64,11 @@ int Filesystem::open(InodeNumber ino, int flags, OpenReply& reply) {
     // truncates even with O_RDONLY, once it has checked write permission.)
     if ((flags & O_TRUNC) && inode->data) {
         std::unique_lock ilock(inode->mu);
+        if (kill && kill->asked && kill_suidgid(inode->mode) != inode->mode) {
+            inode->mode = kill_suidgid(inode->mode);
+            inode->ctime = now_ns();
+            kill->cleared = true;
+        }
         if (inode->size != 0) {
             if (int err = inode->data->truncate(0)) {
                 ilock.unlock();
@@ -135,7 +140,9 @@ void touch_atime(Inode& inode) noexcept {
 }
 
 template <bool kStore>
-int Filesystem::write_as(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf) {
+int Filesystem::write_as(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
+                         KillSuidgid* kill) {
+    const bool killing = kill && kill->asked;
     if (off > kMaxFileSize || size > kMaxFileSize - off) return EFBIG;
     auto inode = table_.find(ino);
     if (!inode) return ENOENT;
@@ -145,7 +152,8 @@ int Filesystem::write_as(InodeNumber ino, std::uint64_t off, std::size_t size, c
         // Fast path: the blocks exist and the size does not change, so the block table stays as
         // it is and writers to different ranges of one file (a swap device) run in parallel.
         std::shared_lock lock(inode->mu);
-        if (off + size <= inode->size && (!kStore || inode->data->covered(off, size))) {
+        if (off + size <= inode->size && (!kStore || inode->data->covered(off, size)) &&
+            (!killing || kill_suidgid(inode->mode) == inode->mode)) {
             if constexpr (kStore) {
                 if (int err = inode->data->write_in_place(off, size, buf)) {
                     counters_.errors++;
@@ -160,6 +168,11 @@ int Filesystem::write_as(InodeNumber ino, std::uint64_t off, std::size_t size, c
         }
     }
     std::unique_lock lock(inode->mu);
+    if (killing && kill_suidgid(inode->mode) != inode->mode) { // first, as Linux does
+        inode->mode = kill_suidgid(inode->mode);
+        inode->ctime = now_ns();
+        kill->cleared = true;
+    }
     if constexpr (kStore) {
         place(*inode);
         if (int err = inode->data->write(off, size, buf)) {
@@ -175,12 +188,13 @@ int Filesystem::write_as(InodeNumber ino, std::uint64_t off, std::size_t size, c
     return 0;
 }
 
-int Filesystem::write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf) {
-    return write_as<true>(ino, off, size, buf);
+int Filesystem::write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
+                      KillSuidgid* kill) {
+    return write_as<true>(ino, off, size, buf, kill);
 }
 
-int Filesystem::write_null(InodeNumber ino, std::uint64_t off, std::size_t size) {
-    return write_as<false>(ino, off, size, nullptr);
+int Filesystem::write_null(InodeNumber ino, std::uint64_t off, std::size_t size, KillSuidgid* kill) {
+    return write_as<false>(ino, off, size, nullptr, kill);
 }
 
 template <bool kStore>

@@ -5,6 +5,7 @@
 #include "vramfs/fuse/transport.hpp"
 
 #include "fuse_ring.hpp"
+#include "raw_request.hpp"
 
 #include "vramfs/util/clock.hpp"
 #include "vramfs/util/log.hpp"
@@ -68,7 +69,6 @@ struct Worker {
     std::atomic<unsigned>* ready = nullptr;
     PollState* poll = nullptr;
     RequestStats* stats = nullptr;
-    FuseRing* ring = nullptr; // with FUSE over io_uring: shown each request (INIT sets it up)
     int epoll_fd = -1; // with busy-polling: this worker's sleep on /dev/fuse
     const std::function<void()>* prepare = nullptr; // ServeOptions::prepare_thread
 };
@@ -132,12 +132,9 @@ void* worker_main(void* arg) {
         // splice, which vramfs does not ask for, it would be in a pipe instead).
         OpTiming* timing = !(buf.flags & FUSE_BUF_IS_FD) &&
                                    static_cast<std::size_t>(res) >= sizeof(fuse_in_header)
-                               ? w->stats->of(static_cast<const fuse_in_header*>(w->buffer)->opcode)
+                               ? w->stats->arrived(static_cast<const fuse_in_header*>(w->buffer)->opcode)
                                : nullptr;
-        // Counted before it is handled: once its reply is out, a status read must see it.
-        if (timing) timing->requests.fetch_add(1, std::memory_order_relaxed);
-        if (w->ring && !(buf.flags & FUSE_BUF_IS_FD))
-            w->ring->saw_dev_request(w->buffer, static_cast<std::size_t>(res));
+        if (!(buf.flags & FUSE_BUF_IS_FD)) saw_request(w->buffer, static_cast<std::size_t>(res));
         fuse_session_process_buf(w->se, &buf);
         buf.mem = w->buffer;
         const std::uint64_t done = monotonic_ns();
@@ -214,7 +211,6 @@ int DevFuseTransport::serve() {
     for (auto& w : workers) {
         w.poll = &poll;
         w.stats = &stats;
-        w.ring = ring_.get();
         w.prepare = &options_.prepare_thread;
     }
     if (poll_us > 0) prepare_polling(se, workers);
@@ -327,6 +323,9 @@ std::unique_ptr<Transport> make_transport(fuse_session* se, ServeOptions options
         pthread_sigmask(SIG_SETMASK, &old, nullptr);
         if (!ring) return nullptr;
         options.poll_us = 0; // the workers see little once the ring runs: spinning on them is waste
+    } else if (!install_dev_writev(se)) {
+        why = "libfuse refused the custom I/O";
+        return nullptr;
     }
     return std::make_unique<DevFuseTransport>(se, std::move(options), buffers, stats, std::move(ring));
 }

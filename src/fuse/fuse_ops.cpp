@@ -2,6 +2,8 @@
 // boundary where exceptions stop: out of memory becomes ENOMEM, anything else EIO.
 #include "vramfs/fuse/fuse_ops.hpp"
 
+#include "raw_request.hpp"
+
 #include "vramfs/status/format.hpp"
 #include "vramfs/util/log.hpp"
 
@@ -116,6 +118,17 @@ void apply_readahead(FuseContext& ctx) noexcept {
         log_debug("readahead left as it is: %s needs root", ctx.readahead_path.c_str());
 }
 
+// After a write or an open cleared set-user-ID or set-group-ID: the kernel keeps the mode it had
+// (neither reply carries attributes, and it refreshes a write's size and times only), so it is
+// told to drop the inode's cached attributes. Attributes only (offset -1): this takes no inode
+// lock, which the writer waiting for this request's reply holds.
+void forget_cached_mode(FuseContext& ctx, fuse_ino_t ino) {
+    if (!ctx.session) return;
+    if (int err = fuse_lowlevel_notify_inval_inode(ctx.session, ino, -1, 0); err != 0 && err != -ENOENT)
+        log_debug("cannot tell the kernel that inode %lu lost its set-user-ID bit: %s",
+                  static_cast<unsigned long>(ino), std::strerror(-err));
+}
+
 void op_init(void* userdata, fuse_conn_info* conn) {
     FuseContext& ctx = *static_cast<FuseContext*>(userdata);
     if (!ctx.readahead_path.empty()) ctx.readahead_pending.store(true);
@@ -134,7 +147,9 @@ void op_init(void* userdata, fuse_conn_info* conn) {
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
     else
         conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-    // The kernel clears set-user-ID and set-group-ID bits on write, truncate and chown itself.
+    // Not the first version: set-user-ID and set-group-ID bits are cleared here, told by the
+    // kernel when, under FUSE_HANDLE_KILLPRIV_V2, which libfuse 3.14 cannot ask for: the INIT
+    // reply gets it on its way out (raw_request.hpp).
     conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
     log_debug("init: protocol %u.%u, max_write %u", conn->proto_major, conn->proto_minor,
               conn->max_write);
@@ -174,7 +189,8 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
     struct stat st{};
-    int err = guarded(req, "setattr", ino, [&] { return fs_of(req).setattr(ino, *attr, to_set_attr(to_set), st); });
+    const unsigned bits = to_set_attr(to_set) | (request_kills_suidgid() ? set_attr::kill_suidgid : 0u);
+    int err = guarded(req, "setattr", ino, [&] { return fs_of(req).setattr(ino, *attr, bits, st); });
     if (err)
         fuse_reply_err(req, err);
     else
@@ -257,11 +273,13 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     apply_readahead(ctx_of(req));
     OpenReply open{};
-    int err = guarded(req, "open", ino, [&] { return fs_of(req).open(ino, fi->flags, open); });
+    KillSuidgid kill{request_kills_suidgid()};
+    int err = guarded(req, "open", ino, [&] { return fs_of(req).open(ino, fi->flags, open, &kill); });
     if (err) {
         fuse_reply_err(req, err);
         return;
     }
+    if (kill.cleared) forget_cached_mode(ctx_of(req), ino);
     set_open_reply(open, *fi);
     if (fuse_reply_open(req, fi) != 0) fs_of(req).release(ino);
 }
@@ -282,8 +300,8 @@ struct StoredIo {
         return fs.read(ino, off, size, buf, got);
     }
     static int write(Filesystem& fs, fuse_ino_t ino, std::uint64_t off, std::size_t size,
-                     const void* buf) {
-        return fs.write(ino, off, size, buf);
+                     const void* buf, KillSuidgid& kill) {
+        return fs.write(ino, off, size, buf, &kill);
     }
     static int fallocate(Filesystem& fs, fuse_ino_t ino, int mode, std::uint64_t off,
                          std::uint64_t len) {
@@ -296,8 +314,8 @@ struct NullIo {
         return fs.read_null(ino, off, size, buf, got);
     }
     static int write(Filesystem& fs, fuse_ino_t ino, std::uint64_t off, std::size_t size,
-                     const void*) {
-        return fs.write_null(ino, off, size);
+                     const void*, KillSuidgid& kill) {
+        return fs.write_null(ino, off, size, &kill);
     }
     static int fallocate(Filesystem& fs, fuse_ino_t ino, int mode, std::uint64_t off,
                          std::uint64_t len) {
@@ -356,11 +374,13 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
         return;
     }
     FuseContext& ctx = ctx_of(req);
+    KillSuidgid kill{request_kills_suidgid()};
     int err = guarded(req, "write", ino, [&] {
         return timed(ctx.stats.write.storage_ns, [&] {
-            return Io::write(ctx.fs, ino, static_cast<std::uint64_t>(off), size, buf);
+            return Io::write(ctx.fs, ino, static_cast<std::uint64_t>(off), size, buf, kill);
         });
     });
+    if (kill.cleared) forget_cached_mode(ctx, ino);
     if (err)
         fuse_reply_err(req, err);
     else

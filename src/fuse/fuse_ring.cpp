@@ -2,6 +2,7 @@
 #include "fuse_ring.hpp"
 
 #include "fuse_uring_abi.hpp"
+#include "raw_request.hpp"
 #include "vramfs/fuse/fuse_ops.hpp"
 #include "vramfs/fuse/transport.hpp"
 #include "vramfs/util/clock.hpp"
@@ -96,15 +97,13 @@ struct FuseRing::Impl {
 
     // 0: waiting for INIT; 1: registering; 2: stopping.
     std::atomic<int> state{0};
-    std::atomic<std::uint64_t> init_unique{0};
-    std::atomic<bool> init_offered{false};
     std::atomic<unsigned> ready{0};
     std::atomic<bool> failure_logged{false};
 
     ssize_t writev(int fd, iovec* iov, int count) noexcept;
     void reply(RingEntry& e, const iovec* iov, int count) noexcept;
     void commit(RingEntry& e, int error, std::size_t payload_len) noexcept;
-    bool patch_init_reply(iovec* iov, int count) noexcept;
+    bool patch_init_reply(iovec* iov, int count, std::uint64_t offered) noexcept;
     void handle(RingEntry& e) noexcept;
     void serve(RingThread& q) noexcept;
     int setup_uring(RingThread& q) noexcept;
@@ -215,11 +214,10 @@ ssize_t FuseRing::Impl::writev(int fd, iovec* iov, int count) noexcept {
         reply(*e, iov, count);
         return static_cast<ssize_t>(total);
     }
-    const bool init = init_unique.load(std::memory_order_relaxed) != 0 &&
-                      out->unique == init_unique.load(std::memory_order_relaxed);
-    const bool ours = init && patch_init_reply(iov, count);
+    std::uint64_t offered = 0;
+    const bool init = amend_init_reply(iov, count, offered);
+    const bool ours = init && patch_init_reply(iov, count, offered);
     const ssize_t n = ::writev(fd, iov, count);
-    if (init) init_unique.store(0);
     if (ours && n >= 0) {
         // The kernel took the reply: it has the connection set up and accepts registrations.
         stats->over_uring.store(true);
@@ -231,10 +229,10 @@ ssize_t FuseRing::Impl::writev(int fd, iovec* iov, int count) noexcept {
     return n;
 }
 
-bool FuseRing::Impl::patch_init_reply(iovec* iov, int count) noexcept {
+bool FuseRing::Impl::patch_init_reply(iovec* iov, int count, std::uint64_t offered) noexcept {
     if (count < 2 || iov[1].iov_len < offsetof(fuse_init_out, flags2) + sizeof(std::uint32_t))
         return false;
-    if (!init_offered.load()) {
+    if (!(offered & kOverIoUring)) {
         if (required)
             log_error("the kernel did not offer FUSE over io_uring at INIT: serving over /dev/fuse");
         else
@@ -311,8 +309,7 @@ void FuseRing::Impl::handle(RingEntry& e) noexcept {
     std::memcpy(start + sizeof(fuse_in_header), e.header->op_in, op);
 
     const std::uint64_t arrived = monotonic_ns();
-    OpTiming* timing = stats->of(in->opcode);
-    if (timing) timing->requests.fetch_add(1, std::memory_order_relaxed);
+    OpTiming* timing = stats->arrived(in->opcode);
     stats->ring_requests.fetch_add(1, std::memory_order_relaxed);
     ++e.owner->served;
     tls_entry = &e;
@@ -320,6 +317,7 @@ void FuseRing::Impl::handle(RingEntry& e) noexcept {
     fuse_buf buf{};
     buf.mem = start;
     buf.size = in->len;
+    saw_request(start, in->len);
     fuse_session_process_buf(se, &buf);
     current_reply_buffer = ReplyBuffer{};
     tls_entry = nullptr;
@@ -548,17 +546,6 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
 }
 
 FuseRing::FuseRing(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-
-void FuseRing::saw_dev_request(const void* request, std::size_t size) noexcept {
-    if (size < sizeof(fuse_in_header) + offsetof(fuse_init_in, flags2) + sizeof(std::uint32_t)) return;
-    const auto* in = static_cast<const fuse_in_header*>(request);
-    if (in->opcode != FUSE_INIT) return;
-    const auto* init = reinterpret_cast<const fuse_init_in*>(in + 1);
-    const std::uint64_t flags =
-        init->flags | ((init->flags & FUSE_INIT_EXT) ? std::uint64_t{init->flags2} << 32 : 0);
-    impl_->init_offered.store((flags & kOverIoUring) != 0);
-    impl_->init_unique.store(in->unique);
-}
 
 void FuseRing::stop() noexcept {
     Impl& r = *impl_;

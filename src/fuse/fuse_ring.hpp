@@ -39,10 +39,6 @@ public:
                                             std::string& why);
     ~FuseRing(); // stops the threads and frees what it made
 
-    // A /dev/fuse worker calls this with each request before libfuse handles it: the INIT
-    // request says whether the kernel offers io_uring.
-    void saw_dev_request(const void* request, std::size_t size) noexcept;
-
     // Ends the threads (after the session ended; the kernel has released the entries).
     void stop() noexcept;
 

@@ -5,12 +5,10 @@
 
 namespace vramfs {
 
-OpTiming* RequestStats::of(std::uint32_t opcode) noexcept {
-    switch (opcode) {
-    case FUSE_READ: return &read;
-    case FUSE_WRITE: return &write;
-    default: return nullptr;
-    }
+OpTiming* RequestStats::arrived(std::uint32_t opcode) noexcept {
+    OpTiming* t = opcode == FUSE_READ ? &read : opcode == FUSE_WRITE ? &write : nullptr;
+    (t ? t->requests : other_requests).fetch_add(1, std::memory_order_relaxed);
+    return t;
 }
 
 namespace {
@@ -25,6 +23,7 @@ void RequestStats::fill(StatusSnapshot& s) const noexcept {
     s.write = totals(write);
     s.transport = over_uring.load() ? "uring" : "dev";
     s.ring_requests = ring_requests.load();
+    s.other_requests = other_requests.load();
 }
 
 } // namespace vramfs

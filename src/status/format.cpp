@@ -116,7 +116,10 @@ std::string status_json(const StatusSnapshot& s) {
                    {"errors", s.errors}, {"read_cache_hits", s.read_cache_hits},
                    {"read_cache_fills", s.read_cache_fills}}},
                  {"timing", {{"read", timing_json(s.read)}, {"write", timing_json(s.write)}}},
-                 {"transport", {{"name", s.transport}, {"ring_requests", s.ring_requests}}}};
+                 {"transport",
+                  {{"name", s.transport},
+                   {"ring_requests", s.ring_requests},
+                   {"other_requests", s.other_requests}}}};
     // A file name need not be UTF-8: such bytes are replaced rather than failing the answer.
     return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -157,6 +160,7 @@ bool parse_status_json(const std::string& text, StatusSnapshot& out, std::string
         if (j.contains("transport")) { // absent from daemons older than the transport seam
             s.transport = j["transport"].at("name").get<std::string>();
             s.ring_requests = j["transport"].at("ring_requests").get<std::uint64_t>();
+            s.other_requests = j["transport"].value("other_requests", std::uint64_t{0});
         }
         out = std::move(s);
         return true;
@@ -221,8 +225,9 @@ std::string status_prometheus(const StatusSnapshot& s, const std::string& mountp
         sample("vramfs_ring_requests_total", mount, s.ring_requests);
     }
     const std::pair<const char*, const TimingTotals*> ops[] = {{"read", &s.read}, {"write", &s.write}};
-    family("vramfs_requests_total", "counter", "Read and write requests served.");
+    family("vramfs_requests_total", "counter", "Requests served: reads, writes and the others.");
     for (const auto& [op, t] : ops) sample("vramfs_requests_total", mount + ",op=\"" + op + "\"", t->requests);
+    sample("vramfs_requests_total", mount + ",op=\"other\"", s.other_requests);
     family("vramfs_request_storage_seconds_total", "counter",
            "Time in storage (the device copy) for read and write requests.");
     for (const auto& [op, t] : ops)

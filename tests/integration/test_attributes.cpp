@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <functional>
+#include <linux/capability.h>
 #include <linux/falloc.h>
 #include <random>
 #include <set>
@@ -20,7 +21,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <vector>
@@ -80,6 +83,113 @@ TEST_CASE("attributes: chmod, chown, utimensat") {
     p.same([&](auto& r) { return sys(::utimensat(AT_FDCWD, (r + "/f").c_str(), now, 0)); });
     REQUIRE(::stat((p.vram.path() + "/f").c_str(), &sa) == 0);
     CHECK(sa.st_mtim.tv_sec >= ::time(nullptr) - 5);
+}
+
+// Runs `step` in a child process without CAP_FSETID (as a user's process, or root in a
+// container that dropped it); returns its outcome.
+static Outcome without_fsetid(const std::function<Outcome()>& step) {
+    int pipefd[2];
+    if (::pipe(pipefd) != 0) return sys(-1);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        __user_cap_header_struct head{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct data[2]{};
+        Outcome o{-1, EPERM};
+        if (::syscall(SYS_capget, &head, data) == 0) {
+            data[0].effective &= ~(1u << CAP_FSETID);
+            if (::syscall(SYS_capset, &head, data) == 0) o = step();
+        }
+        (void)!::write(pipefd[1], &o, sizeof o);
+        ::_exit(0);
+    }
+    ::close(pipefd[1]);
+    Outcome o{-1, ECHILD};
+    if (pid > 0 && ::read(pipefd[0], &o, sizeof o) != sizeof o) o = {-1, ECHILD};
+    ::close(pipefd[0]);
+    if (pid > 0) ::waitpid(pid, nullptr, 0);
+    return o;
+}
+
+// The mode as a statx asking for the mode alone sees it: from the kernel's cache where it
+// holds one, so this also checks that the kernel does not keep a mode the daemon changed.
+static unsigned mode_only(const std::string& path) {
+    struct statx stx{};
+    if (::statx(AT_FDCWD, path.c_str(), 0, STATX_MODE, &stx) != 0) return ~0u;
+    return stx.stx_mode & 07777;
+}
+
+static Outcome write_at(const std::string& path, int flags) {
+    const int fd = ::open(path.c_str(), O_WRONLY | flags);
+    if (fd < 0) return sys(-1);
+    void* buf = nullptr;
+    if (::posix_memalign(&buf, 4096, 4096) != 0) return sys(-1);
+    std::memset(buf, 'x', 4096);
+    const Outcome o = sys(::pwrite(fd, buf, 4096, 0));
+    std::free(buf);
+    ::close(fd);
+    return o;
+}
+
+TEST_CASE("set-user-ID and set-group-ID go on write, truncate and chown as on tmpfs" *
+          doctest::skip(::geteuid() != 0)) {
+    Pair p;
+    struct Step {
+        const char* what;
+        unsigned mode; // before the step
+        bool privileged; // with CAP_FSETID
+        std::function<Outcome(const std::string&)> act;
+    };
+    const Step steps[] = {
+        {"write", 06777, false, [](const std::string& f) { return write_at(f, 0); }},
+        {"write with CAP_FSETID", 06777, true, [](const std::string& f) { return write_at(f, 0); }},
+        {"O_DIRECT write", 06777, false, [](const std::string& f) { return write_at(f, O_DIRECT); }},
+        {"write, set-group-ID without group execute", 06767, false,
+         [](const std::string& f) { return write_at(f, 0); }},
+        {"truncate", 06777, false, [](const std::string& f) { return sys(::truncate(f.c_str(), 1)); }},
+        {"truncate with CAP_FSETID", 06777, true,
+         [](const std::string& f) { return sys(::truncate(f.c_str(), 2)); }},
+        {"open with O_TRUNC", 06777, false,
+         [](const std::string& f) { return sys(::close(::open(f.c_str(), O_WRONLY | O_TRUNC))); }},
+        {"chown with CAP_FSETID", 06777, true,
+         [](const std::string& f) { return sys(::chown(f.c_str(), 0, 0)); }},
+    };
+    for (const auto& root : {p.vram.path(), p.tmp.path()}) ::close(::creat((root + "/f").c_str(), 0644));
+    for (const Step& st : steps) {
+        const std::string what = st.what;
+        CAPTURE(what);
+        p.same([&](const std::string& r) {
+            const std::string f = r + "/f";
+            if (::chmod(f.c_str(), st.mode) != 0) return sys(-1);
+            return st.privileged ? st.act(f) : without_fsetid([&] { return st.act(f); });
+        });
+        CHECK(mode_only(p.vram.path() + "/f") == mode_only(p.tmp.path() + "/f"));
+    }
+    // Each kind of step changed something on tmpfs (the comparison above is not vacuous).
+    CHECK(mode_only(p.tmp.path() + "/f") == 0777);
+}
+
+// Linux asks a filesystem that does not clear these bits itself whether a file has a
+// security.capability before each write (a round trip); vramfs clears them itself.
+TEST_CASE("writes do not each cost the daemon another request") {
+    VramfsMount m("64M");
+    const std::string f = m.path() + "/w";
+    const int fd = ::open(f.c_str(), O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    char block[4096];
+    std::memset(block, 'w', sizeof block);
+    REQUIRE(::pwrite(fd, block, sizeof block, 0) == static_cast<ssize_t>(sizeof block));
+    auto other_requests = [&] {
+        const std::string json = status_xattr(m.path(), true);
+        const std::size_t at = json.find("\"other_requests\":");
+        return at == std::string::npos ? ~0ull : std::strtoull(json.c_str() + at + 17, nullptr, 10);
+    };
+    const unsigned long long before = other_requests();
+    REQUIRE(before != ~0ull);
+    for (int i = 0; i < 64; ++i)
+        REQUIRE(::pwrite(fd, block, sizeof block, i * 4096) == static_cast<ssize_t>(sizeof block));
+    ::close(fd);
+    const unsigned long long after = other_requests();
+    CHECK(after - before < 16); // the status read, a flush and a release, attributes; not 64
 }
 
 TEST_CASE("which operations change mtime and ctime: as on tmpfs") {

@@ -25,6 +25,7 @@ StatusSnapshot sample() {
     s.write = {9, 9000, 4000, 0, 0};
     s.transport = "uring";
     s.ring_requests = 42;
+    s.other_requests = 17;
     return s;
 }
 } // namespace
@@ -43,6 +44,7 @@ TEST_CASE("status JSON reads back to the same snapshot") {
     CHECK(back.read.receive_ns == 100);
     CHECK(back.transport == "uring");
     CHECK(back.ring_requests == 42);
+    CHECK(back.other_requests == 17);
     CHECK_FALSE(back.devices[0].lost);
     CHECK(back.devices[1].lost);
     CHECK(back.files_truncated);
@@ -76,6 +78,7 @@ TEST_CASE("the status table") {
     CHECK(t.find("errors 3 since mount; read cache: 4 hits, 5 windows filled") != std::string::npos);
     CHECK(t.find("read   7 requests, per request: storage 0.4 us, other handling and reply 0.6 us, receive 0.1 us") != std::string::npos);
     CHECK(t.find("\ntransport: FUSE over io_uring\n") != std::string::npos);
+    CHECK(t.find("17") == std::string::npos); // other requests: JSON and Prometheus only
     StatusSnapshot dev = sample();
     dev.transport = "dev";
     CHECK(status_text(dev).find("\ntransport: /dev/fuse\n") != std::string::npos);
@@ -109,5 +112,6 @@ TEST_CASE("the status in the Prometheus text format") {
     CHECK(p.find("vramfs_device_lost{mountpoint=\"/mnt/v\\\"ram\",device=\"1\",kind=\"host\",name=\"host RAM\"} 1\n") != std::string::npos);
     CHECK(p.find("vramfs_transport_info{mountpoint=\"/mnt/v\\\"ram\",transport=\"uring\"} 1\n") != std::string::npos);
     CHECK(p.find("vramfs_ring_requests_total{mountpoint=\"/mnt/v\\\"ram\"} 42\n") != std::string::npos);
-    CHECK(samples == 8 * 2 + 5 + 3 * 2 + 2);
+    CHECK(p.find("vramfs_requests_total{mountpoint=\"/mnt/v\\\"ram\",op=\"other\"} 17\n") != std::string::npos);
+    CHECK(samples == 8 * 2 + 5 + 3 * 2 + 3);
 }

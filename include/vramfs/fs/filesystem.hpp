@@ -81,10 +81,14 @@ public:
     int create(const Caller& c, InodeNumber parent, const char* name, mode_t mode, Entry& e,
                OpenReply& reply);
     // `flags` are open(2)'s; O_TRUNC truncates here (the kernel asks the server to).
-    int open(InodeNumber ino, int flags, OpenReply& reply);
+    // `kill`: whether the caller may keep set-user-ID and set-group-ID bits through a write or
+    // a truncation (the kernel says with each request); if not they go as in Linux (see
+    // kill_suidgid below). Null: it may.
+    int open(InodeNumber ino, int flags, OpenReply& reply, KillSuidgid* kill = nullptr);
     int release(InodeNumber ino);
     int read(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
-    int write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf);
+    int write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
+              KillSuidgid* kill = nullptr);
     int fallocate(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
 
     // Null I/O (--null-io, the FUSE ceiling): the same requests with storage left out. Sizes
@@ -92,7 +96,7 @@ public:
     // layer picks these instead of read/write/fallocate once, when it wires the operations.
     int read_null(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf,
                   std::size_t& got);
-    int write_null(InodeNumber ino, std::uint64_t off, std::size_t size);
+    int write_null(InodeNumber ino, std::uint64_t off, std::size_t size, KillSuidgid* kill = nullptr);
     int fallocate_null(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
 
     // Attributes (fs_attr.cpp).
@@ -138,7 +142,8 @@ private:
     template <bool kStore>
     int read_as(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
     template <bool kStore>
-    int write_as(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf);
+    int write_as(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
+                 KillSuidgid* kill);
     template <bool kStore>
     int fallocate_as(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
     int set_virtual_xattr(Inode& inode, const char* name, const std::string& value);
@@ -153,6 +158,11 @@ private:
 
 // Updates an inode's atime after a read, relatime style (atime is atomic: no lock needed).
 void touch_atime(Inode& inode) noexcept;
+
+// The mode a write, truncation or chown leaves where the caller may not keep the privilege
+// bits: without set-user-ID, and without set-group-ID where the group may execute (without
+// group execute it marks mandatory locking, which stays), as Linux does.
+mode_t kill_suidgid(mode_t mode) noexcept;
 
 // Checks a name for a new directory entry: ENAMETOOLONG past 255 bytes, EINVAL for "", ".", "..".
 int check_name(const char* name) noexcept;

@@ -47,6 +47,7 @@ struct StatusSnapshot {
     // from a daemon older than the field), and how many came over io_uring.
     std::string transport;
     std::uint64_t ring_requests = 0;
+    std::uint64_t other_requests = 0; // every request that is not a read or a write
 };
 
 // Files listed at most, so that the JSON stays within an xattr's 64 KiB.

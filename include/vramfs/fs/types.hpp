@@ -35,10 +35,20 @@ struct Caller {
 };
 
 // Which attributes setattr changes (the FUSE layer maps its FUSE_SET_ATTR_* bits to these).
+// Clearing set-user-ID and set-group-ID on a write or an open with O_TRUNC: `asked` for this
+// request by the kernel (the caller lacks CAP_FSETID), `cleared` set where a bit went, so that the
+// caller can have the kernel drop its cached mode.
+struct KillSuidgid {
+    bool asked = false;
+    bool cleared = false;
+};
+
 namespace set_attr {
 inline constexpr unsigned mode = 1u << 0, uid = 1u << 1, gid = 1u << 2, size = 1u << 3,
                           atime = 1u << 4, mtime = 1u << 5, atime_now = 1u << 6,
-                          mtime_now = 1u << 7, ctime = 1u << 8;
+                          mtime_now = 1u << 7, ctime = 1u << 8,
+                          // with size, uid or gid: clear set-user-ID and set-group-ID (kill_suidgid)
+                          kill_suidgid = 1u << 9;
 }
 
 // readdir hands each entry to this, in order: its name, the entry (for plain readdir only

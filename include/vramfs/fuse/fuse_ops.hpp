@@ -17,6 +17,7 @@ namespace vramfs {
 struct FuseContext {
     FuseContext(Filesystem& f, uid_t owner_uid) : fs(f), owner(owner_uid) {}
     Filesystem& fs;
+    fuse_session* session = nullptr; // for notifications to the kernel
     const uid_t owner; // the mount's owner: with root, the only one shown per-file status
     RequestStats stats;
     // The mount's readahead, written to its bdi file (readahead_path, e.g.

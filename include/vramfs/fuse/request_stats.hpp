@@ -29,9 +29,11 @@ struct RequestStats {
     // FUSE over io_uring: whether the kernel took the ring, and the requests it carried.
     std::atomic<bool> over_uring{false};
     std::atomic<std::uint64_t> ring_requests{0};
+    std::atomic<std::uint64_t> other_requests{0}; // the ones not timed: metadata, INIT, FORGET...
 
-    // The timing record for a FUSE opcode, or nullptr for the ones not timed.
-    OpTiming* of(std::uint32_t opcode) noexcept;
+    // Counts a request as it arrives (before it is handled: once its reply is out, a status
+    // read must see it). Returns its timing record, or nullptr for the ones not timed.
+    OpTiming* arrived(std::uint32_t opcode) noexcept;
     // Adds the totals to a status snapshot.
     void fill(StatusSnapshot& s) const noexcept;
 };

@@ -1,0 +1,99 @@
+#include "raw_request.hpp"
+
+#include "vramfs/util/log.hpp"
+
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <linux/fuse.h>
+#include <unistd.h>
+
+namespace vramfs {
+namespace {
+
+thread_local bool tls_kill_suidgid = false;
+
+// INIT comes once per session, before any other request; its reply is recognised by its id.
+std::atomic<std::uint64_t> g_init_unique{0};
+std::atomic<std::uint64_t> g_init_flags{0};
+
+// The fixed part of a request after its header, if the request is long enough to hold it.
+template <class T> const T* body(const void* request, std::size_t size) noexcept {
+    if (size < sizeof(fuse_in_header) + sizeof(T)) return nullptr;
+    return reinterpret_cast<const T*>(static_cast<const fuse_in_header*>(request) + 1);
+}
+
+ssize_t dev_writev(int fd, iovec* iov, int count, void*) {
+    std::uint64_t offered = 0;
+    (void)amend_init_reply(iov, count, offered);
+    return ::writev(fd, iov, count);
+}
+
+ssize_t dev_read(int fd, void* buf, size_t len, void*) { return ::read(fd, buf, len); }
+
+} // namespace
+
+void saw_request(const void* request, std::size_t size) noexcept {
+    tls_kill_suidgid = false;
+    if (size < sizeof(fuse_in_header)) return;
+    const auto* in = static_cast<const fuse_in_header*>(request);
+    switch (in->opcode) {
+    case FUSE_WRITE:
+        if (const auto* w = body<fuse_write_in>(request, size))
+            tls_kill_suidgid = (w->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+        break;
+    case FUSE_SETATTR:
+        if (const auto* a = body<fuse_setattr_in>(request, size))
+            tls_kill_suidgid = (a->valid & FATTR_KILL_SUIDGID) != 0;
+        break;
+    case FUSE_OPEN:
+        if (const auto* o = body<fuse_open_in>(request, size))
+            tls_kill_suidgid = (o->open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
+        break;
+    case FUSE_INIT: {
+        // Older kernels send only the first four fields.
+        const std::size_t have = size - sizeof(fuse_in_header);
+        const auto* init = reinterpret_cast<const fuse_init_in*>(in + 1);
+        std::uint64_t flags = have >= offsetof(fuse_init_in, flags) + 4 ? init->flags : 0;
+        if ((flags & FUSE_INIT_EXT) && have >= offsetof(fuse_init_in, flags2) + 4)
+            flags |= std::uint64_t{init->flags2} << 32;
+        g_init_flags.store(flags);
+        g_init_unique.store(in->unique);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+bool request_kills_suidgid() noexcept { return tls_kill_suidgid; }
+
+bool amend_init_reply(iovec* iov, int count, std::uint64_t& offered) noexcept {
+    const std::uint64_t unique = g_init_unique.load();
+    if (unique == 0 || count < 1 || iov[0].iov_len < sizeof(fuse_out_header)) return false;
+    const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+    if (out->unique != unique) return false;
+    g_init_unique.store(0);
+    offered = g_init_flags.load();
+    // VRAMFS_KILLPRIV_V2=0 leaves the clearing to the kernel, as before (for comparisons).
+    const char* knob = std::getenv("VRAMFS_KILLPRIV_V2");
+    const bool wanted = !knob || std::strcmp(knob, "0") != 0;
+    if (wanted && out->error == 0 && count >= 2 && iov[1].iov_len >= offsetof(fuse_init_out, flags2) &&
+        (offered & FUSE_HANDLE_KILLPRIV_V2)) {
+        static_cast<fuse_init_out*>(iov[1].iov_base)->flags |= FUSE_HANDLE_KILLPRIV_V2;
+        log_debug("init: the filesystem clears set-user-ID and set-group-ID bits (FUSE_HANDLE_KILLPRIV_V2)");
+    }
+    return true;
+}
+
+bool install_dev_writev(fuse_session* se) noexcept {
+    fuse_custom_io io{};
+    io.writev = dev_writev;
+    io.read = dev_read;
+    return fuse_session_custom_io(se, &io, fuse_session_fd(se)) == 0;
+}
+
+} // namespace vramfs
