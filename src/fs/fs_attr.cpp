@@ -81,7 +81,8 @@ int Filesystem::setattr(InodeNumber ino, const struct stat& in, unsigned to_set,
     std::unique_lock lock(inode->mu);
     const std::int64_t now = now_ns();
     bool changed = false;
-    // Before an explicit mode in the same request, which then stands.
+    // Before an explicit mode in the same request, which then stands. (With nothing else to set
+    // this is the kernel clearing the bits before a fallocate: fuse/raw_request.cpp.)
     if ((to_set & set_attr::kill_suidgid) && !inode->dir && kill_suidgid(inode->mode) != inode->mode) {
         inode->mode = kill_suidgid(inode->mode);
         changed = true;

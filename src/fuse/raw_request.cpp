@@ -46,8 +46,13 @@ void saw_request(const void* request, std::size_t size) noexcept {
             tls_kill_suidgid = (w->write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
         break;
     case FUSE_SETATTR:
+        // A SETATTR that sets nothing is what is left of the kernel's own clearing
+        // (file_remove_privs) once FUSE takes the kill bits out: it comes only for a caller that
+        // may not keep them, before a fallocate, a copy_file_range or a write into such a file,
+        // and only fallocate's request carries no flag of its own.
         if (const auto* a = body<fuse_setattr_in>(request, size))
-            tls_kill_suidgid = (a->valid & FATTR_KILL_SUIDGID) != 0;
+            tls_kill_suidgid = (a->valid & FATTR_KILL_SUIDGID) != 0 ||
+                               (a->valid & ~std::uint32_t{FATTR_FH | FATTR_LOCKOWNER}) == 0;
         break;
     case FUSE_OPEN:
         if (const auto* o = body<fuse_open_in>(request, size))

@@ -8,7 +8,8 @@
 // the superblock is SB_NOSEC: a file found clean once skips that question until its attributes
 // are next refreshed. The kernel then marks the requests whose caller may not keep the bits
 // (no CAP_FSETID, or any chown) with FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID or
-// FUSE_OPEN_KILL_SUIDGID, which libfuse 3.14 drops; request_kills_suidgid() has them.
+// FUSE_OPEN_KILL_SUIDGID, which libfuse 3.14 drops; request_kills_suidgid() has them. (For a
+// fallocate it sends a SETATTR that sets nothing: see saw_request.)
 // (vramfs keeps only user.* xattrs, so there is never a capability to remove.)
 #pragma once
 

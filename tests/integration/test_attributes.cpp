@@ -148,6 +148,13 @@ TEST_CASE("set-user-ID and set-group-ID go on write, truncate and chown as on tm
         {"truncate", 06777, false, [](const std::string& f) { return sys(::truncate(f.c_str(), 1)); }},
         {"truncate with CAP_FSETID", 06777, true,
          [](const std::string& f) { return sys(::truncate(f.c_str(), 2)); }},
+        {"fallocate", 06777, false,
+         [](const std::string& f) {
+             const int fd = ::open(f.c_str(), O_WRONLY);
+             const Outcome o = sys(::fallocate(fd, 0, 0, 1 << 20));
+             ::close(fd);
+             return o;
+         }},
         {"open with O_TRUNC", 06777, false,
          [](const std::string& f) { return sys(::close(::open(f.c_str(), O_WRONLY | O_TRUNC))); }},
         {"chown with CAP_FSETID", 06777, true,

@@ -34,7 +34,6 @@ struct Caller {
     mode_t umask = 0;
 };
 
-// Which attributes setattr changes (the FUSE layer maps its FUSE_SET_ATTR_* bits to these).
 // Clearing set-user-ID and set-group-ID on a write or an open with O_TRUNC: `asked` for this
 // request by the kernel (the caller lacks CAP_FSETID), `cleared` set where a bit went, so that the
 // caller can have the kernel drop its cached mode.
@@ -43,11 +42,13 @@ struct KillSuidgid {
     bool cleared = false;
 };
 
+// Which attributes setattr changes (the FUSE layer maps its FUSE_SET_ATTR_* bits to these).
 namespace set_attr {
 inline constexpr unsigned mode = 1u << 0, uid = 1u << 1, gid = 1u << 2, size = 1u << 3,
                           atime = 1u << 4, mtime = 1u << 5, atime_now = 1u << 6,
                           mtime_now = 1u << 7, ctime = 1u << 8,
-                          // with size, uid or gid: clear set-user-ID and set-group-ID (kill_suidgid)
+                          // clear set-user-ID and set-group-ID (kill_suidgid), alone or with
+                          // size, uid or gid
                           kill_suidgid = 1u << 9;
 }
 
