@@ -134,7 +134,9 @@ void* worker_main(void* arg) {
                                    static_cast<std::size_t>(res) >= sizeof(fuse_in_header)
                                ? w->stats->arrived(static_cast<const fuse_in_header*>(w->buffer)->opcode)
                                : nullptr;
-        if (!(buf.flags & FUSE_BUF_IS_FD)) saw_request(w->buffer, static_cast<std::size_t>(res));
+        // Spliced (not asked for), the request would be in a pipe: then none of its flags are known.
+        const bool in_memory = !(buf.flags & FUSE_BUF_IS_FD);
+        saw_request(in_memory ? w->buffer : nullptr, in_memory ? static_cast<std::size_t>(res) : 0);
         fuse_session_process_buf(w->se, &buf);
         buf.mem = w->buffer;
         const std::uint64_t done = monotonic_ns();
@@ -324,8 +326,8 @@ std::unique_ptr<Transport> make_transport(fuse_session* se, ServeOptions options
         if (!ring) return nullptr;
         options.poll_us = 0; // the workers see little once the ring runs: spinning on them is waste
     } else if (!install_dev_writev(se)) {
-        why = "libfuse refused the custom I/O";
-        return nullptr;
+        // Correct without it, a request more per write: the kernel keeps clearing the bits.
+        log_warning("libfuse refused the custom I/O: set-user-ID bits are left to the kernel");
     }
     return std::make_unique<DevFuseTransport>(se, std::move(options), buffers, stats, std::move(ring));
 }

@@ -147,9 +147,9 @@ void op_init(void* userdata, fuse_conn_info* conn) {
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
     else
         conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-    // Not the first version: set-user-ID and set-group-ID bits are cleared here, told by the
-    // kernel when, under FUSE_HANDLE_KILLPRIV_V2, which libfuse 3.14 cannot ask for: the INIT
-    // reply gets it on its way out (raw_request.hpp).
+    // Not libfuse's FUSE_HANDLE_KILLPRIV (the first version): the INIT reply asks for the second
+    // on its way out (raw_request.hpp), under which the kernel marks the requests that must clear
+    // set-user-ID and set-group-ID bits, and the operations here clear them.
     conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
     log_debug("init: protocol %u.%u, max_write %u", conn->proto_major, conn->proto_minor,
               conn->max_write);

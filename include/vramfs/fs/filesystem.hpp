@@ -81,9 +81,9 @@ public:
     int create(const Caller& c, InodeNumber parent, const char* name, mode_t mode, Entry& e,
                OpenReply& reply);
     // `flags` are open(2)'s; O_TRUNC truncates here (the kernel asks the server to).
-    // `kill`: whether the caller may keep set-user-ID and set-group-ID bits through a write or
-    // a truncation (the kernel says with each request); if not they go as in Linux (see
-    // kill_suidgid below). Null: it may.
+    // `kill` (null: nothing asked): whether the caller may not keep set-user-ID and set-group-ID
+    // bits through a write or a truncation (the kernel says so with each request); if so they go
+    // as in Linux (kill_suidgid below), and `kill->cleared` says whether any did.
     int open(InodeNumber ino, int flags, OpenReply& reply, KillSuidgid* kill = nullptr);
     int release(InodeNumber ino);
     int read(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
