@@ -273,7 +273,12 @@ int DevFuseTransport::serve() {
     // Once the kernel has ended the session every worker's read returns ENODEV, so they end by
     // themselves: joined before the descriptor they read is closed. Where the session was ended
     // from here, a worker may still wait in read, which unmounting ends: joined after.
-    if (ended.load()) join_workers();
+    if (ended.load()) {
+        join_workers();
+        // Ring threads write to /dev/fuse too (notifications): ended before it closes. The
+        // session has ended, so what the kernel holds of their entries may be cancelled.
+        if (ring_) ring_->stop();
+    }
     // Closes the session (after the kernel ended it, or when it could not be unmounted).
     fuse_session_unmount(se);
     join_workers();
