@@ -74,6 +74,14 @@ mode_t kill_suidgid(mode_t mode) noexcept {
     return mode;
 }
 
+bool drop_suidgid(Inode& inode, std::int64_t now) noexcept {
+    const mode_t kept = kill_suidgid(inode.mode);
+    if (kept == inode.mode) return false;
+    inode.mode = kept;
+    inode.ctime = now;
+    return true;
+}
+
 int Filesystem::setattr(InodeNumber ino, const struct stat& in, unsigned to_set,
                         struct stat& out) {
     auto inode = table_.find(ino);
@@ -83,10 +91,7 @@ int Filesystem::setattr(InodeNumber ino, const struct stat& in, unsigned to_set,
     bool changed = false;
     // Before an explicit mode in the same request, which then stands. (With nothing else to set
     // this is the kernel clearing the bits before a fallocate: fuse/raw_request.cpp.)
-    if ((to_set & set_attr::kill_suidgid) && !inode->dir && kill_suidgid(inode->mode) != inode->mode) {
-        inode->mode = kill_suidgid(inode->mode);
-        changed = true;
-    }
+    if ((to_set & set_attr::kill_suidgid) && !inode->dir && drop_suidgid(*inode, now)) changed = true;
     if (to_set & set_attr::size) {
         if (inode->dir) return EISDIR;
         if (!inode->data) return EINVAL;

@@ -64,11 +64,7 @@ int Filesystem::open(InodeNumber ino, int flags, OpenReply& reply, KillSuidgid* 
     // truncates even with O_RDONLY, once it has checked write permission.)
     if ((flags & O_TRUNC) && inode->data) {
         std::unique_lock ilock(inode->mu);
-        if (kill && kill->asked && kill_suidgid(inode->mode) != inode->mode) {
-            inode->mode = kill_suidgid(inode->mode);
-            inode->ctime = now_ns();
-            kill->cleared = true;
-        }
+        if (kill && kill->asked && drop_suidgid(*inode, now_ns())) kill->cleared = true;
         if (inode->size != 0) {
             if (int err = inode->data->truncate(0)) {
                 ilock.unlock();
@@ -168,11 +164,7 @@ int Filesystem::write_as(InodeNumber ino, std::uint64_t off, std::size_t size, c
         }
     }
     std::unique_lock lock(inode->mu);
-    if (killing && kill_suidgid(inode->mode) != inode->mode) { // first, as Linux does
-        inode->mode = kill_suidgid(inode->mode);
-        inode->ctime = now_ns();
-        kill->cleared = true;
-    }
+    if (killing && drop_suidgid(*inode, now_ns())) kill->cleared = true; // first, as Linux does
     if constexpr (kStore) {
         place(*inode);
         if (int err = inode->data->write(off, size, buf)) {

@@ -163,6 +163,9 @@ void touch_atime(Inode& inode) noexcept;
 // bits: without set-user-ID, and without set-group-ID where the group may execute (without
 // group execute it marks mandatory locking, which stays), as Linux does.
 mode_t kill_suidgid(mode_t mode) noexcept;
+// Takes those bits off `inode` (the caller holds inode.mu exclusively); returns whether any
+// went, ctime then being `now`.
+bool drop_suidgid(Inode& inode, std::int64_t now) noexcept;
 
 // Checks a name for a new directory entry: ENAMETOOLONG past 255 bytes, EINVAL for "", ".", "..".
 int check_name(const char* name) noexcept;
