@@ -119,14 +119,13 @@ static unsigned mode_only(const std::string& path) {
 }
 
 static Outcome write_at(const std::string& path, int flags) {
-    const int fd = ::open(path.c_str(), O_WRONLY | flags);
-    if (fd < 0) return sys(-1);
     void* buf = nullptr;
-    if (::posix_memalign(&buf, 4096, 4096) != 0) return sys(-1);
+    if (::posix_memalign(&buf, 4096, 4096) != 0) return {-1, ENOMEM};
     std::memset(buf, 'x', 4096);
-    const Outcome o = sys(::pwrite(fd, buf, 4096, 0));
+    const int fd = ::open(path.c_str(), O_WRONLY | flags);
+    const Outcome o = fd < 0 ? sys(-1) : sys(::pwrite(fd, buf, 4096, 0));
+    if (fd >= 0) ::close(fd);
     std::free(buf);
-    ::close(fd);
     return o;
 }
 
