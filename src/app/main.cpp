@@ -43,11 +43,16 @@ int status_command(int argc, char** argv) {
         std::fprintf(stderr, "vramfs: status needs a MOUNTPOINT (see vramfs status --help)\n");
         return vramfs::kExitUsage;
     }
-    ssize_t n = ::getxattr(mountpoint.c_str(), vramfs::kStatusJsonXattr, nullptr, 0);
+    // The status is made afresh for each call, and its counters move: it can outgrow the size
+    // the first call gave (ERANGE), so ask with room to spare, and again if that was not enough.
     std::string value;
-    if (n > 0) {
-        value.resize(static_cast<std::size_t>(n));
+    ssize_t n = -1;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        n = ::getxattr(mountpoint.c_str(), vramfs::kStatusJsonXattr, nullptr, 0);
+        if (n <= 0) break;
+        value.resize(static_cast<std::size_t>(n) + 4096);
         n = ::getxattr(mountpoint.c_str(), vramfs::kStatusJsonXattr, value.data(), value.size());
+        if (n >= 0 || errno != ERANGE) break;
     }
     if (n < 0) {
         std::fprintf(stderr, "vramfs: %s is not a vramfs mount (%s)\n", mountpoint.c_str(),
