@@ -312,6 +312,8 @@ int serve(const Config& cfg, Reporter& reporter) {
         }
         FsOptions fo;
         fo.direct_io = cfg.direct_io;
+        // The writeback cache exists to gather buffered writes: it keeps them all.
+        fo.direct_write_only = !cfg.buffered_writes && !cfg.writeback_cache;
         fo.writeback_cache = cfg.writeback_cache;
         fo.read_cache_slots = cfg.read_cache;
         fo.io_buffers = cfg.threads + 2;

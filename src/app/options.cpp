@@ -148,6 +148,10 @@ std::vector<OptionSpec> make_table() {
                      &Config::null_io));
     t.push_back(flag("direct-io", nullptr, "bypass the kernel page cache for file data",
                      &Config::direct_io));
+    t.push_back(flag("buffered-writes", nullptr,
+                     "send writes through the page cache also for files opened write-only (by "
+                     "default those bypass it, as cp, dd and tar open them: faster, the same data)",
+                     &Config::buffered_writes));
     t.push_back(flag("writeback-cache", nullptr,
                      "let the kernel gather buffered writes before sending them (a full mount "
                      "then reports ENOSPC at fsync or close, not at write)",

@@ -37,17 +37,30 @@ void Filesystem::place(Inode& inode) {
     inode.data->rebind(*chosen);
 }
 
-namespace {
-OpenReply open_reply(const FsOptions& o) {
-    // Every change reaches the file through this kernel, so cached pages stay valid.
-    return OpenReply{o.direct_io, !o.direct_io};
+OpenReply Filesystem::take_handle(Inode& inode, int flags) {
+    const std::uint32_t others = inode.open_count.load();
+    const std::uint32_t direct_others = inode.direct_opens.load();
+    // A handle that bypasses the page cache and one that fills it must not be open together:
+    // Linux drops the cached pages a direct write covers before it sends the write, not after,
+    // so a read through the cache racing the write could keep the old data there for good (a
+    // reader tailing a file a logger appends to). So while any handle of the file is cached,
+    // new ones are too; while any is direct, new ones are direct; with none open, a write-only
+    // open is direct.
+    bool direct = opts_.direct_io;
+    if (!direct && opts_.direct_write_only && direct_others == others)
+        direct = direct_others > 0 || (flags & O_ACCMODE) == O_WRONLY;
+    ++inode.open_count;
+    if (direct) ++inode.direct_opens;
+    // Every change reaches the file through this kernel, so cached pages stay valid (a direct
+    // write has Linux drop those it covers, Linux 6.6+).
+    return OpenReply{direct, !opts_.direct_io};
 }
-} // namespace
 
 int Filesystem::create(const Caller& c, InodeNumber parent, const char* name, mode_t mode,
-                       Entry& e, OpenReply& reply) {
-    int err = make_node(c, parent, name, S_IFREG | (mode & 07777), 0, nullptr, e, true);
-    if (err == 0) reply = open_reply(opts_);
+                       int flags, Entry& e, OpenReply& reply) {
+    Opening open{flags, {}};
+    int err = make_node(c, parent, name, S_IFREG | (mode & 07777), 0, nullptr, e, &open);
+    if (err == 0) reply = open.reply;
     return err;
 }
 
@@ -58,7 +71,7 @@ int Filesystem::open(InodeNumber ino, int flags, OpenReply& reply, KillSuidgid* 
         inode = table_.find_locked(ino);
         if (!inode) return ENOENT;
         if (inode->dir) return EISDIR;
-        ++inode->open_count;
+        reply = take_handle(*inode, flags);
     }
     // libfuse asks the kernel for atomic O_TRUNC: the truncation is ours to do, here. (Linux
     // truncates even with O_RDONLY, once it has checked write permission.)
@@ -68,7 +81,7 @@ int Filesystem::open(InodeNumber ino, int flags, OpenReply& reply, KillSuidgid* 
         if (inode->size != 0) {
             if (int err = inode->data->truncate(0)) {
                 ilock.unlock();
-                release(ino);
+                release(ino, reply.direct_io);
                 counters_.errors++;
                 return err;
             }
@@ -78,15 +91,15 @@ int Filesystem::open(InodeNumber ino, int flags, OpenReply& reply, KillSuidgid* 
             inode->ctime = now;
         }
     }
-    reply = open_reply(opts_);
     return 0;
 }
 
-int Filesystem::release(InodeNumber ino) {
+int Filesystem::release(InodeNumber ino, bool direct) {
     std::unique_lock lock(table_.mutex());
     auto inode = table_.find_locked(ino);
     if (!inode) return ENOENT;
     if (inode->open_count.load() > 0) --inode->open_count;
+    if (direct && inode->direct_opens.load() > 0) --inode->direct_opens;
     table_.reap_locked(inode);
     return 0;
 }

@@ -63,8 +63,7 @@ int Filesystem::lookup(InodeNumber parent, const char* name, Entry& e) {
 void Filesystem::forget(InodeNumber ino, std::uint64_t n) { table_.forget(ino, n); }
 
 int Filesystem::make_node(const Caller& c, InodeNumber parent, const char* name, mode_t mode,
-                          dev_t rdev, const char* target, Entry& e,
-                          bool open_it) {
+                          dev_t rdev, const char* target, Entry& e, Opening* open) {
     if (int err = check_name(name)) return err;
     std::shared_ptr<Inode> inode;
     {
@@ -104,7 +103,7 @@ int Filesystem::make_node(const Caller& c, InodeNumber parent, const char* name,
         dir->dir->insert(name, inode->ino);
         inode->name = name;
         ++inode->nlookup;
-        if (open_it) ++inode->open_count;
+        if (open) open->reply = take_handle(*inode, open->flags);
         std::unique_lock dlock(dir->mu);
         touch_dir(*dir, inode->ctime.load());
     }
@@ -128,18 +127,18 @@ int Filesystem::mknod(const Caller& c, InodeNumber parent, const char* name, mod
         return EINVAL;
     }
     if (!S_ISCHR(mode) && !S_ISBLK(mode)) rdev = 0;
-    return make_node(c, parent, name, mode, rdev, nullptr, e, false);
+    return make_node(c, parent, name, mode, rdev, nullptr, e, nullptr);
 }
 
 int Filesystem::mkdir(const Caller& c, InodeNumber parent, const char* name, mode_t mode,
                       Entry& e) {
-    return make_node(c, parent, name, S_IFDIR | (mode & 07777), 0, nullptr, e, false);
+    return make_node(c, parent, name, S_IFDIR | (mode & 07777), 0, nullptr, e, nullptr);
 }
 
 int Filesystem::symlink(const Caller& c, const char* target, InodeNumber parent,
                         const char* name, Entry& e) {
     if (std::strlen(target) >= PATH_MAX) return ENAMETOOLONG;
-    return make_node(c, parent, name, S_IFLNK | 0777, 0, target, e, false);
+    return make_node(c, parent, name, S_IFLNK | 0777, 0, target, e, nullptr);
 }
 
 int Filesystem::link(InodeNumber ino, InodeNumber newparent, const char* newname,

@@ -36,9 +36,13 @@ fuse_entry_param to_fuse(const Entry& e) {
     return out;
 }
 
+// A file handle's number says whether it bypasses the page cache: release needs to know.
+constexpr std::uint64_t kCachedHandle = 0, kDirectHandle = 1;
+
 void set_open_reply(const OpenReply& r, fuse_file_info& fi) {
     fi.direct_io = r.direct_io;
     fi.keep_cache = r.keep_cache;
+    fi.fh = r.direct_io ? kDirectHandle : kCachedHandle;
 }
 
 unsigned to_set_attr(int fuse_bits) {
@@ -255,7 +259,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     Entry e{};
     OpenReply open{};
     int err = guarded(req, "create", parent, [&] {
-        return fs_of(req).create(caller_of(req), parent, name, mode, e, open);
+        return fs_of(req).create(caller_of(req), parent, name, mode, fi->flags, e, open);
     });
     if (err) {
         fuse_reply_err(req, err);
@@ -265,7 +269,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     const fuse_entry_param fe = to_fuse(e);
     if (fuse_reply_create(req, &fe, fi) != 0) {
         // The kernel never saw the file handle or the entry: undo both.
-        fs_of(req).release(e.ino);
+        fs_of(req).release(e.ino, open.direct_io);
         fs_of(req).forget(e.ino, 1);
     }
 }
@@ -281,7 +285,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
     if (kill.cleared) forget_cached_mode(ctx_of(req), ino);
     set_open_reply(open, *fi);
-    if (fuse_reply_open(req, fi) != 0) fs_of(req).release(ino);
+    if (fuse_reply_open(req, fi) != 0) fs_of(req).release(ino, open.direct_io);
 }
 
 // Runs a read or write's Filesystem call and adds its time to the request statistics. Not
@@ -389,8 +393,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
 
 void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
-void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-    guarded(req, "release", ino, [&] { return fs_of(req).release(ino); });
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    guarded(req, "release", ino, [&] { return fs_of(req).release(ino, fi->fh == kDirectHandle); });
     fuse_reply_err(req, 0);
 }
 

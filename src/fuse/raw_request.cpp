@@ -16,6 +16,9 @@ namespace {
 
 thread_local bool tls_kill_suidgid = false;
 
+// FUSE_DIRECT_IO_ALLOW_MMAP, which Debian 12's <linux/fuse.h> (Linux 6.1) lacks.
+constexpr std::uint64_t kDirectIoAllowMmap = 1ull << 36;
+
 // INIT comes once per session, before any other request; its reply is recognised by its id.
 std::atomic<std::uint64_t> g_init_unique{0};
 std::atomic<std::uint64_t> g_init_flags{0};
@@ -83,14 +86,21 @@ bool amend_init_reply(iovec* iov, int count, std::uint64_t& offered) noexcept {
     if (out->unique != unique) return false;
     g_init_unique.store(0);
     offered = g_init_flags.load();
+    if (out->error != 0 || count < 2 || iov[1].iov_len < offsetof(fuse_init_out, flags) + 4)
+        return true;
+    auto* reply = static_cast<fuse_init_out*>(iov[1].iov_base);
     // VRAMFS_KILLPRIV_V2=0 leaves the clearing to the kernel, as before (for comparisons).
     const char* knob = std::getenv("VRAMFS_KILLPRIV_V2");
-    const bool wanted = !knob || std::strcmp(knob, "0") != 0;
-    if (wanted && out->error == 0 && count >= 2 && iov[1].iov_len >= offsetof(fuse_init_out, flags2) &&
-        (offered & FUSE_HANDLE_KILLPRIV_V2)) {
-        static_cast<fuse_init_out*>(iov[1].iov_base)->flags |= FUSE_HANDLE_KILLPRIV_V2;
+    if ((!knob || std::strcmp(knob, "0") != 0) && (offered & FUSE_HANDLE_KILLPRIV_V2)) {
+        reply->flags |= FUSE_HANDLE_KILLPRIV_V2;
         log_debug("init: the filesystem clears set-user-ID and set-group-ID bits (FUSE_HANDLE_KILLPRIV_V2)");
     }
+    // Shared mappings of handles that bypass the page cache (Linux 6.6): write-only opens do,
+    // and so do the handles opened beside one (Filesystem::take_handle). Without it mmap(2)
+    // with MAP_SHARED fails there with ENODEV.
+    if ((offered & kDirectIoAllowMmap) && (reply->flags & FUSE_INIT_EXT) &&
+        iov[1].iov_len >= offsetof(fuse_init_out, flags2) + 4)
+        reply->flags2 |= static_cast<std::uint32_t>(kDirectIoAllowMmap >> 32);
     return true;
 }
 

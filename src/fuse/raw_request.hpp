@@ -32,7 +32,8 @@ void saw_request(const void* request, std::size_t size) noexcept;
 bool request_kills_suidgid() noexcept;
 
 // For a reply about to be written: whether it answers INIT, with the flags the kernel offered
-// in `offered`. INIT's reply gets FUSE_HANDLE_KILLPRIV_V2 where the kernel offered it.
+// in `offered`. INIT's reply gets FUSE_HANDLE_KILLPRIV_V2 and FUSE_DIRECT_IO_ALLOW_MMAP where
+// the kernel offered them.
 bool amend_init_reply(iovec* iov, int count, std::uint64_t& offered) noexcept;
 
 // Installs the session's writev for /dev/fuse (amend_init_reply, then writev(2)). FUSE over

@@ -6,6 +6,7 @@
 #include "posix_helpers.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,7 @@
 #include <linux/falloc.h>
 #include <random>
 #include <set>
+#include <thread>
 #include <string>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -308,6 +310,122 @@ TEST_CASE("shared mmap reads and writes") {
     REQUIRE(all.size() == 1u << 20);
     CHECK(all.substr(4096, 8192) == std::string(8192, 'm'));
     CHECK(all.substr(0, 4096) == std::string(4096, '\0'));
+}
+
+// Pages of `path`'s first `len` bytes that are in the page cache.
+static std::size_t cached_pages(const std::string& path, std::size_t len) {
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+    REQUIRE(p != MAP_FAILED);
+    const long page = ::sysconf(_SC_PAGESIZE);
+    std::vector<unsigned char> in(len / static_cast<std::size_t>(page));
+    REQUIRE(::mincore(p, len, in.data()) == 0);
+    ::munmap(p, len);
+    ::close(fd);
+    return static_cast<std::size_t>(std::count_if(in.begin(), in.end(), [](unsigned char b) { return b & 1; }));
+}
+
+TEST_CASE("a file written through a write-only handle skips the page cache; --buffered-writes keeps it") {
+    for (const bool buffered : {false, true}) {
+        CAPTURE(buffered);
+        VramfsMount m("64M", buffered ? std::vector<std::string>{"--buffered-writes"}
+                                      : std::vector<std::string>{});
+        const std::string f = m.path() + "/w";
+        const std::string data(1 << 20, 'w');
+        const int fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        REQUIRE(fd >= 0);
+        REQUIRE(::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()));
+        ::close(fd);
+        const std::size_t cached = cached_pages(f, data.size());
+        if (buffered)
+            CHECK(cached > 0);
+        else
+            CHECK(cached == 0);
+        CHECK(slurp(f) == data);
+    }
+}
+
+TEST_CASE("a reader following a file sees every byte a write-only appender writes, "
+          "whichever opened first") {
+    // The kernel drops a direct write's cached pages before sending it: a cached read of the
+    // last page racing the append would keep zeros there. vramfs never lets the two kinds of
+    // handle be open together, so the reader never sees a zero.
+    constexpr int kRecords = 3000;
+    constexpr std::size_t kLen = 100; // records straddle pages
+    auto expected = [](std::uint64_t pos) { return static_cast<char>('a' + (pos / kLen) % 26); };
+    for (const bool reader_first : {true, false}) {
+        CAPTURE(reader_first);
+        VramfsMount m("64M");
+        const std::string f = m.path() + "/log";
+        ::close(::open(f.c_str(), O_WRONLY | O_CREAT, 0644));
+        int r = reader_first ? ::open(f.c_str(), O_RDONLY) : -1;
+        const int w = ::open(f.c_str(), O_WRONLY | O_APPEND);
+        if (!reader_first) r = ::open(f.c_str(), O_RDONLY);
+        REQUIRE(r >= 0);
+        REQUIRE(w >= 0);
+        std::atomic<bool> done{false};
+        std::thread writer([&] {
+            for (int i = 0; i < kRecords; ++i) {
+                const std::string rec(kLen, expected(static_cast<std::uint64_t>(i) * kLen));
+                if (::write(w, rec.data(), rec.size()) != static_cast<ssize_t>(rec.size())) break;
+            }
+            done = true;
+        });
+        std::uint64_t seen = 0;
+        std::int64_t first_bad = -1;
+        std::vector<char> buf(8192);
+        for (bool stop = false; !stop && first_bad < 0;) {
+            stop = done.load(); // then the size below is the final one
+            struct stat st{};
+            REQUIRE(::fstat(r, &st) == 0);
+            while (seen < static_cast<std::uint64_t>(st.st_size) && first_bad < 0) {
+                const std::size_t want = std::min<std::uint64_t>(buf.size(), st.st_size - seen);
+                const ssize_t n = ::pread(r, buf.data(), want, static_cast<off_t>(seen));
+                if (n <= 0) break;
+                for (ssize_t i = 0; i < n; ++i)
+                    if (buf[i] != expected(seen + i)) {
+                        first_bad = static_cast<std::int64_t>(seen + i);
+                        break;
+                    }
+                seen += static_cast<std::uint64_t>(n);
+            }
+        }
+        writer.join();
+        CHECK(first_bad == -1);
+        CHECK(seen == kRecords * kLen);
+        ::close(w);
+        ::close(r);
+        const std::string all = slurp(f);
+        REQUIRE(all.size() == kRecords * kLen);
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < all.size(); ++i) wrong += all[i] != expected(i);
+        CHECK(wrong == 0);
+    }
+}
+
+TEST_CASE("a file opened beside a write-only handle can be mapped shared, and sees its writes") {
+    VramfsMount m("64M");
+    const std::string f = m.path() + "/m";
+    const int w = ::open(f.c_str(), O_WRONLY | O_CREAT, 0644);
+    REQUIRE(w >= 0);
+    REQUIRE(::pwrite(w, std::string(65536, 'x').data(), 65536, 0) == 65536);
+    const int r = ::open(f.c_str(), O_RDWR); // bypasses the cache too, as w is open
+    REQUIRE(r >= 0);
+    void* p = ::mmap(nullptr, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, r, 0);
+    REQUIRE_MESSAGE(p != MAP_FAILED, std::strerror(errno));
+    char* map = static_cast<char*>(p);
+    CHECK(std::string(map, 65536) == std::string(65536, 'x'));
+    std::memset(map, 'y', 4096);
+    REQUIRE(::msync(map, 65536, MS_SYNC) == 0);
+    REQUIRE(::pwrite(w, std::string(4096, 'z').data(), 4096, 8192) == 4096);
+    CHECK(std::string(map + 8192, 4096) == std::string(4096, 'z'));
+    ::munmap(p, 65536);
+    ::close(r);
+    ::close(w);
+    const std::string all = slurp(f);
+    CHECK(all == std::string(4096, 'y') + std::string(4096, 'x') + std::string(4096, 'z') +
+                     std::string(65536 - 12288, 'x'));
 }
 
 TEST_CASE("shell tools: dd, cp, cmp, du, mv, rm -r") {

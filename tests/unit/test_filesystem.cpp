@@ -26,7 +26,7 @@ struct Fixture {
     InodeNumber create(InodeNumber parent, const char* name) {
         Entry e{};
         OpenReply open{};
-        REQUIRE(fs.create(me, parent, name, 0644, e, open) == 0);
+        REQUIRE(fs.create(me, parent, name, 0644, O_RDWR, e, open) == 0);
         return e.ino;
     }
     InodeNumber mkdir(InodeNumber parent, const char* name) {
@@ -174,11 +174,11 @@ TEST_CASE("names: too long, empty, dot") {
     std::string longname(256, 'x');
     Entry e{};
     OpenReply open{};
-    CHECK(f.fs.create(f.me, kRootInode, longname.c_str(), 0644, e, open) == ENAMETOOLONG);
+    CHECK(f.fs.create(f.me, kRootInode, longname.c_str(), 0644, O_RDWR, e, open) == ENAMETOOLONG);
     CHECK(f.fs.lookup(kRootInode, longname.c_str(), e) == ENAMETOOLONG);
     std::string ok(255, 'y');
-    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, e, open) == 0);
-    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, e, open) == EEXIST);
+    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, O_RDWR, e, open) == 0);
+    CHECK(f.fs.create(f.me, kRootInode, ok.c_str(), 0644, O_RDWR, e, open) == EEXIST);
 }
 
 TEST_CASE("readdir offsets stay valid while entries come and go") {
@@ -282,4 +282,61 @@ TEST_CASE("open with O_TRUNC truncates (libfuse asks for atomic O_TRUNC)") {
     REQUIRE(f.fs.getattr(a, st) == 0);
     CHECK(st.st_size == 0);
     CHECK(f.pool.used_blocks() == 0);
+}
+
+TEST_CASE("write-only opens bypass the page cache, never beside a cached handle") {
+    test::FlakyBackend be;
+    BlockPool pool{be, 64 * 4096, 4096, 16 * 4096};
+    FsOptions o{.max_io = 1 << 16, .io_buffers = 2};
+    o.direct_write_only = true;
+    Filesystem fs{pool, o, Caller{}};
+    const Caller me{1000, 1000, 022};
+    Entry e{};
+    OpenReply created{};
+    REQUIRE(fs.create(me, kRootInode, "log", 0644, O_WRONLY | O_APPEND, e, created) == 0);
+    CHECK(created.direct_io);
+    CHECK(created.keep_cache);
+    auto open = [&](int flags) {
+        OpenReply r{};
+        REQUIRE(fs.open(e.ino, flags, r) == 0);
+        return r.direct_io;
+    };
+    // While the direct writer is open, a reader is direct too (it would cache otherwise).
+    CHECK(open(O_RDONLY));
+    CHECK(open(O_RDWR));
+    REQUIRE(fs.release(e.ino, true) == 0);
+    REQUIRE(fs.release(e.ino, true) == 0);
+    REQUIRE(fs.release(e.ino, true) == 0);
+    // With nothing open, a reader caches; a writer opened beside it caches too.
+    CHECK_FALSE(open(O_RDONLY));
+    CHECK_FALSE(open(O_WRONLY));
+    REQUIRE(fs.release(e.ino, false) == 0);
+    CHECK_FALSE(open(O_WRONLY | O_TRUNC));
+    REQUIRE(fs.release(e.ino, false) == 0);
+    REQUIRE(fs.release(e.ino, false) == 0);
+    CHECK(open(O_WRONLY));
+    CHECK(open(O_RDWR));
+    REQUIRE(fs.release(e.ino, true) == 0);
+    REQUIRE(fs.release(e.ino, true) == 0);
+    // An O_RDWR open alone caches (it may read and map the file).
+    CHECK_FALSE(open(O_RDWR));
+    REQUIRE(fs.release(e.ino, false) == 0);
+}
+
+TEST_CASE("without direct_write_only every handle caches, and --direct-io makes all direct") {
+    test::FlakyBackend be;
+    BlockPool pool{be, 64 * 4096, 4096, 16 * 4096};
+    Caller me{1000, 1000, 022};
+    for (bool all : {false, true}) {
+        FsOptions o{.max_io = 1 << 16, .io_buffers = 2};
+        o.direct_io = all;
+        Filesystem fs{pool, o, Caller{}};
+        Entry e{};
+        OpenReply r{};
+        REQUIRE(fs.create(me, kRootInode, "f", 0644, O_WRONLY, e, r) == 0);
+        CHECK(r.direct_io == all);
+        CHECK(r.keep_cache == !all);
+        REQUIRE(fs.open(e.ino, O_RDONLY, r) == 0);
+        CHECK(r.direct_io == all);
+    }
 }

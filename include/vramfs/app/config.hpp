@@ -36,6 +36,7 @@ struct Config {
     std::uint64_t max_io = 1 << 20; // the largest read or write request the kernel sends
     bool null_io = false;
     bool direct_io = false;
+    bool buffered_writes = false; // write-only opens keep the page cache (by default they bypass it)
     bool writeback_cache = false;
     unsigned read_cache = 8; // ReadCache windows (0: off)
     std::uint64_t readahead = 1 << 20; // the mount's page-cache readahead (0: the kernel's)

@@ -35,6 +35,9 @@ inline constexpr std::size_t kMaxNameLength = 255;
 
 struct FsOptions {
     bool direct_io = false; // bypass the kernel page cache for regular files
+    // Opens for writing only bypass the page cache: such a file descriptor can neither read
+    // nor be mapped, so the cache would only cost a copy and page allocation per write.
+    bool direct_write_only = false;
     bool writeback_cache = false; // the kernel gathers buffered writes (errors show at fsync/close)
     double attr_timeout = 1.0;
     std::size_t max_io = 1 << 20; // largest read or write request
@@ -78,14 +81,16 @@ public:
     int readdir(InodeNumber ino, std::uint64_t off, bool plus, DirFiller fill);
 
     // Files (fs_file.cpp).
-    int create(const Caller& c, InodeNumber parent, const char* name, mode_t mode, Entry& e,
-               OpenReply& reply);
+    // `flags` are open(2)'s (only the access mode counts here).
+    int create(const Caller& c, InodeNumber parent, const char* name, mode_t mode, int flags,
+               Entry& e, OpenReply& reply);
     // `flags` are open(2)'s; O_TRUNC truncates here (the kernel asks the server to).
     // `kill` (null: nothing asked): whether the caller may not keep set-user-ID and set-group-ID
     // bits through a write or a truncation (the kernel says so with each request); if so they go
     // as in Linux (kill_suidgid below), and `kill->cleared` says whether any did.
     int open(InodeNumber ino, int flags, OpenReply& reply, KillSuidgid* kill = nullptr);
-    int release(InodeNumber ino);
+    // `direct`: the handle was opened with OpenReply::direct_io.
+    int release(InodeNumber ino, bool direct = false);
     int read(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
     int write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
               KillSuidgid* kill = nullptr);
@@ -126,9 +131,17 @@ private:
     void fill_stat(const Inode& inode, struct stat& st) const; // caller holds inode.mu
     void fill_entry(const Inode& inode, Entry& e) const; // takes inode.mu shared
     // Creates and links a new inode under `parent`; the shared part of mknod/mkdir/symlink/create.
-    // With open_it the new inode also counts one open handle (create).
+    // With `open` the new inode also counts one open handle (create): open(2)'s flags in,
+    // the reply out.
+    struct Opening {
+        int flags = 0;
+        OpenReply reply;
+    };
     int make_node(const Caller& c, InodeNumber parent, const char* name, mode_t mode, dev_t rdev,
-                  const char* target, Entry& e, bool open_it);
+                  const char* target, Entry& e, Opening* open);
+    // Counts a new handle of `inode` and says how the kernel is to treat it. Table lock held
+    // exclusively.
+    OpenReply take_handle(Inode& inode, int flags);
 
     // After unlink/rmdir took the entry out; the caller holds the table lock exclusively.
     void finish_removal(Inode& dir, const std::shared_ptr<Inode>& child);

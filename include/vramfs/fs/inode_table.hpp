@@ -48,6 +48,9 @@ struct Inode {
     std::atomic<std::uint64_t> nlookup{0};
     std::atomic<std::uint32_t> nlink{0};
     std::atomic<std::uint32_t> open_count{0};
+    // Of open_count, the handles that bypass the page cache. Never both kinds at once under
+    // FsOptions::direct_write_only (Filesystem::take_handle says why).
+    std::atomic<std::uint32_t> direct_opens{0};
     std::unique_ptr<Directory> dir; // directories only
     std::string name;               // the name it was last given, for log lines
 
