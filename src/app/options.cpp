@@ -133,7 +133,7 @@ std::vector<OptionSpec> make_table() {
                       "1 MiB host windows kept for small reads that walk through a file, as "
                       "swap-in does (0 turns it off)",
                       0, 64, &Config::read_cache));
-    t.push_back(size_opt("readahead", "1M",
+    t.push_back(size_opt("readahead", "2M",
                          "page-cache readahead of the mount, for buffered reads (set as root; "
                          "0 leaves the kernel's 128K)",
                          0, 64 << 20, &Config::readahead));

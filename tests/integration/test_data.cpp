@@ -95,11 +95,11 @@ static std::string readahead_kb(const std::string& mountpoint) {
                         std::to_string(minor(st.st_dev)) + "/read_ahead_kb");
 }
 
-TEST_CASE("the mount's readahead: 1 MiB by default, --readahead, 0 for the kernel's" *
+TEST_CASE("the mount's readahead: 2 MiB by default, --readahead, 0 for the kernel's" *
           doctest::skip(::geteuid() != 0)) {
     {
         VramfsMount m("64M");
-        CHECK(readahead_kb(m.path()) == "1024");
+        CHECK(readahead_kb(m.path()) == "2048");
     }
     {
         VramfsMount m("64M", {"--readahead", "4M"});

@@ -39,7 +39,7 @@ struct Config {
     bool buffered_writes = false; // write-only opens keep the page cache (by default they bypass it)
     bool writeback_cache = false;
     unsigned read_cache = 8; // ReadCache windows (0: off)
-    std::uint64_t readahead = 1 << 20; // the mount's page-cache readahead (0: the kernel's)
+    std::uint64_t readahead = 2 << 20; // the mount's page-cache readahead (0: the kernel's)
     bool list_devices = false;
     bool check = false;
     FaultPlan faults; // test only: --inject-faults
