@@ -88,7 +88,7 @@ TEST_CASE("an unlinked file keeps its data until the last handle is released") {
     char buf[16];
     std::size_t got = 0;
     CHECK(f.fs.read(ino, 0, 16, buf, got) == 0);
-    REQUIRE(f.fs.release(ino) == 0);
+    REQUIRE(f.fs.release(ino, false) == 0);
     CHECK(f.pool.used_blocks() == 0); // VRAM back at once, before the kernel forgets
     CHECK(f.fs.table().count() == 2); // still known to the kernel
     f.fs.forget(ino, 1);
@@ -98,7 +98,7 @@ TEST_CASE("an unlinked file keeps its data until the last handle is released") {
 TEST_CASE("lookup counts: the inode lives until forgotten") {
     Fixture f;
     InodeNumber ino = f.create(kRootInode, "x");
-    REQUIRE(f.fs.release(ino) == 0);
+    REQUIRE(f.fs.release(ino, false) == 0);
     Entry e{};
     REQUIRE(f.fs.lookup(kRootInode, "x", e) == 0);
     CHECK(e.ino == ino);
@@ -272,7 +272,7 @@ TEST_CASE("open with O_TRUNC truncates (libfuse asks for atomic O_TRUNC)") {
     InodeNumber a = f.create(kRootInode, "a");
     std::string data(3 * 4096, 'q');
     REQUIRE(f.fs.write(a, 0, data.size(), data.data()) == 0);
-    REQUIRE(f.fs.release(a) == 0);
+    REQUIRE(f.fs.release(a, false) == 0);
     OpenReply open{};
     REQUIRE(f.fs.open(a, O_WRONLY, open) == 0);
     struct stat st{};

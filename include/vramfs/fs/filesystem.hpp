@@ -90,7 +90,7 @@ public:
     // as in Linux (kill_suidgid below), and `kill->cleared` says whether any did.
     int open(InodeNumber ino, int flags, OpenReply& reply, KillSuidgid* kill = nullptr);
     // `direct`: the handle was opened with OpenReply::direct_io.
-    int release(InodeNumber ino, bool direct = false);
+    int release(InodeNumber ino, bool direct);
     int read(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
     int write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
               KillSuidgid* kill = nullptr);
