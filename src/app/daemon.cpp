@@ -292,6 +292,7 @@ int serve(const Config& cfg, Reporter& reporter) {
     prepare_heap();
     // Before the drivers and the pool start threads of their own: those made later inherit it.
     const SwapHardening hardening = harden_for_swap();
+    block_stop_signals();
     for (const DeviceBudget& d : cfg.devices) {
         int rc = 0;
         auto backend = open_device(cfg, d, reporter, rc);

@@ -291,6 +291,11 @@ int DevFuseTransport::serve() {
 
 } // namespace
 
+void block_stop_signals() noexcept {
+    const sigset_t stop = stop_signals();
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+}
+
 bool detach_mount(const std::string& mountpoint) noexcept {
     if (::umount2(mountpoint.c_str(), MNT_DETACH) == 0) return true;
     const int err = errno;

@@ -65,6 +65,22 @@ rm -f "$errs"
 for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null && fail "the daemon did not exit once its last user left"
 
+step "only the thread that waits for them takes the stop signals"
+# The daemon's main thread waits for SIGINT, SIGTERM and SIGHUP (and shows them unblocked
+# while it waits); any other thread that let one through would die of it, and the mount with
+# it, instead of unmounting first.
+"$bin" "$mnt" 64M "${vramfs_args[@]}" >/dev/null
+pid=$(daemon_pid "$mnt")
+[[ -n $pid ]] || fail "no daemon"
+open=()
+for task in /proc/"$pid"/task/*; do
+  [[ ${task##*/} == "$pid" ]] && continue
+  blocked=$(awk '/^SigBlk:/ {print $2}' "$task/status")
+  (((16#$blocked & 0x4003) == 0x4003)) || open+=("$(cat "$task/comm")")
+done
+((${#open[@]} == 0)) || fail "daemon threads that take SIGINT, SIGTERM or SIGHUP: ${open[*]}"
+fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
+
 step "a second SIGTERM exits at once"
 "$bin" "$mnt" 64M "${vramfs_args[@]}" >/dev/null
 pid=$(daemon_pid "$mnt")

@@ -30,6 +30,12 @@ struct ServeOptions {
     std::function<void()> prepare_thread;
 };
 
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, and so in every thread it starts
+// afterwards: they are for Transport::serve's waiting thread alone. A thread that let one
+// through would die of it, and the mount with it (ENOTCONN), instead of unmounting first.
+// Called before the drivers and the block pools start threads of their own.
+void block_stop_signals() noexcept;
+
 class Transport {
 public:
     virtual ~Transport() = default;
