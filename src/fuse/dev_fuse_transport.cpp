@@ -198,10 +198,8 @@ int DevFuseTransport::serve() {
     const unsigned threads = options_.threads, poll_us = options_.poll_us;
     StorageBackend& buffers = buffers_;
     RequestStats& stats = stats_;
+    // Blocked in every thread since block_stop_signals(); this thread waits for them.
     const sigset_t stop = stop_signals();
-    sigset_t old;
-    // Workers inherit a mask with the stop signals blocked; this thread waits for them.
-    pthread_sigmask(SIG_BLOCK, &stop, &old);
     std::signal(SIGPIPE, SIG_IGN);
 
     std::atomic<bool> finished{false}, ended{false};
@@ -238,7 +236,6 @@ int DevFuseTransport::serve() {
     pthread_attr_destroy(&attr);
     if (started == 0) {
         log_error("cannot start any FUSE worker thread");
-        pthread_sigmask(SIG_SETMASK, &old, nullptr);
         return -1;
     }
     if (started < threads) log_warning("started %u of %u worker threads", started, threads);
@@ -285,7 +282,6 @@ int DevFuseTransport::serve() {
     for (auto& w : workers)
         if (w.epoll_fd >= 0) ::close(w.epoll_fd);
     if (ring_) ring_->stop();
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return 0;
 }
 
@@ -327,12 +323,7 @@ std::unique_ptr<Transport> make_transport(fuse_session* se, ServeOptions options
         // The largest request libfuse 3.14 accepts is 256 pages, whatever --max-io says.
         const std::size_t payload =
             std::max<std::size_t>(8192, (std::min<std::size_t>(options.max_io, 256 * 4096) + 4095) & ~std::size_t{4095});
-        // The ring's threads inherit this mask: the stop signals are for serve()'s thread.
-        const sigset_t stop = stop_signals();
-        sigset_t old;
-        pthread_sigmask(SIG_BLOCK, &stop, &old);
         ring = FuseRing::create(se, payload, buffers, stats, options.uring_asked, options.prepare_thread, why);
-        pthread_sigmask(SIG_SETMASK, &old, nullptr);
         if (!ring) return nullptr;
         options.poll_us = 0; // the workers see little once the ring runs: spinning on them is waste
     } else if (!install_dev_writev(se)) {

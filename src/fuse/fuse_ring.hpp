@@ -28,11 +28,12 @@ namespace vramfs {
 
 class FuseRing {
 public:
-    // Everything it will use, made now (util/memory.hpp): its threads (stop signals blocked, as
-    // the caller's mask is inherited), io_urings and buffers of `payload` bytes each (page-locked
-    // by `buffers`), and the session's custom I/O installed. Null, with the reason in `why`,
-    // if any of it fails; the session is then untouched and /dev/fuse serves alone. Each
-    // queue's thread runs `prepare_thread` (if set) before it registers its entries.
+    // Everything it will use, made now (util/memory.hpp): its threads (stop signals blocked,
+    // as the caller's mask is inherited: block_stop_signals), io_urings and buffers of
+    // `payload` bytes each (page-locked by `buffers`), and the session's custom I/O installed.
+    // Null, with the reason in `why`, if any of it fails; the session is then untouched and
+    // /dev/fuse serves alone. Each queue's thread runs `prepare_thread` (if set) before it
+    // registers its entries.
     static std::unique_ptr<FuseRing> create(fuse_session* se, std::size_t payload,
                                             StorageBackend& buffers, RequestStats& stats,
                                             bool required, std::function<void()> prepare_thread,

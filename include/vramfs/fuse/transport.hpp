@@ -33,7 +33,7 @@ struct ServeOptions {
 // Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, and so in every thread it starts
 // afterwards: they are for Transport::serve's waiting thread alone. A thread that let one
 // through would die of it, and the mount with it (ENOTCONN), instead of unmounting first.
-// Called before the drivers and the block pools start threads of their own.
+// Called before the drivers, the block pools and make_transport start threads of their own.
 void block_stop_signals() noexcept;
 
 class Transport {
@@ -45,8 +45,8 @@ public:
     // unmount first (detach_mount) and go on serving whoever still uses the mount (an open
     // file, a working directory) until the kernel ends the session, so that nobody sees
     // ENOTCONN; a second such signal exits at once. Every thread and buffer it uses exists
-    // before the first request (util/memory.hpp). Call with the stop signals unblocked in no
-    // other thread.
+    // before the first request (util/memory.hpp). Call on the thread that called
+    // block_stop_signals() before any other thread started.
     virtual int serve() = 0;
 };
 
