@@ -18,9 +18,11 @@ using namespace vramfs;
 
 namespace {
 struct Fixture {
+    explicit Fixture(FsOptions options = {.max_io = 1 << 16, .io_buffers = 2})
+        : fs(pool, options, Caller{}) {}
     test::FlakyBackend be;
     BlockPool pool{be, 64 * 4096, 4096, 16 * 4096};
-    Filesystem fs{pool, FsOptions{.max_io = 1 << 16, .io_buffers = 2}, Caller{}};
+    Filesystem fs;
     Caller me{1000, 1000, 022};
 
     InodeNumber create(InodeNumber parent, const char* name) {
@@ -285,58 +287,48 @@ TEST_CASE("open with O_TRUNC truncates (libfuse asks for atomic O_TRUNC)") {
 }
 
 TEST_CASE("write-only opens bypass the page cache, never beside a cached handle") {
-    test::FlakyBackend be;
-    BlockPool pool{be, 64 * 4096, 4096, 16 * 4096};
-    FsOptions o{.max_io = 1 << 16, .io_buffers = 2};
-    o.direct_write_only = true;
-    Filesystem fs{pool, o, Caller{}};
-    const Caller me{1000, 1000, 022};
+    Fixture f(FsOptions{.direct_write_only = true, .max_io = 1 << 16, .io_buffers = 2});
     Entry e{};
     OpenReply created{};
-    REQUIRE(fs.create(me, kRootInode, "log", 0644, O_WRONLY | O_APPEND, e, created) == 0);
+    REQUIRE(f.fs.create(f.me, kRootInode, "log", 0644, O_WRONLY | O_APPEND, e, created) == 0);
     CHECK(created.direct_io);
     CHECK(created.keep_cache);
     auto open = [&](int flags) {
         OpenReply r{};
-        REQUIRE(fs.open(e.ino, flags, r) == 0);
+        REQUIRE(f.fs.open(e.ino, flags, r) == 0);
         return r.direct_io;
     };
     // While the direct writer is open, a reader is direct too (it would cache otherwise).
     CHECK(open(O_RDONLY));
     CHECK(open(O_RDWR));
-    REQUIRE(fs.release(e.ino, true) == 0);
-    REQUIRE(fs.release(e.ino, true) == 0);
-    REQUIRE(fs.release(e.ino, true) == 0);
+    REQUIRE(f.fs.release(e.ino, true) == 0);
+    REQUIRE(f.fs.release(e.ino, true) == 0);
+    REQUIRE(f.fs.release(e.ino, true) == 0);
     // With nothing open, a reader caches; a writer opened beside it caches too.
     CHECK_FALSE(open(O_RDONLY));
     CHECK_FALSE(open(O_WRONLY));
-    REQUIRE(fs.release(e.ino, false) == 0);
+    REQUIRE(f.fs.release(e.ino, false) == 0);
     CHECK_FALSE(open(O_WRONLY | O_TRUNC));
-    REQUIRE(fs.release(e.ino, false) == 0);
-    REQUIRE(fs.release(e.ino, false) == 0);
+    REQUIRE(f.fs.release(e.ino, false) == 0);
+    REQUIRE(f.fs.release(e.ino, false) == 0);
     CHECK(open(O_WRONLY));
     CHECK(open(O_RDWR));
-    REQUIRE(fs.release(e.ino, true) == 0);
-    REQUIRE(fs.release(e.ino, true) == 0);
+    REQUIRE(f.fs.release(e.ino, true) == 0);
+    REQUIRE(f.fs.release(e.ino, true) == 0);
     // An O_RDWR open alone caches (it may read and map the file).
     CHECK_FALSE(open(O_RDWR));
-    REQUIRE(fs.release(e.ino, false) == 0);
+    REQUIRE(f.fs.release(e.ino, false) == 0);
 }
 
 TEST_CASE("without direct_write_only every handle caches, and --direct-io makes all direct") {
-    test::FlakyBackend be;
-    BlockPool pool{be, 64 * 4096, 4096, 16 * 4096};
-    Caller me{1000, 1000, 022};
     for (bool all : {false, true}) {
-        FsOptions o{.max_io = 1 << 16, .io_buffers = 2};
-        o.direct_io = all;
-        Filesystem fs{pool, o, Caller{}};
+        Fixture f(FsOptions{.direct_io = all, .max_io = 1 << 16, .io_buffers = 2});
         Entry e{};
         OpenReply r{};
-        REQUIRE(fs.create(me, kRootInode, "f", 0644, O_WRONLY, e, r) == 0);
+        REQUIRE(f.fs.create(f.me, kRootInode, "f", 0644, O_WRONLY, e, r) == 0);
         CHECK(r.direct_io == all);
         CHECK(r.keep_cache == !all);
-        REQUIRE(fs.open(e.ino, O_RDONLY, r) == 0);
+        REQUIRE(f.fs.open(e.ino, O_RDONLY, r) == 0);
         CHECK(r.direct_io == all);
     }
 }
