@@ -8,11 +8,14 @@
 // at once: a submission each, one submission for all, and eight threads; then a 1 MiB copy split
 // over several families' queues at once, or shared between the CPU (through the mapping) and a
 // queue. Not run by ctest.
+#include "vramfs/util/wc_copy.hpp"
+
 #include <CLI/CLI.hpp>
 #include <vulkan/vulkan.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <immintrin.h>
 
 namespace {
 
@@ -275,6 +279,99 @@ void split_copies(VkDevice dev, VkPhysicalDevice pd, const VkPhysicalDeviceMemor
     destroy(dev, d);
 }
 
+
+// Reads out of write-combined memory (a GPU's BAR) with wider streaming loads than
+// copy_from_write_combined's: whether width matters. Both assume 64-byte aligned `from` and
+// `bytes` a multiple of 64.
+__attribute__((target("avx2"))) void stream_read_avx2(void* to, const void* from, std::size_t bytes) {
+    auto* s = static_cast<__m256i*>(const_cast<void*>(from));
+    auto* d = static_cast<__m256i*>(to);
+    for (std::size_t i = 0; i < bytes / 32; i += 4) {
+        const __m256i a = _mm256_stream_load_si256(s + i), b = _mm256_stream_load_si256(s + i + 1),
+                      c = _mm256_stream_load_si256(s + i + 2), e = _mm256_stream_load_si256(s + i + 3);
+        _mm256_storeu_si256(d + i, a);
+        _mm256_storeu_si256(d + i + 1, b);
+        _mm256_storeu_si256(d + i + 2, c);
+        _mm256_storeu_si256(d + i + 3, e);
+    }
+}
+
+__attribute__((target("avx512f"))) void stream_read_avx512(void* to, const void* from, std::size_t bytes) {
+    auto* s = static_cast<__m512i*>(const_cast<void*>(from));
+    auto* d = static_cast<__m512i*>(to);
+    for (std::size_t i = 0; i < bytes / 64; i += 4) {
+        const __m512i a = _mm512_stream_load_si512(s + i), b = _mm512_stream_load_si512(s + i + 1),
+                      c = _mm512_stream_load_si512(s + i + 2), e = _mm512_stream_load_si512(s + i + 3);
+        _mm512_storeu_si512(d + i, a);
+        _mm512_storeu_si512(d + i + 1, b);
+        _mm512_storeu_si512(d + i + 2, c);
+        _mm512_storeu_si512(d + i + 3, e);
+    }
+}
+
+// The CPU's reads out of mapped device-local memory of each size, with plain memcpy and with
+// streaming loads of each width the CPU has, by one thread and by `threads` at once (each its
+// own part of the buffer), in us per read: whether a small read through the mapping would beat
+// a submission on a queue.
+void mapped_reads(VkDevice dev, int bar, unsigned threads) {
+    using Reader = void (*)(void*, const void*, std::size_t);
+    struct Way { const char* name; Reader read; bool ok; };
+    const Way ways[] = {
+        {"memcpy", [](void* t, const void* f, std::size_t n) { std::memcpy(t, f, n); }, true},
+        {"vramfs", vramfs::copy_from_write_combined, true},
+        {"avx2 stream", stream_read_avx2, static_cast<bool>(__builtin_cpu_supports("avx2"))},
+        {"avx512 stream", stream_read_avx512, static_cast<bool>(__builtin_cpu_supports("avx512f"))},
+    };
+    constexpr std::uint64_t kPart = 8 << 20; // each thread's part of the buffer
+    // The first read of each page of a fresh mapping faults it in: what that costs.
+    for (std::uint64_t chunk : {std::uint64_t{4} << 10, std::uint64_t{32} << 10}) {
+        Buffer fresh = make(dev, kPart, bar, true);
+        std::vector<char> to(chunk);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (std::uint64_t off = 0; off < kPart; off += chunk)
+            vramfs::copy_from_write_combined(to.data(), static_cast<const char*>(fresh.mapped) + off, chunk);
+        std::printf("mapped read %5llu KiB, vramfs, pages not yet mapped: %8.1f us per read\n",
+                    static_cast<unsigned long long>(chunk >> 10), seconds_since(t0) * 1e6 * chunk / kPart);
+        destroy(dev, fresh);
+    }
+    Buffer b = make(dev, kPart * threads, bar, true);
+    std::memset(b.mapped, 7, kPart * threads);
+    for (std::uint64_t chunk : {std::uint64_t{4} << 10, std::uint64_t{32} << 10, std::uint64_t{128} << 10,
+                                std::uint64_t{1} << 20}) {
+        for (const Way& w : ways) {
+            if (!w.ok) continue;
+            for (unsigned nt : {1u, threads}) {
+                // 2 MiB per thread per size, at least 16 reads: plain loads run at tens of MB/s.
+                const std::uint64_t reads = std::max<std::uint64_t>(16, (std::uint64_t{2} << 20) / chunk);
+                std::vector<std::thread> ts;
+                std::vector<double> per(nt);
+                bool bad = false;
+                std::mutex mu;
+                for (unsigned t = 0; t < nt; ++t)
+                    ts.emplace_back([&, t] {
+                        std::vector<char> to(chunk);
+                        const char* base = static_cast<const char*>(b.mapped) + kPart * t;
+                        const auto t0 = std::chrono::steady_clock::now();
+                        for (std::uint64_t r = 0; r < reads; ++r)
+                            w.read(to.data(), base + (r * chunk) % kPart, chunk);
+                        per[t] = seconds_since(t0) * 1e6 / static_cast<double>(reads);
+                        if (to[chunk - 1] != 7) {
+                            std::lock_guard lock(mu);
+                            bad = true;
+                        }
+                    });
+                for (auto& t : ts) t.join();
+                const double us = *std::max_element(per.begin(), per.end());
+                std::printf("mapped read %5llu KiB, %-13s x%u: %8.1f us per read, %6.2f GB/s in all%s\n",
+                            static_cast<unsigned long long>(chunk >> 10), w.name, nt, us,
+                            static_cast<double>(chunk) * nt / us / 1e3, bad ? " (WRONG BYTES)" : "");
+                if (nt == threads) break;
+            }
+        }
+    }
+    destroy(dev, b);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -286,6 +383,10 @@ int main(int argc, char** argv) {
     app.add_option("--total-mib", total_mib, "MiB moved per measurement")->default_val(1024);
     bool split_only = false;
     app.add_flag("--split-only", split_only, "only the 1 MiB copies split over families, or the CPU and a queue");
+    bool mapped_only = false;
+    app.add_flag("--mapped-reads", mapped_only, "only the CPU's reads out of mapped device-local memory");
+    unsigned reader_threads = 8;
+    app.add_option("--threads", reader_threads, "threads reading at once in --mapped-reads")->default_val(8);
     CLI11_PARSE(app, argc, argv);
     std::setvbuf(stdout, nullptr, _IOLBF, 0); // lines survive a crash in a driver
 
@@ -350,6 +451,16 @@ int main(int argc, char** argv) {
     const int bar = find_type(mp, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT | VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT, 0);
     const std::uint64_t total = total_mib << 20;
     std::vector<char> plain(64 << 20, 1);
+    if (mapped_only) {
+        if (bar < 0) {
+            std::printf("mapped: no DEVICE_LOCAL|HOST_VISIBLE memory type on this device\n");
+            return 0;
+        }
+        std::printf("mapped memory type %d, flags 0x%x\n", bar, mp.memoryTypes[bar].propertyFlags);
+        mapped_reads(dev, bar, std::max(1u, reader_threads));
+        vkDeviceWaitIdle(dev);
+        return 0;
+    }
 
   for (std::size_t qi = 0; qi < (split_only ? 0 : qcis.size()); ++qi) {
     const std::uint32_t fam = qcis[qi].queueFamilyIndex;
