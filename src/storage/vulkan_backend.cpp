@@ -13,15 +13,18 @@
 //     otherwise ENOSPC. A driver that would back "device memory" with system RAM past the
 //     budget is never asked to.
 //   - A copy has landed when it returns, as with CUDA: a write is in device memory when write()
-//     returns, and a later read on any queue sees it. Reads always go through a queue
-//     (the CPU reads a GPU's BAR at a few tens of MB/s). Writes go through the queue, or,
-//     where the device-local heap is host-visible as a whole (resizable BAR; lavapipe), by the
-//     CPU straight into the slab's mapping: a submission on a queue costs 15-60 us, a CPU copy
-//     of a page well under one (docs/performance.md#vulkan), except the first store to each
-//     page of a mapping, a page fault: large writes into chunks of a slab the CPU has not yet
-//     written whole still go on the queue. Mapped writes are to host-coherent
-//     memory and fenced before returning; Vulkan makes host writes visible to every later
-//     submission.
+//     returns, and a later read on any queue, or by the CPU through a mapping, sees it (every
+//     queue write into a mapped slab ends with a barrier to host reads). Reads go through a
+//     queue, except reads of a page or less from a mapped slab, which the CPU makes with
+//     streaming loads (plain loads read a GPU's BAR at a few tens of MB/s, streaming loads at
+//     some 0.5 GB/s a thread: a page in less time than a submission). Writes go through the
+//     queue, or, where the device-local heap is host-visible as a whole (resizable BAR;
+//     lavapipe), by the CPU straight into the slab's mapping: a submission on a queue costs
+//     15-60 us, a CPU copy of a page well under one (docs/performance.md#vulkan), except the
+//     first store to each page of a mapping, a page fault: large writes into chunks of a slab
+//     the CPU has not yet written whole still go on the queue. Mapped writes are to
+//     host-coherent memory and fenced before returning; Vulkan makes host writes visible to
+//     every later submission.
 //   - Copies go to the queue family that answered fastest when the backend was opened (a probe
 //     of each family's 4 KiB and 1 MiB copies: NVIDIA has several transfer-only families whose
 //     latencies differ by 2.5x), and a fence is polled for a while before the thread sleeps on
@@ -47,6 +50,7 @@
 #ifdef VRAMFS_HAVE_VULKAN
 #include "vramfs/util/log.hpp"
 #include "vramfs/util/memory.hpp"
+#include "vramfs/util/wc_copy.hpp"
 
 #include <algorithm>
 #include <array>
@@ -260,6 +264,18 @@ std::size_t queue_write_min() {
     return SIZE_MAX;
 }
 
+// With slabs mapped, the largest read the CPU makes out of the mapping itself (streaming loads,
+// copy_from_write_combined) instead of a copy on the queue: a page. The CPU reads a GPU's BAR
+// a 64-byte line at a time, some 0.5 GB/s for one thread, so a 4 KiB read takes about 7 us
+// (a first read of a page 10 more, its fault) against 15-20 for a submission; at 32 KiB the
+// queue is faster (docs/performance.md#vulkan). VRAMFS_VK_MAPPED_READ_KIB=N sets it (0: every
+// read on the queue), to compare.
+std::size_t mapped_read_max() {
+    if (const char* v = std::getenv("VRAMFS_VK_MAPPED_READ_KIB"))
+        return static_cast<std::size_t>(std::strtoul(v, nullptr, 10)) << 10;
+    return std::size_t{4} << 10;
+}
+
 // An on/off setting from the environment, for comparisons: unset is `dflt`, "0" is off.
 bool env_on(const char* name, bool dflt) {
     const char* v = std::getenv(name);
@@ -294,7 +310,7 @@ public:
     VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
           transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)),
-          queue_write_min_(queue_write_min()),
+          queue_write_min_(queue_write_min()), mapped_read_max_(mapped_read_max()),
           fresh_on_queue_(env_on("VRAMFS_VK_FRESH_QUEUE", true)),
           host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)),
           batch_(env_on("VRAMFS_VK_BATCH", true)),
@@ -572,6 +588,14 @@ public:
         return copy(dst, const_cast<void*>(src), len, true);
     }
     int do_read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
+        if (mapped_writes_ && len <= mapped_read_max_) {
+            Target t;
+            if (!resolve(src, len, t)) return EIO;
+            // Host-coherent, and every queue write into a slab ends with a barrier that makes
+            // it visible to the host (copy): the bytes read are those last written.
+            copy_from_write_combined(dst, t.mapped + t.offset, len);
+            return 0;
+        }
         return copy(src, dst, len, false);
     }
     int do_zero(DeviceAddr dst, std::size_t len) noexcept override {
@@ -1152,7 +1176,7 @@ private:
                     const VkBufferCopy r{t.offset, ho, len};
                     vkCmdCopyBuffer(cb, t.buffer, hb, 1, &r);
                 }
-            }, !to_device);
+            }, !to_device || mapped_writes_);
         } else { // through the context's staging buffer, 1 MiB at a time
             char* h = static_cast<char*>(host);
             for (std::size_t done = 0; done < len && !err;) {
@@ -1166,7 +1190,7 @@ private:
                         const VkBufferCopy r{t.offset + done, 0, n};
                         vkCmdCopyBuffer(cb, t.buffer, c.staging, 1, &r);
                     }
-                }, !to_device);
+                }, !to_device || mapped_writes_);
                 if (!err && !to_device) std::memcpy(h + done, c.mapped, n);
                 done += n;
             }
@@ -1184,7 +1208,8 @@ private:
     const bool transfer_writes_;  // asked for: writes on the transfer queue even where mapping works
     bool mapped_writes_ = false; // slabs are mapped and the CPU writes into them
     const unsigned spin_us_;     // how long a copy's fence is polled before sleeping on it
-    const std::size_t queue_write_min_; // with mapped writes: from this size on, on the queue
+    const std::size_t queue_write_min_;  // with mapped writes: from this size on, on the queue
+    const std::size_t mapped_read_max_;  // with mapped writes: reads up to this by the CPU
     const bool fresh_on_queue_;          // with mapped writes: large writes to untouched pages too
     bool host_import_;       // host buffers are our memory, imported (VK_EXT_external_memory_host)
     bool batch_;             // copies asked for at once share a submission (submit_together)
