@@ -279,7 +279,6 @@ void split_copies(VkDevice dev, VkPhysicalDevice pd, const VkPhysicalDeviceMemor
     destroy(dev, d);
 }
 
-
 // Reads out of write-combined memory (a GPU's BAR) with wider streaming loads than
 // copy_from_write_combined's: whether width matters. Both assume 64-byte aligned `from` and
 // `bytes` a multiple of 64.

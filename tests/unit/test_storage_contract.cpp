@@ -30,6 +30,19 @@ std::vector<unsigned char> random_bytes(std::size_t n, unsigned seed) {
     for (auto& c : v) c = static_cast<unsigned char>(rng());
     return v;
 }
+
+// A 1 MiB host buffer of the backend's and device memory, for copies straight from and into
+// the backend's host buffers.
+struct HostAndDevice {
+    HostBuffer host;
+    DeviceBuffer device;
+    unsigned char* h() const { return static_cast<unsigned char*>(host.data()); }
+};
+void allocate_both(StorageBackend& be, std::size_t device_bytes, HostAndDevice& out) {
+    REQUIRE(be.allocate_host(1 << 20, out.host) == 0);
+    REQUIRE(out.host.data() != nullptr);
+    REQUIRE(be.allocate(device_bytes, out.device) == 0);
+}
 } // namespace
 
 TEST_CASE("allocate, write, read back, release") {
@@ -74,18 +87,16 @@ TEST_CASE("buffers own their memory: moved, not copied, and given back once") {
 
 TEST_CASE("host buffers are usable for copies") {
     StorageBackend& be = *g_backend;
-    HostBuffer buf;
-    REQUIRE(be.allocate_host(1 << 20, buf) == 0);
-    REQUIRE(buf.data() != nullptr);
-    DeviceBuffer a;
-    REQUIRE(be.allocate(1 << 20, a) == 0);
-    std::memset(buf.data(), 0x5a, 1 << 20);
-    REQUIRE(be.write(a.address(), buf.data(), 1 << 20) == 0);
-    std::memset(buf.data(), 0, 1 << 20);
-    REQUIRE(be.read(a.address(), buf.data(), 1 << 20) == 0);
-    CHECK(static_cast<unsigned char*>(buf.data())[(1 << 20) - 1] == 0x5a);
+    HostAndDevice both;
+    allocate_both(be, 1 << 20, both);
+    const DeviceBuffer& a = both.device;
+    auto* h = both.h();
+    std::memset(h, 0x5a, 1 << 20);
+    REQUIRE(be.write(a.address(), h, 1 << 20) == 0);
+    std::memset(h, 0, 1 << 20);
+    REQUIRE(be.read(a.address(), h, 1 << 20) == 0);
+    CHECK(h[(1 << 20) - 1] == 0x5a);
     // A part of a host buffer, at odd offsets on both sides.
-    auto* h = static_cast<unsigned char*>(buf.data());
     auto data = random_bytes(5000, 7);
     std::memcpy(h + 100, data.data(), data.size());
     REQUIRE(be.write(a.address() + 7, h + 100, data.size()) == 0);
@@ -100,12 +111,11 @@ TEST_CASE("a large write from a host buffer over bytes written before lands whol
     // Both writes meet memory already written, where a backend may take another path than
     // into fresh memory (Vulkan with mapped writes: the CPU through the mapping, not the queue).
     StorageBackend& be = *g_backend;
-    HostBuffer buf;
-    REQUIRE(be.allocate_host(1 << 20, buf) == 0);
-    DeviceBuffer a;
-    REQUIRE(be.allocate(2 << 20, a) == 0);
+    HostAndDevice both;
+    allocate_both(be, 2 << 20, both);
+    const DeviceBuffer& a = both.device;
     REQUIRE(be.zero(a.address(), 2 << 20) == 0);
-    auto* h = static_cast<unsigned char*>(buf.data());
+    auto* h = both.h();
     for (unsigned seed : {11u, 12u}) {
         CAPTURE(seed);
         const auto data = random_bytes((1 << 20) - 3, seed);
@@ -123,11 +133,10 @@ TEST_CASE("small and large reads see what small and large writes left, whichever
     // large writes into fresh memory on the queue, small ones by the CPU; small reads by the
     // CPU, large ones on the queue). Every mix must see the last bytes written.
     StorageBackend& be = *g_backend;
-    HostBuffer buf;
-    REQUIRE(be.allocate_host(1 << 20, buf) == 0);
-    DeviceBuffer a;
-    REQUIRE(be.allocate(4 << 20, a) == 0);
-    auto* h = static_cast<unsigned char*>(buf.data());
+    HostAndDevice both;
+    allocate_both(be, 4 << 20, both);
+    const DeviceBuffer& a = both.device;
+    auto* h = both.h();
     auto want = random_bytes(1 << 20, 21);
     std::memcpy(h, want.data(), want.size());
     REQUIRE(be.write(a.address() + (1 << 20), h, want.size()) == 0);
