@@ -264,18 +264,6 @@ std::size_t queue_write_min() {
     return SIZE_MAX;
 }
 
-// With slabs mapped, the largest read the CPU makes out of the mapping itself (streaming loads,
-// copy_from_write_combined) instead of a copy on the queue: a page. The CPU reads a GPU's BAR
-// a 64-byte line at a time, some 0.5 GB/s for one thread, so a 4 KiB read takes about 7 us
-// (a first read of a page 10 more, its fault) against 15-20 for a submission; at 32 KiB the
-// queue is faster (docs/performance.md#vulkan). VRAMFS_VK_MAPPED_READ_KIB=N sets it (0: every
-// read on the queue), to compare.
-std::size_t mapped_read_max() {
-    if (const char* v = std::getenv("VRAMFS_VK_MAPPED_READ_KIB"))
-        return static_cast<std::size_t>(std::strtoul(v, nullptr, 10)) << 10;
-    return std::size_t{4} << 10;
-}
-
 // An on/off setting from the environment, for comparisons: unset is `dflt`, "0" is off.
 bool env_on(const char* name, bool dflt) {
     const char* v = std::getenv(name);
@@ -306,11 +294,19 @@ public:
     // and one ready keep the queue busy, and what arrives meanwhile gathers into the next.
     // VRAMFS_VK_IN_FLIGHT=N sets it (0: no limit), to compare.
     static constexpr unsigned kInFlight = 2;
+    // With slabs mapped, the largest read in KiB the CPU makes out of the mapping itself
+    // (streaming loads, copy_from_write_combined) instead of a copy on the queue: a page. The
+    // CPU reads a GPU's BAR a 64-byte line at a time, some 0.5 GB/s for one thread, so a 4 KiB
+    // read takes about 7 us (a first read of a page 10 more, its fault) against 15-20 for a
+    // submission; at 32 KiB the queue is faster (docs/performance.md#vulkan).
+    // VRAMFS_VK_MAPPED_READ_KIB=N sets it (0: every read on the queue), to compare.
+    static constexpr unsigned kMappedReadKiB = 4;
 
     VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
           transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)),
-          queue_write_min_(queue_write_min()), mapped_read_max_(mapped_read_max()),
+          queue_write_min_(queue_write_min()),
+          mapped_read_max_(std::size_t{env_count("VRAMFS_VK_MAPPED_READ_KIB", kMappedReadKiB)} << 10),
           fresh_on_queue_(env_on("VRAMFS_VK_FRESH_QUEUE", true)),
           host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)),
           batch_(env_on("VRAMFS_VK_BATCH", true)),
