@@ -592,7 +592,8 @@ public:
             copy_from_write_combined(dst, t.mapped + t.offset, len);
             // A GPU gone from the bus answers reads of its BAR with all ones and no error: such
             // bytes are read again on the queue, which says VK_ERROR_DEVICE_LOST if it is gone.
-            if (!all_ones(dst, len)) return 0;
+            const auto* got = static_cast<const unsigned char*>(dst);
+            if (!std::all_of(got, got + len, [](unsigned char b) { return b == 0xff; })) return 0;
         }
         return copy(src, dst, len, false);
     }
@@ -871,12 +872,6 @@ private:
 
     static std::size_t touch_words(std::uint64_t bytes) noexcept {
         return static_cast<std::size_t>((bytes + kTouchChunk * 64 - 1) / (kTouchChunk * 64));
-    }
-    static bool all_ones(const void* p, std::size_t len) noexcept {
-        const auto* b = static_cast<const unsigned char*>(p);
-        for (std::size_t i = 0; i < len; ++i)
-            if (b[i] != 0xff) return false;
-        return true;
     }
     // Whether every chunk [t.offset, t.offset + len) meets has been written whole by the CPU.
     bool touched(const Target& t, std::size_t len) const noexcept {
