@@ -1162,6 +1162,9 @@ private:
         if (len == 0) return 0;
         Target t;
         if (!resolve(addr, len, t)) return EIO;
+        // The host reads what a copy leaves: a read's host buffer, or, with mapped slabs, the
+        // slab itself (do_read).
+        const bool host_reads = !to_device || mapped_writes_;
         Context& c = acquire();
         int err = 0;
         VkBuffer hb;
@@ -1175,7 +1178,7 @@ private:
                     const VkBufferCopy r{t.offset, ho, len};
                     vkCmdCopyBuffer(cb, t.buffer, hb, 1, &r);
                 }
-            }, !to_device || mapped_writes_);
+            }, host_reads);
         } else { // through the context's staging buffer, 1 MiB at a time
             char* h = static_cast<char*>(host);
             for (std::size_t done = 0; done < len && !err;) {
@@ -1189,7 +1192,7 @@ private:
                         const VkBufferCopy r{t.offset + done, 0, n};
                         vkCmdCopyBuffer(cb, t.buffer, c.staging, 1, &r);
                     }
-                }, !to_device || mapped_writes_);
+                }, host_reads);
                 if (!err && !to_device) std::memcpy(h + done, c.mapped, n);
                 done += n;
             }
