@@ -3,7 +3,10 @@
 // It runs a child in a memory cgroup (v2 memory.max or v1 memory.limit_in_bytes) limited well
 // below the child's working set, so the kernel must swap. The child fills its working set with
 // incompressible data derived from a seed (the swap-out phase), then reads all of it back and
-// checks every byte (the swap-in phase). Swap traffic is read from /proc/vmstat.
+// checks every byte (the swap-in phase). Swap traffic is read from /proc/vmstat at the edges of
+// each phase, so each rate counts only its own phase's pages: when swap is over half full the
+// kernel frees each slot it reads back, and the swap-in phase writes pages out again to make
+// room (reported apart, as swapped out again while swapping in).
 // With --hold-file the workload pauses between the two phases, its pages in swap, so that a
 // test can act on the swap (turn it off, say) and then see every byte come back.
 //
@@ -47,18 +50,27 @@ std::uint64_t splitmix64(std::uint64_t x) {
     return x ^ (x >> 31);
 }
 
-std::uint64_t vmstat(const char* key) {
+// Pages swapped in and out since boot, both from one read (one instant) of /proc/vmstat.
+struct SwapCounts {
+    std::uint64_t in = 0, out = 0;
+};
+SwapCounts swap_counts() {
     std::ifstream f("/proc/vmstat");
+    SwapCounts c;
     std::string k;
     std::uint64_t v;
-    while (f >> k >> v)
-        if (k == key) return v;
-    return 0;
+    while (f >> k >> v) {
+        if (k == "pswpin") c.in = v;
+        else if (k == "pswpout") c.out = v;
+    }
+    return c;
 }
 
 struct ChildReport {
     double fill_s = 0, verify_s = 0;
     std::uint64_t bad_bytes = 0;
+    // Pages (machine-wide) swapped out during the fill, and in and out during the verify.
+    std::uint64_t fill_out = 0, verify_in = 0, verify_out = 0;
 };
 
 // Runs fn(first_word, end_word, thread) over [0, words) split among `threads` threads (as many
@@ -86,15 +98,20 @@ ChildReport workload(std::uint64_t bytes, std::uint64_t seed, unsigned threads, 
     }
     ::madvise(mem, bytes, MADV_NOHUGEPAGE); // 4 KiB pages swap one by one, as usual
     const std::uint64_t words = bytes / 8;
+    // The counters are read outside the timed spans.
+    const SwapCounts c0 = swap_counts();
     auto t0 = Clock::now();
     split(threads, words, [&](std::uint64_t b, std::uint64_t e, unsigned) {
         for (std::uint64_t i = b; i < e; ++i) mem[i] = splitmix64(seed ^ i);
     });
     auto t1 = Clock::now();
+    const SwapCounts c1 = swap_counts();
     if (!between()) {
         r.bad_bytes = bytes;
         return r;
     }
+    // After a hold, what the test did to the swap meanwhile (swapoff, say) is not the verify's.
+    const SwapCounts c2 = swap_counts();
     const auto t1b = Clock::now();
     std::vector<std::uint64_t> bad(threads, 0);
     split(threads, words, [&](std::uint64_t b, std::uint64_t e, unsigned t) {
@@ -111,6 +128,10 @@ ChildReport workload(std::uint64_t bytes, std::uint64_t seed, unsigned threads, 
     });
     for (std::uint64_t n : bad) r.bad_bytes += n;
     auto t2 = Clock::now();
+    const SwapCounts c3 = swap_counts();
+    r.fill_out = c1.out - c0.out;
+    r.verify_in = c3.in - c2.in;
+    r.verify_out = c3.out - c2.out;
     r.fill_s = std::chrono::duration<double>(t1 - t0).count();
     r.verify_s = std::chrono::duration<double>(t2 - t1b).count();
     ::munmap(mem, bytes);
@@ -186,7 +207,6 @@ int main(int argc, char** argv) {
     int go[2], result[2], filled[2];
     if (::pipe(go) != 0 || ::pipe(result) != 0 || ::pipe(filled) != 0) return 4;
     const bool hold = !hold_path.empty();
-    const std::uint64_t out0 = vmstat("pswpout"), in0 = vmstat("pswpin");
     const pid_t child = ::fork();
     if (child == 0) {
         ::close(go[1]);
@@ -274,8 +294,8 @@ int main(int argc, char** argv) {
     restore();
     ChildReport r;
     const bool got = !hung && held_ok && ::read(result[0], &r, sizeof r) == sizeof r;
-    const std::uint64_t out_bytes = (vmstat("pswpout") - out0) * 4096;
-    const std::uint64_t in_bytes = (vmstat("pswpin") - in0) * 4096;
+    const std::uint64_t out_bytes = r.fill_out * 4096, in_bytes = r.verify_in * 4096;
+    const std::uint64_t again_bytes = r.verify_out * 4096;
     const double gib = 1024.0 * 1024 * 1024;
     const double out_rate = got && r.fill_s > 0 ? out_bytes / gib / r.fill_s : 0;
     const double in_rate = got && r.verify_s > 0 ? in_bytes / gib / r.verify_s : 0;
@@ -301,11 +321,13 @@ int main(int argc, char** argv) {
     std::printf("  corrupted bytes %llu, wall %.2f s\n", static_cast<unsigned long long>(r.bad_bytes), wall);
     std::printf("  swap-out %s in %.2f s: %.2f GiB/s\n", vramfs::format_size(out_bytes).c_str(), r.fill_s, out_rate);
     std::printf("  swap-in  %s in %.2f s: %.2f GiB/s\n", vramfs::format_size(in_bytes).c_str(), r.verify_s, in_rate);
+    std::printf("  swapped out again while swapping in: %s\n", vramfs::format_size(again_bytes).c_str());
     if (!json_path.empty()) {
         std::ofstream j(json_path);
         j << "{\"verdict\":\"" << verdict << "\",\"working_set\":" << bytes << ",\"limit\":" << limit
           << ",\"corrupted_bytes\":" << r.bad_bytes << ",\"wall_s\":" << wall
           << ",\"swap_out_bytes\":" << out_bytes << ",\"swap_in_bytes\":" << in_bytes
+          << ",\"swap_out_while_in_bytes\":" << again_bytes
           << ",\"fill_s\":" << r.fill_s << ",\"verify_s\":" << r.verify_s
           << ",\"swap_out_gib_s\":" << out_rate << ",\"swap_in_gib_s\":" << in_rate << "}\n";
     }
