@@ -253,9 +253,14 @@ def main():
                          "--extra=--writeback-cache (argparse takes a lone --flag for an option)")
     ap.add_argument("--quick", action="store_true", help="only the 1 MiB and 4 KiB rows")
     ap.add_argument("--swap", action="store_true", help="also measure swap under pressure")
-    ap.add_argument("--swap-ws", default="3G")
-    ap.add_argument("--swap-limit", default="1G")
-    ap.add_argument("--swap-size", default="4G")
+    ap.add_argument("--swap-ws", default="3G",
+                    help="bytes the swap rows' workload writes and verifies")
+    ap.add_argument("--swap-limit", default="1G",
+                    help="the memory cgroup limit the swap rows' workload runs under")
+    ap.add_argument("--swap-size", default="4G",
+                    help="size of each swap device (tmpfs loop, zram, vramfs); once swap is over "
+                         "half full the kernel frees slots as it reads them back, so swap-in "
+                         "also writes pages out again")
     ap.add_argument("--swap-threads", default="1,8",
                     help="faulting threads of the swap rows, comma separated")
     ap.add_argument("--swap-timeout", type=int, default=600,
@@ -342,6 +347,7 @@ def main():
             with open(sysctl, "w") as f:
                 f.write(str(args.page_cluster))
         results["swap_page_cluster"] = int(open(sysctl).read())
+        results["swap_size"] = args.swap_size
         try:
             results["swap"] = run_swap(args, build, transports)
         finally:
@@ -408,7 +414,8 @@ def main():
     for name, s in results["mount_s"].items():
         print(f"mount {name:34} {s:7.3f} s")
     if "swap_page_cluster" in results:
-        print(f"swap rows with vm.page-cluster={results['swap_page_cluster']}")
+        print(f"swap rows with vm.page-cluster={results['swap_page_cluster']}, "
+              f"swap devices of {results['swap_size']} each")
     swap = results.get("swap", {})
     for label, d in swap.items():
         if "swap_out_gib_s" not in d:
@@ -420,8 +427,9 @@ def main():
             if b and "swap_out_gib_s" in b and not label.endswith(base) and b["swap_out_gib_s"] and b["swap_in_gib_s"]:
                 ratios += (f"  [x {base}: out {d['swap_out_gib_s'] / b['swap_out_gib_s']:.2f},"
                            f" in {d['swap_in_gib_s'] / b['swap_in_gib_s']:.2f}]")
+        again = d.get("swap_out_while_in_bytes", 0) / 2**30
         print(f"{label:44} out {d['swap_out_gib_s']:5.2f} GiB/s  in {d['swap_in_gib_s']:5.2f} GiB/s"
-              f"  {d['verdict']}, {d['corrupted_bytes']} bad bytes{ratios}")
+              f"  again {again:.2f} GiB  {d['verdict']}, {d['corrupted_bytes']} bad bytes{ratios}")
     with open(args.out, "w") as f:
         json.dump(results, f, indent=1)
     print(f"\nwritten: {args.out}")
