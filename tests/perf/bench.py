@@ -16,6 +16,8 @@ Run as root from the build directory's parent, e.g.:
 """
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -139,6 +141,34 @@ def swap_on_zram(size):
     return "/dev/zram0"
 
 
+@contextlib.contextmanager
+def locked_in_memory(path):
+    """Keeps a file's pages in RAM (mapped and mlock'ed) while the block runs. The tmpfs file under
+    the baseline's loop must not be swapped out to the loop over itself: under a tight memory
+    limit swapoff and the loop's worker then wait on each other for good."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.mlock.argtypes = libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, 0x1, 0x1, fd, 0)  # PROT_READ, MAP_SHARED
+        if addr in (None, ctypes.c_void_p(-1).value):
+            err = ctypes.get_errno()
+            raise OSError(err, f"mmap {path}: {os.strerror(err)}")
+        try:
+            if libc.mlock(addr, size) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"mlock {path}: {os.strerror(err)}")
+            yield
+        finally:
+            libc.munmap(addr, size)  # unlocks too
+    finally:
+        os.close(fd)
+
+
 def run_swap(args, build, transports):
     """Swap-out/in throughput with 1 and 8 faulting threads: a loop over tmpfs, zram, and vramfs
     on each backend and transport, the same pressure run each."""
@@ -166,11 +196,14 @@ def run_swap(args, build, transports):
     os.chmod(f"{tdir}/swap", 0o600)
     loop = sh(["losetup", "--find", "--show", f"{tdir}/swap"], capture=True).stdout.strip()
     sh(["mkswap", loop], capture=True)
-    sh(["swapon", "--priority", "200", loop])
     try:
-        pressure_runs("loop over tmpfs")
+        with locked_in_memory(f"{tdir}/swap"):
+            sh(["swapon", "--priority", "200", loop])
+            try:
+                pressure_runs("loop over tmpfs")
+            finally:
+                sh(["swapoff", loop], check=False)
     finally:
-        sh(["swapoff", loop], check=False)
         sh(["losetup", "-d", loop], check=False)
         sh(["umount", tdir], check=False)
         os.rmdir(tdir)
