@@ -3,7 +3,8 @@
 # on vramfs run the same pressure workload; the loop device's /sys/block stat gives the number
 # and the mean size of the reads that served swap-in. Restores vm.page-cluster at the end.
 # Usage: tests/gpu/swapin_probe.sh BUILD_DIR [BACKEND] [PAGE_CLUSTER...]   (root)
-# PROBE_OPTS: more vramfs options for the vramfs swap (e.g. "--threads 2").
+# PROBE_OPTS: more vramfs options for the vramfs swap (e.g. "--threads 2"); PROBE_THREADS: the
+# workload's faulting threads (default 1).
 set -uo pipefail
 build=${1:-build}
 backend=${2:-cuda}
@@ -22,7 +23,8 @@ reads() { awk '{ print $1, $3 }' "/sys/block/${1#/dev/}/stat"; } # reads complet
 measure() { # LABEL LOOPDEV
   local before after
   before=$(reads "$2")
-  "$pressure" --working-set "$ws" --limit "$limit" --timeout 300 | grep -E "swap-|corrupted|:"
+  "$pressure" --working-set "$ws" --limit "$limit" --threads "${PROBE_THREADS:-1}" --timeout 300 |
+    grep -E "swap-|corrupted|:"
   after=$(reads "$2")
   awk -v l="$1" -v b="$before" -v a="$after" 'BEGIN {
     split(b, x, " "); split(a, y, " "); n = y[1] - x[1]; s = (y[2] - x[2]) * 512
