@@ -54,10 +54,11 @@ run_pressure "daemon in the same cgroup" --also-pid "$pid" --json "$mnt.daemon.j
 
 run_pressure "workload alone" --json "$mnt.alone.json"
 # Each phase's own pages: the fill pushes out about ws - limit, and the check reads it back.
+half=$(((ws_mib - limit_mib) * 1048576 / 2))
 out=$(grep -o '"swap_out_bytes":[0-9]*' "$mnt.alone.json" | cut -d: -f2)
 back=$(grep -o '"swap_in_bytes":[0-9]*' "$mnt.alone.json" | cut -d: -f2)
-((out >= (ws_mib - limit_mib) * 1048576 / 2)) || fail "too little went to swap: $out bytes"
-((back >= (ws_mib - limit_mib) * 1048576 / 2)) || fail "too little came back from swap: $back bytes"
+((out >= half)) || fail "too little went to swap: $out bytes"
+((back >= half)) || fail "too little came back from swap: $back bytes"
 rm -f "$mnt.alone.json" "$mnt.daemon.json"
 
 step "discard: freed swap clusters go back to the mount"
