@@ -14,12 +14,18 @@ require_backend
 
 mnt=$(mktemp -d /tmp/vramfs-robust-XXXXXX)
 chmod 755 "$mnt"
+holder=
 cleanup() {
+  [[ -n $holder ]] && kill "$holder" 2>/dev/null # else ctest waits for its sleep to end
   fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
   rmdir "$mnt" 2>/dev/null || true
 }
 trap cleanup EXIT
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+# Polls for up to 60 s: a sanitized daemon on a busy machine takes seconds to start serving.
+until_unmounted() { for _ in $(seq 600); do grep -q " $1 " /proc/mounts || return 0; sleep 0.1; done; return 1; }
+until_inside() { for _ in $(seq 600); do [[ $(readlink "/proc/$1/cwd") == "$mnt" ]] && return 0; sleep 0.1; done; return 1; }
+until_gone() { for _ in $(seq 600); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
 
 step "kill -9 of the daemon"
 "$bin" "$mnt" 64M "${vramfs_args[@]}" >/dev/null
@@ -51,10 +57,9 @@ errs=$(mktemp) stopflag=$(mktemp -u)
   [[ $(cat f 2>>"$errs") == data ]] || echo "read failed" >>"$errs"
 done) &
 user=$!
-sleep 0.3
+until_inside "$user" || fail "the user did not get into the mount"
 kill -TERM "$pid"
-for _ in $(seq 50); do grep -q " $mnt " /proc/mounts || break; sleep 0.1; done
-grep -q " $mnt " /proc/mounts && fail "SIGTERM did not unmount"
+until_unmounted "$mnt" || fail "SIGTERM did not unmount"
 sleep 0.5 # the user goes on through the detached mount meanwhile
 kill -0 "$pid" 2>/dev/null || fail "the daemon left while the mount was still in use"
 touch "$stopflag"
@@ -62,8 +67,7 @@ wait "$user"
 rm -f "$stopflag"
 if [[ -s $errs ]]; then fail "the user saw errors: $(sort "$errs" | uniq -c)"; fi
 rm -f "$errs"
-for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$pid" 2>/dev/null && fail "the daemon did not exit once its last user left"
+until_gone "$pid" || fail "the daemon did not exit once its last user left"
 
 step "only the thread that waits for them takes the stop signals"
 # The daemon's main thread waits for SIGINT, SIGTERM and SIGHUP (and shows them unblocked
@@ -86,15 +90,17 @@ step "a second SIGTERM exits at once"
 pid=$(daemon_pid "$mnt")
 (cd "$mnt" && exec sleep 60) &
 holder=$!
-sleep 0.2
+until_inside "$holder" || fail "the holder did not get into the mount"
 kill -TERM "$pid"
-sleep 0.5
+# Two signals that arrive before the daemon takes the first are one to the kernel (they do not
+# queue): the second is sent only once the first has detached the mount.
+until_unmounted "$mnt" || fail "SIGTERM did not unmount"
 kill -0 "$pid" 2>/dev/null || fail "the daemon left while the mount was in use"
 kill -TERM "$pid"
-for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$pid" 2>/dev/null && fail "a second SIGTERM did not end the daemon"
+until_gone "$pid" || fail "a second SIGTERM did not end the daemon"
 kill "$holder" 2>/dev/null || true
 wait "$holder" 2>/dev/null || true
+holder=
 
 step "without allow_other, other users cannot enter"
 "$bin" "$mnt" 64M "${vramfs_args[@]}" >/dev/null
