@@ -88,7 +88,7 @@ TEST_CASE("with a release delay, empty slabs go back to the device later, not on
         REQUIRE(pool.allocate(16, ids.data()) == 0);
         CHECK(be.allocations == 4);
         pool.release(ids.data(), 16);
-        for (int i = 0; i < 100 && be.live_slabs > 0; ++i)
+        for (int i = 0; i < 500 && be.live_slabs > 0; ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         CHECK(be.live_slabs == 0);
         CHECK(pool.stats().reserved_bytes == 0);
@@ -99,7 +99,7 @@ TEST_CASE("with a release delay, free blocks are opened ahead of need while file
     test::FlakyBackend be;
     BlockPool pool(be, 16 * 4096, 4096, 4 * 4096, std::chrono::milliseconds(100));
     auto wait_for_slabs = [&](int n) {
-        for (int i = 0; i < 100 && be.live_slabs != n; ++i)
+        for (int i = 0; i < 500 && be.live_slabs != n; ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         return be.live_slabs.load();
     };
@@ -143,13 +143,13 @@ TEST_CASE("while memory is short, empty slabs stay open; once it is not, they go
     pool.release(ids.data(), 16);
     // Asked (only once slabs were due to go back) and told memory is short, twice over: by then
     // a pool that did not hold would have handed every slab back.
-    for (int i = 0; i < 500 && g_memory_asked < 2; ++i)
+    for (int i = 0; i < 1000 && g_memory_asked < 2; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     REQUIRE(g_memory_asked >= 2);
     CHECK(be.live_slabs == 4);
     CHECK(pool.stats().empty_slabs == 4);
     g_memory_short = false;
-    for (int i = 0; i < 500 && be.live_slabs > 0; ++i)
+    for (int i = 0; i < 1000 && be.live_slabs > 0; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     CHECK(be.live_slabs == 0);
 }
