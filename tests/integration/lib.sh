@@ -43,6 +43,18 @@ require_swap_environment() {
 
 # MiB used on a mount, from statfs.
 used_mib() { df --block-size=1M --output=used "$1" | tail -1 | tr -d ' '; }
+# Runs a command every 0.1 s until it succeeds (0) or SECONDS pass (1): for what the daemon or
+# the kernel does after the call that asked for it has returned.
+poll_until() {
+  local seconds=$1
+  shift
+  for _ in $(seq $((seconds * 10))); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+# Predicates for poll_until.
+not_mounted() { ! grep -q " $1 " /proc/mounts; }
+process_gone() { ! kill -0 "$1" 2>/dev/null; }
+mount_empty() { (($(used_mib "$1") == 0)); }
 # Field N of a process's or thread's /proc stat, counted after "(comm) " (which may hold
 # spaces): 1 is the state, 7 the flags. $1 is the /proc/PID or /proc/PID/task/TID directory.
 stat_field() { sed 's/.*) //' "$1/stat" 2>/dev/null | cut -d' ' -f"$2"; }

@@ -22,10 +22,8 @@ cleanup() {
 }
 trap cleanup EXIT
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
-# Polls for up to 60 s: a sanitized daemon on a busy machine takes seconds to start serving.
-until_unmounted() { for _ in $(seq 600); do grep -q " $1 " /proc/mounts || return 0; sleep 0.1; done; return 1; }
-until_inside() { for _ in $(seq 600); do [[ $(readlink "/proc/$1/cwd") == "$mnt" ]] && return 0; sleep 0.1; done; return 1; }
-until_gone() { for _ in $(seq 600); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; return 1; }
+inside_mount() { [[ $(readlink "/proc/$1/cwd") == "$mnt" ]]; }
+# The waits below allow 60 s: a sanitized daemon on a busy machine takes seconds to start serving.
 
 step "kill -9 of the daemon"
 "$bin" "$mnt" 64M "${vramfs_args[@]}" >/dev/null
@@ -57,9 +55,9 @@ errs=$(mktemp) stopflag=$(mktemp -u)
   [[ $(cat f 2>>"$errs") == data ]] || echo "read failed" >>"$errs"
 done) &
 user=$!
-until_inside "$user" || fail "the user did not get into the mount"
+poll_until 60 inside_mount "$user" || fail "the user did not get into the mount"
 kill -TERM "$pid"
-until_unmounted "$mnt" || fail "SIGTERM did not unmount"
+poll_until 60 not_mounted "$mnt" || fail "SIGTERM did not unmount"
 sleep 0.5 # the user goes on through the detached mount meanwhile
 kill -0 "$pid" 2>/dev/null || fail "the daemon left while the mount was still in use"
 touch "$stopflag"
@@ -67,7 +65,7 @@ wait "$user"
 rm -f "$stopflag"
 if [[ -s $errs ]]; then fail "the user saw errors: $(sort "$errs" | uniq -c)"; fi
 rm -f "$errs"
-until_gone "$pid" || fail "the daemon did not exit once its last user left"
+poll_until 60 process_gone "$pid" || fail "the daemon did not exit once its last user left"
 
 step "only the thread that waits for them takes the stop signals"
 # The daemon's main thread waits for SIGINT, SIGTERM and SIGHUP (and shows them unblocked
@@ -91,14 +89,14 @@ pid=$(daemon_pid "$mnt")
 # Holds the mount until killed: a daemon that ignored the second signal would outlast the wait.
 (cd "$mnt" && exec sleep infinity) &
 holder=$!
-until_inside "$holder" || fail "the holder did not get into the mount"
+poll_until 60 inside_mount "$holder" || fail "the holder did not get into the mount"
 kill -TERM "$pid"
 # Two signals that arrive before the daemon takes the first are one to the kernel (they do not
 # queue): the second is sent only once the first has detached the mount.
-until_unmounted "$mnt" || fail "SIGTERM did not unmount"
+poll_until 60 not_mounted "$mnt" || fail "SIGTERM did not unmount"
 kill -0 "$pid" 2>/dev/null || fail "the daemon left while the mount was in use"
 kill -TERM "$pid"
-until_gone "$pid" || fail "a second SIGTERM did not end the daemon"
+poll_until 60 process_gone "$pid" || fail "a second SIGTERM did not end the daemon"
 kill "$holder" 2>/dev/null || true
 wait "$holder" 2>/dev/null || true
 holder=

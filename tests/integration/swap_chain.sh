@@ -47,8 +47,7 @@ loop=""
 rm "$mnt/swap"
 # The loop device's last close of the file, and so the daemon's release of its blocks, may come
 # after losetup -d returns.
-for _ in $(seq 300); do (($(used_mib "$mnt") == 0)) && break; sleep 0.1; done
-[[ $(used_mib "$mnt") -eq 0 ]] || fail "30 s after rm the mount still uses $(used_mib "$mnt") MiB"
+poll_until 30 mount_empty "$mnt" || fail "30 s after rm the mount still uses $(used_mib "$mnt") MiB"
 fusermount3 -u "$mnt" 2>/dev/null || umount "$mnt"
 if mountpoint -q "$mnt"; then fail "still mounted"; fi
 echo "swap chain on $backend: ok"

@@ -113,7 +113,7 @@ swapon --show=NAME,PRIO --noheadings | grep -q "^$loop *100$" || fail "$loop is 
 step "resume after the daemon did not survive the sleep"
 "$helper" suspend --mountpoint "$mnt"
 kill -9 "$daemon"
-for _ in $(seq 50); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+poll_until 5 process_gone "$daemon" || true
 new=$("$helper" resume --mountpoint "$mnt")
 loop_is_on "$new" || fail "no swap on after resume ($new)"
 [[ $(losetup --list --noheadings --output BACK-FILE "$new") == "$mnt/gpu0" ]] || fail "$new is not over $mnt/gpu0"
