@@ -18,9 +18,27 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck disable=SC2034 # used by the scripts that source this file
 helper=$here/../../mount-helpers/vramfs-swap
 
-# Skips unless the backend under test can run here (cuda: a usable GPU; vulkan: a Vulkan
-# device, which CI has in lavapipe: there VRAMFS_REQUIRE_VULKAN makes its absence a failure).
+# Skips a _uring suite where the kernel does not carry FUSE over io_uring (enable_uring is N
+# by default). CI turns it on and sets VRAMFS_REQUIRE_URING, which makes its absence a failure.
+require_transport() {
+  [[ $transport == uring ]] || return 0
+  local param=/sys/module/fuse/parameters/enable_uring why
+  if [[ ! -r $param ]]; then
+    why="this kernel has no FUSE over io_uring (Linux 6.14+ with CONFIG_FUSE_IO_URING)"
+  elif [[ $(cat "$param") != [Y1] ]]; then
+    why="FUSE over io_uring is off in this kernel (as root: echo 1 > $param)"
+  else
+    return 0
+  fi
+  [[ -z ${VRAMFS_REQUIRE_URING:-} ]] || fail "$why (VRAMFS_REQUIRE_URING is set)"
+  skip "$why"
+}
+
+# Skips unless the backend and the transport under test can run here (cuda: a usable GPU;
+# vulkan: a Vulkan device, which CI has in lavapipe: there VRAMFS_REQUIRE_VULKAN makes its
+# absence a failure; uring: see require_transport).
 require_backend() {
+  require_transport
   case $backend in
     cuda) "$bin" --list-devices --backend cuda >/dev/null 2>&1 || skip "no CUDA device" ;;
     vulkan)

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <stdexcept>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -75,14 +76,29 @@ int shell(const std::string& command) {
     return run_program({"/bin/sh", "-c", command});
 }
 
-std::string unavailable_reason() {
+std::string unavailable_reason(const char** required_by) {
+    *required_by = nullptr;
     if (::access("/dev/fuse", R_OK | W_OK) != 0) return "no usable /dev/fuse";
     if (::access(vramfs_binary().c_str(), X_OK) != 0) return "VRAMFS_BIN is not set to the binary";
+    if (test_transport() == "uring") {
+        // enable_uring is N by default; CI turns it on and requires these suites.
+        *required_by = "VRAMFS_REQUIRE_URING";
+        const char* param = "/sys/module/fuse/parameters/enable_uring";
+        std::ifstream in(param);
+        char on = 0;
+        if (!(in >> on)) return "this kernel has no FUSE over io_uring (Linux 6.14+)";
+        if (on != 'Y' && on != '1')
+            return std::string("FUSE over io_uring is off in this kernel (as root: echo 1 > ") +
+                   param + ")";
+    }
     if (test_backend() == "cuda" || test_backend() == "vulkan") {
+        // CI has lavapipe, so there a missing Vulkan device is a failure, not a skip.
+        *required_by = test_backend() == "vulkan" ? "VRAMFS_REQUIRE_VULKAN" : nullptr;
         std::string out;
         if (run_program({vramfs_binary(), "--list-devices", "--backend", test_backend()}, &out) != 0)
             return "no " + test_backend() + " device: " + out.substr(0, out.find('\n'));
     }
+    *required_by = nullptr;
     return "";
 }
 

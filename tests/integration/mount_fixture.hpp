@@ -12,8 +12,10 @@ std::string test_backend();   // $VRAMFS_TEST_BACKEND: host (default), cuda or v
 std::string test_transport(); // $VRAMFS_TEST_TRANSPORT: dev, uring, or "" (vramfs's default)
 // What every mount of the suite is given: --backend, and --transport where one is set.
 std::vector<std::string> backend_args();
-// Why this machine cannot run the suite ("" when it can): no /dev/fuse, no CUDA device, ...
-std::string unavailable_reason();
+// Why this machine cannot run the suite ("" when it can): no /dev/fuse, no CUDA device, FUSE
+// over io_uring off for a uring suite, ... `required_by` is set to the environment variable
+// that makes that reason a failure instead of a skip (CI sets them), or null.
+std::string unavailable_reason(const char** required_by);
 
 // The mount's status as its root's user.vramfs.status[.json] gives it, or "" if it cannot.
 std::string status_xattr(const std::string& mnt, bool json);
