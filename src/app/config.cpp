@@ -8,7 +8,10 @@
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,7 +101,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     ParseState st;
     std::string first, second; // MOUNTPOINT SIZE, or SOURCE MOUNTPOINT in the mount(8) form
     std::vector<std::string> opts;
-    bool markdown = false;
+    bool markdown = false, arity = false;
     app.add_option("MOUNTPOINT", first, "an existing, empty directory to mount on");
     app.add_option("SIZE", second,
                    "the VRAM budget: bytes or K/M/G/T (powers of 1024), e.g. 6G; "
@@ -136,6 +139,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
         options[i] = o;
     }
     app.add_flag("--options-markdown", markdown)->group(""); // writes docs/options.md
+    app.add_flag("--option-arity", arity)->group("");        // for vramfs-swap
     app.footer("vramfs status MOUNTPOINT [--json|--prometheus] shows a mount's devices, files and "
                "counters.\nvramfs size SIZE prints the bytes SIZE means.\n\nIn the -o form (mount -t fuse.vramfs, /etc/fstab) vramfs takes " +
                o_names + ", e.g.\n  vramfs  /mnt/vram  fuse.vramfs  size=6G,device=0,nofail  0 0\n"
@@ -163,9 +167,9 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
             if (ch == '\n') ch = ' ';
         return fail(what);
     }
-    if (markdown) {
+    if (markdown || arity) {
         r.done = true;
-        r.output = options_markdown();
+        r.output = markdown ? options_markdown() : option_arity();
         return r;
     }
 
@@ -197,6 +201,11 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
 
     // mount.fuse3 runs "vramfs SOURCE MOUNTPOINT -o size=...": the source is a label.
     c.mountpoint = st.size_from_o && !second.empty() ? second : first;
+    if (st.size_from_o && !second.empty()) c.source = first;
+    // Absolute, so that the mount's name and status label say which mount it is wherever
+    // they are read (a path that does not resolve is left for check_mountpoint to report).
+    if (char buf[PATH_MAX]; !c.mountpoint.empty() && ::realpath(c.mountpoint.c_str(), buf))
+        c.mountpoint = buf;
     if (!st.size_from_o) st.size_text = second;
     if (c.mountpoint.empty()) return fail("missing MOUNTPOINT and SIZE");
     if (st.size_text.empty()) return fail("missing SIZE, e.g. 6G");
@@ -209,7 +218,7 @@ unsigned default_poll_us() {
     return cpus >= 8 ? 200 : 0;
 }
 
-std::string check_mountpoint(const std::string& path) {
+std::string check_mountpoint(const std::string& path, bool nonempty) {
     struct stat st{};
     if (::stat(path.c_str(), &st) != 0) {
         if (errno == ENOTCONN)
@@ -223,7 +232,24 @@ std::string check_mountpoint(const std::string& path) {
     if (::stat(up.c_str(), &parent) == 0 &&
         (parent.st_dev != st.st_dev || parent.st_ino == st.st_ino))
         return path + " is already a mount point (already mounted?)";
+    if (!nonempty && directory_has_entries(path))
+        return "mount point " + path + " is not empty (its files would be hidden while mounted; "
+               "-o nonempty mounts over them all the same)";
     return "";
+}
+
+bool directory_has_entries(const std::string& path) {
+    DIR* dir = ::opendir(path.c_str());
+    if (!dir) return false;
+    bool any = false;
+    while (const dirent* e = ::readdir(dir)) {
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+            any = true;
+            break;
+        }
+    }
+    ::closedir(dir);
+    return any;
 }
 
 const char* backend_name(BackendKind k) noexcept {
@@ -238,12 +264,10 @@ const char* backend_name(BackendKind k) noexcept {
 std::vector<std::string> fuse_arguments(const Config& c) {
     std::vector<std::string> args{"vramfs"};
     // default_permissions: the kernel checks modes and owners against the attributes we report.
-    // The source names the backend and device ("vramfs-cuda0"), so /proc/mounts and df tell
-    // which GPU a mount uses.
-    std::string source = std::string("vramfs-") + backend_name(c.backend);
-    for (std::size_t i = 0; i < c.devices.size(); ++i)
-        source += (i ? "+" : "") + std::to_string(c.devices[i].index);
-    if (c.devices.empty()) source += "0"; // a Config made by hand: device 0, as the default
+    // The source is the mount's own name, so that two mounts tell apart in df and
+    // /proc/mounts: mount(8)'s SOURCE where one was given, else "vramfs:" and the mount point
+    // (`vramfs status` says which devices it uses).
+    const std::string source = c.source.empty() ? "vramfs:" + c.mountpoint : c.source;
     std::string opts = "fsname=" + source + ",subtype=vramfs,default_permissions,max_read=" +
                        std::to_string(c.max_io);
     for (const auto& o : c.fuse_options) opts += "," + o;

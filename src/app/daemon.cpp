@@ -66,6 +66,15 @@ private:
 
 // The devices of one backend, or of every GPU API when none was named.
 int list_devices(const Config& cfg) {
+    if (cfg.backend_given && cfg.backend == BackendKind::host) {
+        // Every host device draws on this machine's RAM; there are several to test mounts over several.
+        const auto ram = make_host_backend(0)->device();
+        std::printf("%-6s %-32s %12s %12s\n", "INDEX", "NAME", "FREE", "TOTAL");
+        for (int i = 0; i < kHostDevices; ++i)
+            std::printf("%-6d %-32s %12s %12s\n", i, "host RAM (locked, for tests)",
+                        format_size(ram.free_bytes).c_str(), format_size(ram.total_bytes).c_str());
+        return 0;
+    }
     const bool cuda = !cfg.backend_given || cfg.backend == BackendKind::cuda;
     const bool vulkan = !cfg.backend_given || cfg.backend == BackendKind::vulkan;
     int found = 0;
@@ -239,6 +248,13 @@ std::unique_ptr<StorageBackend> open_device(const Config& cfg, const DeviceBudge
                                             Reporter& reporter, int& rc) {
     std::unique_ptr<StorageBackend> backend;
     if (cfg.backend == BackendKind::host) {
+        if (d.index >= kHostDevices) {
+            rc = kExitUsage;
+            reporter.report(rc, "vramfs: host device " + std::to_string(d.index) +
+                                    " does not exist: the host backend has devices 0 to " +
+                                    std::to_string(kHostDevices - 1) + " (see --list-devices)");
+            return nullptr;
+        }
         if (d.size > backend_limit_host()) {
             rc = kExitUsage;
             reporter.report(rc, "vramfs: SIZE " + format_size(d.size) +
@@ -404,10 +420,13 @@ int run(const Config& cfg) {
     if (cfg.list_devices) return list_devices(cfg);
     if (cfg.check) return check_requirements();
 
-    if (std::string why = check_mountpoint(cfg.mountpoint); !why.empty()) {
+    if (std::string why = check_mountpoint(cfg.mountpoint, cfg.nonempty); !why.empty()) {
         std::fprintf(stderr, "vramfs: %s\n", why.c_str());
         return kExitUsage;
     }
+    if (cfg.nonempty && directory_has_entries(cfg.mountpoint))
+        std::fprintf(stderr, "vramfs: %s is not empty: its files are hidden until unmounted\n",
+                     cfg.mountpoint.c_str());
     if (::access("/dev/fuse", R_OK | W_OK) != 0) {
         std::fprintf(stderr, "vramfs: cannot use /dev/fuse: %s (is FUSE installed and loaded?)\n",
                      std::strerror(errno));

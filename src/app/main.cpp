@@ -1,48 +1,47 @@
-// vramfs: parse the command line, then mount and serve; or `vramfs status MOUNTPOINT`.
+// vramfs: parse the command line, then mount and serve; or one of the subcommands that answer
+// scripts (status, size) without mounting.
 #include "vramfs/app/config.hpp"
 #include "vramfs/app/daemon.hpp"
+#include "vramfs/app/options.hpp"
 #include "vramfs/status/format.hpp"
 #include "vramfs/util/size.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <cerrno>
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <sys/xattr.h>
 
 namespace {
 
-// vramfs status MOUNTPOINT [--json|--prometheus]: the running daemon's view, read through the
-// filesystem itself (the virtual xattr user.vramfs.status.json of its root), so no other
-// channel to the daemon exists; formatted here.
-int status_command(int argc, char** argv) {
-    std::string mountpoint;
-    enum class Form { text, json, prometheus } form = Form::text;
-    for (int i = 2; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--json") {
-            form = Form::json;
-        } else if (a == "--prometheus") {
-            form = Form::prometheus;
-        } else if (a == "-h" || a == "--help") {
-            std::puts("Usage: vramfs status MOUNTPOINT [--json | --prometheus]\n"
-                      "Devices (budget, used, reserved, free VRAM on the card, files), files (size,\n"
-                      "VRAM allocated, device), counters and request timing of a mounted vramfs.\n"
-                      "--json: the same for scripts. --prometheus: device totals, counters and\n"
-                      "timing in the Prometheus text format, for node_exporter's textfile\n"
-                      "collector (vramfs status /mnt/vram --prometheus > DIR/vramfs.prom).");
-            return 0;
-        } else if (mountpoint.empty() && a[0] != '-') {
-            mountpoint = a;
-        } else {
-            std::fprintf(stderr, "vramfs: status: unexpected argument '%s' (see vramfs status --help)\n", a.c_str());
-            return vramfs::kExitUsage;
-        }
+// Runs a subcommand's CLI11 parser over argv[1..]: 0 to go on, else the exit code to end with
+// (help answered, or bad usage said in one line).
+int parse_subcommand(CLI::App& app, int argc, char** argv, int& exit_code) {
+    try {
+        app.parse(argc - 1, argv + 1);
+    } catch (const CLI::CallForHelp&) {
+        std::fputs(app.help().c_str(), stdout);
+        exit_code = 0;
+        return 1;
+    } catch (const CLI::ParseError& e) {
+        std::string what = e.what();
+        for (char& ch : what)
+            if (ch == '\n') ch = ' ';
+        std::fprintf(stderr, "%s: %s (see %s --help)\n", app.get_name().c_str(), what.c_str(),
+                     app.get_name().c_str());
+        exit_code = vramfs::kExitUsage;
+        return 1;
     }
-    if (mountpoint.empty()) {
-        std::fprintf(stderr, "vramfs: status needs a MOUNTPOINT (see vramfs status --help)\n");
-        return vramfs::kExitUsage;
-    }
+    return 0;
+}
+
+// The status JSON of a mount, read through the filesystem itself (the virtual xattr
+// user.vramfs.status.json of its root), so no other channel to the daemon exists.
+bool read_status(const std::string& mountpoint, vramfs::StatusSnapshot& snapshot) {
     // The status is made afresh for each call, and its counters move: it can outgrow the size
     // the first call gave (ERANGE), so ask with room to spare, and again if that was not enough.
     std::string value;
@@ -55,44 +54,83 @@ int status_command(int argc, char** argv) {
         if (n >= 0 || errno != ERANGE) break;
     }
     if (n < 0) {
-        std::fprintf(stderr, "vramfs: %s is not a vramfs mount (%s)\n", mountpoint.c_str(),
-                     errno == ENODATA || errno == ENOTSUP ? "no status there" : std::strerror(errno));
-        return vramfs::kExitFailure;
+        const char* why = errno == ENODATA || errno == ENOTSUP ? "no status there"
+                          : errno == ENOTCONN ? "its daemon is gone"
+                                              : std::strerror(errno);
+        std::fprintf(stderr, "vramfs: %s is not a working vramfs mount (%s)\n", mountpoint.c_str(), why);
+        return false;
     }
     value.resize(static_cast<std::size_t>(n));
-    vramfs::StatusSnapshot snapshot;
     std::string error;
     if (!vramfs::parse_status_json(value, snapshot, error)) {
         std::fprintf(stderr, "vramfs: the status of %s is not readable (%s): a different vramfs version?\n",
                      mountpoint.c_str(), error.c_str());
-        return vramfs::kExitFailure;
+        return false;
     }
-    const std::string out = form == Form::json         ? vramfs::status_json(snapshot)
-                            : form == Form::prometheus ? vramfs::status_prometheus(snapshot, mountpoint)
-                                                       : vramfs::status_text(snapshot);
+    return true;
+}
+
+// The mount point as an absolute path, for labels that must name one mount whatever the
+// caller's working directory.
+std::string absolute(const std::string& path) {
+    char buf[PATH_MAX];
+    return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
+}
+
+// vramfs status MOUNTPOINT [--json|--prometheus|--devices]: the running daemon's view.
+int status_command(int argc, char** argv) {
+    CLI::App app{"Devices (budget, used, reserved, free VRAM on the card, files), files (size,\n"
+                 "VRAM allocated, device), counters and request timing of a mounted vramfs.",
+                 "vramfs status"};
+    std::string mountpoint;
+    bool json = false, prometheus = false, devices = false;
+    app.add_option("MOUNTPOINT", mountpoint, "a vramfs mount")->required();
+    auto* j = app.add_flag("--json", json, "the same for scripts");
+    auto* p = app.add_flag("--prometheus", prometheus,
+                           "device totals, counters and timing in the Prometheus text format, for "
+                           "node_exporter's textfile collector (> DIR/vramfs.prom)");
+    auto* d = app.add_flag("--devices", devices,
+                           "one line per device, 'INDEX BACKEND ok|lost', for scripts (vramfs-swap)");
+    j->excludes(p)->excludes(d);
+    p->excludes(d);
+    int rc = 0;
+    if (parse_subcommand(app, argc, argv, rc)) return rc;
+    vramfs::StatusSnapshot snapshot;
+    if (!read_status(mountpoint, snapshot)) return vramfs::kExitFailure;
+    if (devices) {
+        for (const auto& dev : snapshot.devices)
+            std::printf("%d %s %s\n", dev.index, dev.kind.c_str(), dev.lost ? "lost" : "ok");
+        return 0;
+    }
+    const std::string out = json         ? vramfs::status_json(snapshot)
+                            : prometheus ? vramfs::status_prometheus(snapshot, absolute(mountpoint))
+                                         : vramfs::status_text(snapshot);
     std::fputs(out.c_str(), stdout);
     return 0;
 }
 
-// vramfs size SIZE: the bytes SIZE means to vramfs, for scripts (vramfs-swap) that must mean
-// the same.
+// vramfs size SIZE [--swap-budget]: the bytes SIZE means to vramfs, for scripts (vramfs-swap)
+// that must mean the same.
 int size_command(int argc, char** argv) {
-    if (argc == 3 && (std::strcmp(argv[2], "-h") == 0 || std::strcmp(argv[2], "--help") == 0)) {
-        std::puts("Usage: vramfs size SIZE\nPrints the bytes SIZE means to vramfs (6G, 1.5G, 200MB, "
-                  "4GiB, 4096). Exit 2 if it is not a size.");
-        return 0;
-    }
-    if (argc != 3) {
-        std::fprintf(stderr, "vramfs: size takes one SIZE, e.g. vramfs size 6G\n");
-        return vramfs::kExitUsage;
-    }
+    CLI::App app{"Prints the bytes SIZE means to vramfs (6G, 1.5G, 200MB, 4GiB, 4096).\n"
+                 "Exit 2 if it is not a size.",
+                 "vramfs size"};
+    std::string text;
+    bool swap_budget = false;
+    app.add_option("SIZE", text, "a size")->required();
+    app.add_flag("--swap-budget", swap_budget,
+                 "print instead the budget a mount needs for a file of SIZE bytes whatever "
+                 "--block-size it has (SIZE rounded up to the largest block)");
+    int rc = 0;
+    if (parse_subcommand(app, argc, argv, rc)) return rc;
     std::string why;
-    const auto bytes = vramfs::parse_size(argv[2], &why);
+    const auto bytes = vramfs::parse_size(text, &why);
     if (!bytes) {
-        std::fprintf(stderr, "vramfs: invalid SIZE '%s': %s\n", argv[2], why.c_str());
+        std::fprintf(stderr, "vramfs: invalid SIZE '%s': %s\n", text.c_str(), why.c_str());
         return vramfs::kExitUsage;
     }
-    std::printf("%llu\n", static_cast<unsigned long long>(*bytes));
+    const std::uint64_t out = swap_budget ? vramfs::budget_for_file(*bytes) : *bytes;
+    std::printf("%llu\n", static_cast<unsigned long long>(out));
     return 0;
 }
 

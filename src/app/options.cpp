@@ -112,7 +112,8 @@ std::vector<OptionSpec> make_table() {
     t.push_back(device);
     t.push_back(text("backend", "cuda|vulkan|host", "cuda",
                      "where file data lives: cuda (NVIDIA VRAM), vulkan (VRAM of any GPU with a "
-                     "Vulkan driver) or host (locked RAM, for tests)",
+                     "Vulkan driver) or host (RAM, for tests: devices 0-3, each locking its whole "
+                     "budget at mount, since taking RAM while serving swap could wait on the swap)",
                      set_backend));
     t.push_back(flag("foreground", "f", "stay in the foreground, log to stderr",
                      &Config::foreground, false));
@@ -163,6 +164,10 @@ std::vector<OptionSpec> make_table() {
     t.push_back(text("log-level", "L", "info", "error, warning, info or debug", set_log_level));
     t.push_back(flag("debug", "d", "print every FUSE request (implies -f)", &Config::fuse_debug,
                      false));
+    t.push_back(flag("nonempty", nullptr,
+                     "mount over a directory that is not empty (its files are hidden while "
+                     "mounted); without it such a mount point is refused",
+                     &Config::nonempty));
     t.push_back(flag("list-devices", nullptr,
                      "list CUDA and Vulkan devices (only --backend's, if given) with their free "
                      "memory, then exit",
@@ -285,6 +290,26 @@ std::string options_markdown() {
     out += "\nAlso: `-o OPTIONS` (comma separated, repeatable), `--help`, `--version`, and\n"
            "`vramfs status MOUNTPOINT [--json | --prometheus]`.\n";
     return out;
+}
+
+std::string option_arity() {
+    std::string out = "-o 1\n";
+    for (const OptionSpec& s : option_table()) {
+        if (!s.on_command_line) continue;
+        const char* arity = s.kind == OptionKind::flag ? " 0\n" : " 1\n";
+        if (s.short_name) out += std::string("-") + s.short_name + arity;
+        out += std::string("--") + s.name + arity;
+    }
+    return out;
+}
+
+std::uint64_t budget_for_file(std::uint64_t bytes) {
+    for (const OptionSpec& s : option_table()) {
+        if (s.size_field != &Config::block_size) continue;
+        const auto largest = static_cast<std::uint64_t>(s.max);
+        return (bytes + largest - 1) / largest * largest;
+    }
+    return bytes;
 }
 
 } // namespace vramfs

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace vramfs {
@@ -63,13 +64,17 @@ std::string label(const std::string& v) {
 
 std::string status_text(const StatusSnapshot& s) {
     std::string out;
-    char line[512];
-    std::snprintf(line, sizeof line, "%-7s%-30s%12s%12s%12s%14s%7s%7s\n", "DEVICE", "NAME",
+    char line[1024];
+    // The NAME column fits the longest device name whole (GPU names run past 30 characters).
+    int name_width = 30;
+    for (const DeviceStatus& d : s.devices)
+        name_width = std::max(name_width, static_cast<int>(std::min<std::size_t>(d.name.size(), 256)) + 1);
+    std::snprintf(line, sizeof line, "%-7s%-*s%12s%12s%12s%14s%7s%7s\n", "DEVICE", name_width, "NAME",
                   "BUDGET", "USED", "RESERVED", "FREE ON CARD", "FILES", "STATE");
     out += line;
     for (const DeviceStatus& d : s.devices) {
-        std::snprintf(line, sizeof line, "%-7d%-30.29s%12s%12s%12s%14s%7llu%7s\n", d.index,
-                      d.name.c_str(), format_size(d.budget).c_str(), format_size(d.used).c_str(),
+        std::snprintf(line, sizeof line, "%-7d%-*.256s%12s%12s%12s%14s%7llu%7s\n", d.index,
+                      name_width, d.name.c_str(), format_size(d.budget).c_str(), format_size(d.used).c_str(),
                       format_size(d.reserved).c_str(), format_size(d.free_on_card).c_str(),
                       static_cast<unsigned long long>(d.files), d.lost ? "LOST" : "ok");
         out += line;

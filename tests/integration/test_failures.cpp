@@ -79,14 +79,29 @@ TEST_CASE("bad mounts: one line and a non-zero exit, nothing mounted") {
     CHECK(run_program({bin, "/nonexistent/vramfs", "64M", "--backend", be}, &out) == 2);
     CHECK(std::count(out.begin(), out.end(), '\n') == 1);
     CHECK(run_program({bin, "/etc/hostname", "64M", "--backend", be}, &out) == 2);
-    CHECK(run_program({bin, "/tmp", "banana", "--backend", be}, &out) == 2);
-    CHECK(run_program({bin, "/tmp", "1P", "--backend", be}, &out) == 2); // more than the device
+    const std::string empty = make_temp_dir("bad");
+    CHECK(run_program({bin, empty, "banana", "--backend", be}, &out) == 2);
+    CHECK(run_program({bin, empty, "1P", "--backend", be}, &out) == 2); // more than the device
     CHECK(out.find("more than") != std::string::npos);
     CHECK(std::count(out.begin(), out.end(), '\n') == 1);
-    if (be != "host") {
-        CHECK(run_program({bin, "/tmp", "64M", "--device", "99", "--backend", be}, &out) == 2);
-        CHECK(out.find("does not exist") != std::string::npos);
-    }
+    CHECK(run_program({bin, empty, "64M", "--device", "99", "--backend", be}, &out) == 2);
+    CHECK(out.find("does not exist") != std::string::npos);
+    CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+    // A mount point with files in it: refused, unless -o nonempty, which says what it hides.
+    const std::string full = make_temp_dir("full");
+    CHECK(shell("touch '" + full + "/mine'") == 0);
+    CHECK(run_program({bin, full, "64M", "--backend", be}, &out) == 2);
+    CHECK(out.find("not empty") != std::string::npos);
+    CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+    CHECK(shell("grep -q ' " + full + " ' /proc/mounts") != 0);
+    std::vector<std::string> over{bin, full, "64M", "-o", "nonempty"};
+    for (const auto& a : backend_args()) over.push_back(a);
+    CHECK(run_program(over, &out) == 0);
+    CHECK(out.find("hidden until unmounted") != std::string::npos);
+    CHECK(shell("grep -q ' " + full + " ' /proc/mounts") == 0);
+    unmount(full);
+    CHECK(shell("test -e '" + full + "/mine'") == 0); // there again after
+    shell("rm -rf '" + full + "' '" + empty + "'");
     VramfsMount m("64M");
     CHECK(run_program({bin, m.path(), "64M", "--backend", be}, &out) == 2); // already mounted
     CHECK(out.find("already") != std::string::npos);

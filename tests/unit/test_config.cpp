@@ -3,7 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 using namespace vramfs;
@@ -161,6 +164,18 @@ TEST_CASE("mount point checks") {
     CHECK(check_mountpoint("/etc/hostname").find("not a directory") != std::string::npos);
     CHECK(check_mountpoint("/proc").find("already a mount point") != std::string::npos);
     CHECK(check_mountpoint("/").find("already a mount point") != std::string::npos);
+    // A directory with files is refused unless nonempty is given.
+    char dir[] = "/tmp/vramfs-mp-XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    CHECK(check_mountpoint(dir).empty());
+    const std::string file = std::string(dir) + "/f";
+    std::FILE* f = std::fopen(file.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fclose(f);
+    CHECK(check_mountpoint(dir).find("not empty") != std::string::npos);
+    CHECK(check_mountpoint(dir, true).empty());
+    std::remove(file.c_str());
+    ::rmdir(dir);
 }
 
 TEST_CASE("several devices: --device lists and per-device SIZE") {
@@ -174,7 +189,11 @@ TEST_CASE("several devices: --device lists and per-device SIZE") {
     REQUIRE(b.config.devices.size() == 2);
     CHECK(b.config.devices[0].size == 4ull << 30);
     CHECK(b.config.devices[1].size == 2ull << 30);
-    CHECK(fuse_arguments(b.config)[2].find("fsname=vramfs-cuda0+1") != std::string::npos);
+    // The mount's own name: "vramfs:" and the mount point, or mount(8)'s SOURCE.
+    CHECK(fuse_arguments(b.config)[2].rfind("fsname=vramfs:/", 0) == 0);
+    const ParseResult labelled = parse({"scratch", "/m", "-o", "size=1G"});
+    CHECK(labelled.config.source == "scratch");
+    CHECK(fuse_arguments(labelled.config)[2].rfind("fsname=scratch,", 0) == 0);
     auto c = parse({"/m", "1G", "--device", "2", "--device", "3"});
     REQUIRE_FALSE(c.done);
     CHECK(c.config.devices.size() == 2);

@@ -56,9 +56,10 @@ std::set<std::string> long_options_in(const std::string& text, const std::string
     return out;
 }
 
-// The table's public long options, with the ones every command has and status's own.
+// The table's public long options, with the ones every command has and the subcommands' own
+// (status, size).
 std::set<std::string> documented_options() {
-    std::set<std::string> out{"help", "version", "json", "prometheus"};
+    std::set<std::string> out{"help", "version", "json", "prometheus", "devices", "swap-budget"};
     for (const auto& s : option_table())
         if (!s.hidden && s.on_command_line) out.insert(s.name);
     return out;
@@ -135,6 +136,29 @@ TEST_CASE("the bash completion offers exactly the table's options") {
         CHECK(read_source("mount-helpers/completion/vramfs").find(std::string(" -") + s.short_name + " ") !=
               std::string::npos);
     }
+}
+
+TEST_CASE("--option-arity says of every command-line option whether it takes a value") {
+    const auto r = parse({"--option-arity"});
+    CHECK(r.done);
+    CHECK(r.exit_code == 0);
+    CHECK(r.output.find("\n--threads 1\n") != std::string::npos);
+    CHECK(r.output.find("\n--writeback-cache 0\n") != std::string::npos);
+    CHECK(r.output.find("\n-f 0\n") != std::string::npos);
+    CHECK(r.output.rfind("-o 1\n", 0) == 0);
+    for (const auto& s : option_table()) {
+        if (!s.on_command_line) continue;
+        CAPTURE(s.name);
+        const std::string line = std::string("--") + s.name + (s.kind == OptionKind::flag ? " 0\n" : " 1\n");
+        CHECK(r.output.find(line) != std::string::npos);
+    }
+}
+
+TEST_CASE("a swap's budget fits its file whatever the block size") {
+    CHECK(budget_for_file(1) == 64u << 20);
+    CHECK(budget_for_file(64u << 20) == 64u << 20);
+    CHECK(budget_for_file((64u << 20) + 1) == 128u << 20);
+    CHECK(budget_for_file(0) == 0);
 }
 
 TEST_CASE("docs/options.md is the table's (regenerate: vramfs --options-markdown > docs/options.md)") {

@@ -20,7 +20,8 @@ struct DeviceBudget {
 };
 
 struct Config {
-    std::string mountpoint;
+    std::string mountpoint; // absolute where it resolves
+    std::string source;     // mount(8)'s SOURCE label, or "" on the vramfs command line
     std::vector<DeviceBudget> devices; // every device of the mount, with its budget
     BackendKind backend = BackendKind::cuda;
     bool backend_given = false; // --list-devices shows every API's devices unless one is named
@@ -40,6 +41,7 @@ struct Config {
     bool writeback_cache = false;
     unsigned read_cache = 8; // ReadCache windows (0: off)
     std::uint64_t readahead = 2 << 20; // the mount's page-cache readahead (0: the kernel's)
+    bool nonempty = false; // -o nonempty: mount over a directory that holds files (hiding them)
     bool list_devices = false;
     bool check = false;
     FaultPlan faults; // test only: --inject-faults
@@ -65,8 +67,12 @@ ParseResult parse_command_line(int argc, const char* const* argv);
 // small share of it), 0 on smaller ones, where spinning takes the CPU the I/O needs.
 unsigned default_poll_us();
 
-// Checks that the mount point is an existing, unmounted directory; returns "" or the reason.
-std::string check_mountpoint(const std::string& path);
+// Checks that the mount point is an existing, unmounted directory, and empty unless
+// `nonempty`; returns "" or the reason.
+std::string check_mountpoint(const std::string& path, bool nonempty = false);
+
+// Whether a directory holds anything (false where it cannot be read).
+bool directory_has_entries(const std::string& path);
 
 // The argument vector for fuse_session_new.
 std::vector<std::string> fuse_arguments(const Config& config);

@@ -63,4 +63,13 @@ std::string o_name(const OptionSpec& spec);
 // docs/options.md, made from the table (vramfs --options-markdown prints it).
 std::string options_markdown();
 
+// For scripts that pass options on to vramfs (vramfs-swap): one line per way of writing an
+// option on the command line, "--NAME 1" where it takes a value and "--NAME 0" where it does
+// not, short forms and -o included (vramfs --option-arity prints it).
+std::string option_arity();
+
+// The budget a mount needs to hold a file of `bytes` whatever --block-size it is given: `bytes`
+// rounded up to the largest block size the table allows.
+std::uint64_t budget_for_file(std::uint64_t bytes);
+
 } // namespace vramfs

@@ -223,6 +223,8 @@ inline void HostBuffer::reset() noexcept {
 // GPU's fixed memory: taking a slab then never asks the kernel for memory, which could wait on
 // reclaim, and so on swap I/O the daemon itself serves. Without one, each slab is its own mapping.
 std::unique_ptr<StorageBackend> make_host_backend(int index = 0, std::uint64_t arena_bytes = 0);
+// The host backend's devices, 0 to kHostDevices - 1: enough for tests of a mount over several.
+inline constexpr int kHostDevices = 4;
 
 // CUDA VRAM. Returns nullptr and sets `error` when CUDA or the device is unusable; `bad_index`
 // tells that the device does not exist. Without CUDA in the build it always fails.
