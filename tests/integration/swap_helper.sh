@@ -7,6 +7,7 @@ source "$(dirname "$0")/lib.sh"
 require_swap_environment
 
 mnt=$(mktemp -d /tmp/vramfs-helper-XXXXXX)
+loops_of_test() { losetup --list --noheadings --output NAME,BACK-FILE | awk -v f="$1" '$2 == f { print $1 }'; }
 mnt2=$(mktemp -d /tmp/vramfs-helper-XXXXXX) # a second mount, for the lost device
 cluster_was=$(cat /proc/sys/vm/page-cluster)
 cleanup() {
@@ -25,6 +26,15 @@ rc=0; "$helper" on 2>/dev/null || rc=$?; ((rc == 2)) || fail "on without SIZE: e
 rc=0; "$helper" on 12X 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad SIZE: exit $rc"
 rc=0; "$helper" frobnicate 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad command: exit $rc"
 rc=0; "$helper" on 64M --page-cluster 32 2>/dev/null || rc=$?; ((rc == 2)) || fail "bad --page-cluster: exit $rc"
+rc=0; "$helper" on 64M --no-such-option 2>/dev/null || rc=$?; ((rc == 2)) || fail "unknown option: exit $rc"
+rc=0; "$helper" on 64M --threads 2>/dev/null || rc=$?; ((rc == 2)) || fail "--threads without a value: exit $rc"
+# More than the backend has is bad input too (vramfs's own verdict, passed on), and no mount stays.
+rc=0; out=$("$helper" on 100T --mountpoint "$mnt" "${vramfs_args[@]}" 2>&1) || rc=$?
+((rc == 2)) || fail "on 100T: exit $rc: $out"
+mountpoint -q "$mnt" && fail "on 100T left a mount"
+rc=0; out=$("$helper" off nosuchname --mountpoint "$mnt" 2>&1) || rc=$?
+((rc == 1)) || fail "off nosuchname: exit $rc: $out"
+[[ $out == *"no VRAM swap named nosuchname"* ]] || fail "off nosuchname says: $out"
 "$helper" --help | grep -q "Exit codes" || fail "--help does not document exit codes"
 
 step "SIZE means to the helper what it means to vramfs"
@@ -49,6 +59,21 @@ for text in 0 -1 1X "" 39M 1.5; do
   [[ $(wc -l <<<"$out") -eq 1 ]] || fail "on '$text': more than one line: $out"
 done
 mountpoint -q "$mnt" && fail "a refused size left a mount"
+
+step "a vramfs flag before SIZE is a flag (vramfs says which options take a value)"
+out=$("$helper" on --writeback-cache 64M --mountpoint "$mnt" --name wb "${vramfs_args[@]}" 2>&1) ||
+  fail "on --writeback-cache 64M: $out"
+[[ $(stat -c %s "$mnt/wb") == 67108864 ]] || fail "on --writeback-cache 64M: no 64M swap file"
+[[ $out != *"+ "* ]] || fail "command trace without --verbose: $out"
+"$helper" off wb --mountpoint "$mnt" >/dev/null
+step "--verbose traces the commands; --direct-io on|off is the loop's old name, with a warning"
+out=$("$helper" --verbose on 64M --direct-io off --mountpoint "$mnt" --name v "${vramfs_args[@]}" 2>&1) ||
+  fail "on --verbose: $out"
+grep -q "^+ mkswap" <<<"$out" || fail "--verbose does not trace: $out"
+grep -q "now --loop-direct-io" <<<"$out" || fail "no warning for --direct-io off: $out"
+[[ $(losetup --list --noheadings --output DIO "$(loops_of_test "$mnt/v")" | tr -d ' ') == 0 ]] ||
+  fail "--direct-io off left the loop's direct I/O on"
+"$helper" off v --mountpoint "$mnt" >/dev/null
 
 step "on"
 loop=$("$helper" on 128M --mountpoint "$mnt" --name s1 --priority 7 "${vramfs_args[@]}")
@@ -99,7 +124,11 @@ loop=$("$helper" on 64M --mountpoint "$mnt" --name s2 "${vramfs_args[@]}")
 pid=$(daemon_pid "$mnt")
 [[ -n $pid ]] || fail "no daemon"
 kill -9 "$pid"
-sleep 0.5
+poll_until 10 process_gone "$pid" || fail "the daemon did not die"
+rc=0; out=$("$helper" status --mountpoint "$mnt" 2>&1) || rc=$?
+((rc == 1)) || fail "status with a dead daemon: exit $rc: $out"
+grep -q "^s2 .* DAEMON-GONE$" <<<"$out" || fail "status does not show the dead daemon: $out"
+grep -q "daemon of $mnt is gone" <<<"$out" || fail "status does not say the daemon is gone: $out"
 "$helper" off all --mountpoint "$mnt" || fail "off after daemon death failed"
 swap_active "$loop" && fail "swap still active"
 losetup --list --noheadings --output BACK-FILE | grep -qF "$mnt/" && fail "loop device left attached"
