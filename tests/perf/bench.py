@@ -273,65 +273,29 @@ def vramfs_targets(args, transports):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default="build", help="the CMake build directory")
-    ap.add_argument("--backends", default="null,host,cuda",
-                    help="vramfs targets to measure, from null, host, cuda")
-    ap.add_argument("--size", default="1G", help="bytes each fio job writes or reads")
-    ap.add_argument("--runtime", default="3", help="seconds for each random-I/O row")
-    ap.add_argument("--threads", default="8", help="vramfs --threads")
-    ap.add_argument("--extra", default="",
-                    help="more vramfs options, space separated; write a single flag as "
-                         "--extra=--writeback-cache (argparse takes a lone --flag for an option)")
-    ap.add_argument("--quick", action="store_true", help="only the 1 MiB and 4 KiB rows")
-    ap.add_argument("--swap", action="store_true", help="also measure swap under pressure")
-    ap.add_argument("--swap-ws", default="3G",
-                    help="bytes the swap rows' workload writes and verifies")
-    ap.add_argument("--swap-limit", default="1G",
-                    help="the memory cgroup limit the swap rows' workload runs under")
-    ap.add_argument("--swap-size", default="4G",
-                    help="size of each swap device (tmpfs loop, zram, vramfs); once swap is over "
-                         "half full the kernel frees slots as it reads them back, so swap-in "
-                         "also writes pages out again")
-    ap.add_argument("--swap-threads", default="1,8",
-                    help="faulting threads of the swap rows, comma separated")
-    ap.add_argument("--swap-timeout", type=int, default=600,
-                    help="seconds without progress after which a swap row counts as hung")
-    ap.add_argument("--transports", default="dev,uring",
-                    help="vramfs transports to measure each backend over, from dev, uring "
-                         "(uring: the fuse module's enable_uring is turned on for the run)")
-    ap.add_argument("--no-io", action="store_true",
-                    help="leave out the file I/O rows (with --swap: swap rows only)")
-    ap.add_argument("--page-cluster", type=int, default=None,
-                    help="vm.page-cluster for the swap rows, baseline and vramfs alike "
-                         "(restored afterwards; default: leave it)")
-    ap.add_argument("--variant", action="append", default=[],
-                    metavar="[BACKEND[@TRANSPORT]/]LABEL:ITEM[,ITEM]",
-                    help="also measure each backend over each transport (not null; only BACKEND "
-                         "and TRANSPORT, if given) with these "
-                         "items, each an environment variable for vramfs (VAR=VALUE) or a vramfs "
-                         "option (--option or --option=value), named "
-                         "vramfs-BACKEND[-TRANSPORT]-LABEL: an A/B in one run (repeatable)")
-    ap.add_argument("--out", default="bench.json", help="where to write the JSON")
-    args = ap.parse_args()
-    args.variants = [parse_variant(v) for v in args.variant]
-    args.backends = [b for b in args.backends.split(",") if b]
-    args.swap_threads = [int(t) for t in args.swap_threads.split(",") if t]
-    transports = [t for t in args.transports.split(",") if t]
-    build = os.path.abspath(args.build)
+@contextlib.contextmanager
+def fuse_uring_on(wanted):
+    """FUSE over io_uring turned on for the run where `wanted`, and back as it was afterwards,
+    however the run ends."""
+    param = "/sys/module/fuse/parameters/enable_uring"
+    if not wanted:
+        yield
+        return
+    if not os.path.exists(param):
+        sys.exit("bench.py: this kernel has no FUSE over io_uring (--transports dev)")
+    was = open(param).read().strip()
+    with open(param, "w") as f:
+        f.write("1")
+    try:
+        yield
+    finally:
+        with open(param, "w") as f:
+            f.write("1" if was in ("Y", "1") else "0")
+
+
+def measure(args, build, transports):
+    """Every target's rows, the raw copies and the swap rows: (results, targets, transport_of)."""
     vbin = os.path.join(build, "vramfs")
-    if os.geteuid() != 0:
-        sys.exit("bench.py: run as root (it mounts tmpfs and vramfs)")
-
-    uring_param = "/sys/module/fuse/parameters/enable_uring"
-    uring_was = open(uring_param).read().strip() if os.path.exists(uring_param) else None
-    if "uring" in transports:
-        if uring_was is None:
-            sys.exit("bench.py: this kernel has no FUSE over io_uring (--transports dev)")
-        with open(uring_param, "w") as f:
-            f.write("1")
-
     mount_size = "6G"
     targets = [("tmpfs", {"size": mount_size}, "tmpfs")]
     transport_of = {}  # target name -> its transport, for its null-I/O reference
@@ -386,9 +350,61 @@ def main():
         finally:
             with open(sysctl, "w") as f:
                 f.write(was)
-    if uring_was is not None and "uring" in transports:
-        with open(uring_param, "w") as f:
-            f.write("1" if uring_was in ("Y", "1") else "0")
+    return results, targets, transport_of
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build", help="the CMake build directory")
+    ap.add_argument("--backends", default="null,host,cuda",
+                    help="vramfs targets to measure, from null, host, cuda")
+    ap.add_argument("--size", default="1G", help="bytes each iobench job writes or reads")
+    ap.add_argument("--runtime", default="3", help="seconds for each random-I/O row")
+    ap.add_argument("--threads", default="8", help="vramfs --threads")
+    ap.add_argument("--extra", default="",
+                    help="more vramfs options, space separated; write a single flag as "
+                         "--extra=--writeback-cache (argparse takes a lone --flag for an option)")
+    ap.add_argument("--quick", action="store_true", help="only the 1 MiB and 4 KiB rows")
+    ap.add_argument("--swap", action="store_true", help="also measure swap under pressure")
+    ap.add_argument("--swap-ws", default="3G",
+                    help="bytes the swap rows' workload writes and verifies")
+    ap.add_argument("--swap-limit", default="1G",
+                    help="the memory cgroup limit the swap rows' workload runs under")
+    ap.add_argument("--swap-size", default="4G",
+                    help="size of each swap device (tmpfs loop, zram, vramfs); once swap is over "
+                         "half full the kernel frees slots as it reads them back, so swap-in "
+                         "also writes pages out again")
+    ap.add_argument("--swap-threads", default="1,8",
+                    help="faulting threads of the swap rows, comma separated")
+    ap.add_argument("--swap-timeout", type=int, default=600,
+                    help="seconds without progress after which a swap row counts as hung")
+    ap.add_argument("--transports", default="dev,uring",
+                    help="vramfs transports to measure each backend over, from dev, uring "
+                         "(uring: the fuse module's enable_uring is turned on for the run)")
+    ap.add_argument("--no-io", action="store_true",
+                    help="leave out the file I/O rows (with --swap: swap rows only)")
+    ap.add_argument("--page-cluster", type=int, default=None,
+                    help="vm.page-cluster for the swap rows, baseline and vramfs alike "
+                         "(restored afterwards; default: leave it)")
+    ap.add_argument("--variant", action="append", default=[],
+                    metavar="[BACKEND[@TRANSPORT]/]LABEL:ITEM[,ITEM]",
+                    help="also measure each backend over each transport (not null; only BACKEND "
+                         "and TRANSPORT, if given) with these "
+                         "items, each an environment variable for vramfs (VAR=VALUE) or a vramfs "
+                         "option (--option or --option=value), named "
+                         "vramfs-BACKEND[-TRANSPORT]-LABEL: an A/B in one run (repeatable)")
+    ap.add_argument("--out", default="bench.json", help="where to write the JSON")
+    args = ap.parse_args()
+    args.variants = [parse_variant(v) for v in args.variant]
+    args.backends = [b for b in args.backends.split(",") if b]
+    args.swap_threads = [int(t) for t in args.swap_threads.split(",") if t]
+    transports = [t for t in args.transports.split(",") if t]
+    build = os.path.abspath(args.build)
+    if os.geteuid() != 0:
+        sys.exit("bench.py: run as root (it mounts tmpfs and vramfs)")
+
+    with fuse_uring_on("uring" in transports):
+        results, targets, transport_of = measure(args, build, transports)
 
     # The table.
     names = [t[0] for t in targets]
@@ -418,7 +434,6 @@ def main():
             nratio = f"|{val / nval:.2f}" if nval and n != nn else ""
             cells.append(f"{val:7.2f}{('[' + ratio + nratio + ']') if ratio else '':>9}")
         print(f"{row:28}" + "".join(cells))
-        v = per
         for n in names:
             if per.get(n) and per.get("tmpfs") and n != "tmpfs":
                 key = "iops" if rand else "gb_s"
