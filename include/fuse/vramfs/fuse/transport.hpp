@@ -5,7 +5,7 @@
 #pragma once
 
 #include "vramfs/fuse/request_stats.hpp"
-#include "vramfs/fuse/transport_kind.hpp"
+#include "vramfs/util/transport_kind.hpp"
 #include "vramfs/storage/backend.hpp"
 
 #include <functional>

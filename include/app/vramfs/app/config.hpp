@@ -1,7 +1,7 @@
 // The command line: parsed into a plain Config, validated, then turned into FUSE arguments.
 #pragma once
 
-#include "vramfs/fuse/transport_kind.hpp"
+#include "vramfs/util/transport_kind.hpp"
 #include "vramfs/storage/fault_backend.hpp"
 #include "vramfs/util/log.hpp"
 

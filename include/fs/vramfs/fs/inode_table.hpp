@@ -95,10 +95,9 @@ public:
     }
     // "'name' (inode N)" for log lines; takes the table lock (shared).
     std::string describe(InodeNumber ino) const;
-    BlockPool& pool() const noexcept { return pool_; }
 
 private:
-    BlockPool& pool_;
+    BlockPool& pool_; // where a new regular file's data starts (it may move to another device)
     mutable std::shared_mutex mu_;
     std::unordered_map<InodeNumber, std::shared_ptr<Inode>> inodes_;
     InodeNumber next_ino_ = kRootInode + 1;
