@@ -135,7 +135,7 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
             o->type_name(spec.value_name);
             if (spec.default_text) o->default_str(spec.default_text);
         }
-        if (spec.hidden) o->group("");
+        if (spec.hidden || spec.tuning) o->group("");
         options[i] = o;
     }
     app.add_flag("--options-markdown", markdown)->group(""); // writes docs/options.md
@@ -211,6 +211,30 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
     if (st.size_text.empty()) return fail("missing SIZE, e.g. 6G");
     if (auto err = resolve_devices(c, st); !err.empty()) return fail(err);
     return r;
+}
+
+VulkanTuning vulkan_tuning(const Config& c) {
+    VulkanTuning t;
+    t.fence_spin_us = c.vk_fence_spin_us;
+    t.queue_write_kib = c.vk_queue_write_kib;
+    t.mapped_read_kib = c.vk_mapped_read_kib;
+    t.fresh_on_queue = c.vk_fresh_queue != 0;
+    t.host_import = c.vk_host_import != 0;
+    t.batch = c.vk_batch != 0;
+    t.batch_barrier = c.vk_batch_barrier != 0;
+    t.in_flight = c.vk_in_flight;
+    t.queues = c.vk_queues;
+    t.queue_family = c.vk_queue_family;
+    return t;
+}
+
+TransportTuning transport_tuning(const Config& c) {
+    TransportTuning t;
+    t.killpriv_v2 = c.killpriv_v2 != 0;
+    t.ring_pin_cpu = c.ring_pin_cpu != 0;
+    t.ring_poll_us = c.ring_poll_us;
+    t.ring_queue_threads = c.ring_queue_threads;
+    return t;
 }
 
 unsigned default_poll_us() {

@@ -31,12 +31,9 @@ namespace {
 // Asynchronous requests the kernel may have waiting on the daemon (0: the kernel's 12). Over
 // /dev/fuse, more than 12 let the workers take readahead and a loop device's reads side by side
 // (docs/performance.md#levers-measured); over io_uring it made no clear difference.
-// VRAMFS_MAX_BACKGROUND=N (1 to 65535) sets it on either transport, for comparisons.
-unsigned max_background_for(TransportKind transport) {
-    if (const char* v = std::getenv("VRAMFS_MAX_BACKGROUND")) {
-        const unsigned long n = std::strtoul(v, nullptr, 10);
-        if (n > 0 && n <= 65535) return static_cast<unsigned>(n);
-    }
+// --max-background sets it on either transport, for comparisons.
+unsigned max_background_for(const Config& cfg, TransportKind transport) {
+    if (cfg.max_background > 0) return cfg.max_background;
     return transport == TransportKind::dev ? 64 : 0;
 }
 
@@ -272,7 +269,7 @@ std::unique_ptr<StorageBackend> open_device(const Config& cfg, const DeviceBudge
         std::string error;
         bool bad_index = false;
         const bool vulkan = cfg.backend == BackendKind::vulkan;
-        backend = vulkan ? make_vulkan_backend(d.index, error, &bad_index)
+        backend = vulkan ? make_vulkan_backend(d.index, vulkan_tuning(cfg), error, &bad_index)
                          : make_cuda_backend(d.index, error, &bad_index);
         if (!backend) {
             rc = bad_index ? kExitUsage : kExitFailure;
@@ -376,6 +373,7 @@ int serve(const Config& cfg, Reporter& reporter) {
     so.max_io = cfg.max_io;
     so.threads = cfg.threads;
     so.poll_us = cfg.poll_us;
+    so.tuning = transport_tuning(cfg);
     so.prepare_thread = [&backends] {
         for (auto& b : backends)
             if (int err = b->prepare_thread())
@@ -395,7 +393,7 @@ int serve(const Config& cfg, Reporter& reporter) {
         so.transport = TransportKind::dev;
         server = make_transport(se, so, *backends.front(), context.stats, why);
     }
-    context.max_background = max_background_for(so.transport); // sent at INIT, served below
+    context.max_background = max_background_for(cfg, so.transport); // sent at INIT, served below
     if (so.transport == TransportKind::dev && cfg.transport == TransportKind::automatic)
         log_info("serving over /dev/fuse: %s", not_uring.c_str());
     reporter.report(0, "vramfs: mounted " + cfg.mountpoint + ": " + format_size(total) + " on " +

@@ -175,6 +175,62 @@ std::vector<OptionSpec> make_table() {
     t.push_back(flag("check", nullptr,
                      "check what vramfs and vramfs-swap need on this machine, then exit",
                      &Config::check, false));
+    // Tuning knobs: each default is the one its VulkanTuning or TransportTuning field declares.
+    const auto knob = [&t](const char* name, const char* value, const char* def, const char* help,
+                           double min, double max, unsigned Config::*field) {
+        OptionSpec s = whole(name, value, def, help, min, max, field);
+        s.tuning = true;
+        t.push_back(s);
+    };
+    knob("max-background", "N", "0",
+         "asynchronous requests the kernel may have waiting on the daemon (0: 64 over /dev/fuse, "
+         "where more than the kernel's 12 let the workers take readahead and a loop device's reads "
+         "side by side; the kernel's 12 over io_uring)",
+         0, 65535, &Config::max_background);
+    knob("killpriv-v2", "0|1", "1",
+         "the daemon clears set-user-ID and set-group-ID bits itself (0: the kernel does, a request "
+         "more per write into such a file)",
+         0, 1, &Config::killpriv_v2);
+    knob("ring-pin-cpu", "0|1", "0",
+         "pin each io_uring queue's threads to its CPU (only small synchronous reads gain: the "
+         "kernel's copy of a reply runs on the committing thread)",
+         0, 1, &Config::ring_pin_cpu);
+    knob("ring-poll-us", "N", "0", "io_uring threads spin this long for a completion before waiting",
+         0, 10000, &Config::ring_poll_us);
+    knob("ring-queue-threads", "N", "0",
+         "threads per online CPU's io_uring queue (0: four, halved while their buffers would pass "
+         "72 MiB)",
+         0, 8, &Config::ring_queue_threads);
+    knob("vk-fence-spin-us", "N", "200 on a GPU, 0 on a CPU driver",
+         "microseconds a Vulkan copy's fence is polled before the thread sleeps on it", 0, 100000,
+         &Config::vk_fence_spin_us);
+    knob("vk-queue-write-kib", "N", "0",
+         "with mapped writes, writes of N KiB or more go on the queue instead (0: none)", 0,
+         1 << 20, &Config::vk_queue_write_kib);
+    knob("vk-mapped-read-kib", "N", "4",
+         "with slabs mapped, reads of up to N KiB are the CPU's, out of the mapping (0: all on "
+         "the queue)",
+         0, 1024, &Config::vk_mapped_read_kib);
+    knob("vk-fresh-queue", "0|1", "1",
+         "large writes into chunks of a slab the CPU has not written yet go on the queue (0: "
+         "through the mapping, page faults and all)",
+         0, 1, &Config::vk_fresh_queue);
+    knob("vk-host-import", "0|1", "1",
+         "host buffers are the daemon's own memory imported into Vulkan where the driver can (0: "
+         "the driver's host-visible memory)",
+         0, 1, &Config::vk_host_import);
+    knob("vk-batch", "0|1", "1",
+         "Vulkan copies asked for at once share a submission (0: one submission and fence each)",
+         0, 1, &Config::vk_batch);
+    knob("vk-batch-barrier", "0|1", "1", "one barrier a submission (0: one after every copy)", 0, 1,
+         &Config::vk_batch_barrier);
+    knob("vk-in-flight", "N", "2", "with batching, most submissions on a queue at once (0: no limit)",
+         0, 64, &Config::vk_in_flight);
+    knob("vk-queues", "N", "0", "queues of the copy family used at most (0: all it has, up to 4)", 0,
+         4, &Config::vk_queues);
+    knob("vk-queue-family", "N", "probed",
+         "the Vulkan queue family for copies (default: the one that answered a probe fastest)", 0,
+         63, &Config::vk_queue_family);
     OptionSpec faults = text("inject-faults", "PLAN", nullptr,
                              "make the storage fail on purpose (tests)", set_faults);
     faults.in_o = false;
@@ -278,17 +334,28 @@ std::string options_markdown() {
         "(`allow_other`, `ro`, ...).\n\n"
         "| option | -o form | value | default | what it does |\n"
         "|---|---|---|---|---|\n";
-    for (const OptionSpec& s : option_table()) {
-        if (s.hidden) continue;
-        std::string cli = s.on_command_line ? std::string("`--") + s.name + "`" : "";
-        if (s.short_name) cli = std::string("`-") + s.short_name + "`, " + cli;
-        const std::string o = s.in_o ? "`" + o_name(s) + (s.value_name ? "=`" : "`") : "";
-        out += "| " + (cli.empty() ? std::string("(SIZE)") : cli) + " | " + o + " | " +
-               cell(s.value_name ? s.value_name : "") + " | " +
-               cell(s.default_text ? s.default_text : "") + " | " + cell(option_help(s)) + " |\n";
-    }
-    out += "\nAlso: `-o OPTIONS` (comma separated, repeatable), `--help`, `--version`, and\n"
-           "`vramfs status MOUNTPOINT [--json | --prometheus]`.\n";
+    const auto rows = [&out](bool tuning) {
+        for (const OptionSpec& s : option_table()) {
+            if (s.hidden || s.tuning != tuning) continue;
+            std::string cli = s.on_command_line ? std::string("`--") + s.name + "`" : "";
+            if (s.short_name) cli = std::string("`-") + s.short_name + "`, " + cli;
+            const std::string o = s.in_o ? "`" + o_name(s) + (s.value_name ? "=`" : "`") : "";
+            out += "| " + (cli.empty() ? std::string("(SIZE)") : cli) + " | " + o + " | " +
+                   cell(s.value_name ? s.value_name : "") + " | " +
+                   cell(s.default_text ? s.default_text : "") + " | " + cell(option_help(s)) + " |\n";
+        }
+    };
+    rows(false);
+    out += "\nAlso: `-o OPTIONS` (comma separated, repeatable), `--help`, `--version`,\n"
+           "`vramfs status MOUNTPOINT [--json | --prometheus | --devices]` and\n"
+           "`vramfs size SIZE [--swap-budget]`.\n\n"
+           "## Tuning knobs\n\n"
+           "For comparisons (docs/performance.md's lever tables name them): the defaults are what\n"
+           "is measured best. Not in `--help`, the man page or the completion, but parsed and\n"
+           "range-checked like every option, on the command line and in `-o`.\n\n"
+           "| option | -o form | value | default | what it does |\n"
+           "|---|---|---|---|---|\n";
+    rows(true);
     return out;
 }
 

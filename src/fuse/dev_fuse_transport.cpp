@@ -179,7 +179,7 @@ bool prepare_polling(fuse_session* se, std::vector<Worker>& workers) {
 
 class DevFuseTransport final : public Transport {
 public:
-    DevFuseTransport(fuse_session* se, ServeOptions o, StorageBackend& buffers, RequestStats& stats,
+    DevFuseTransport(fuse_session* se, ServeOptions o, HostMemory& buffers, RequestStats& stats,
                      std::unique_ptr<FuseRing> ring)
         : se_(se), options_(std::move(o)), buffers_(buffers), stats_(stats), ring_(std::move(ring)) {}
     const char* name() const noexcept override { return stats_.over_uring.load() ? "uring" : "dev"; }
@@ -188,7 +188,7 @@ public:
 private:
     fuse_session* se_;
     ServeOptions options_;
-    StorageBackend& buffers_;
+    HostMemory& buffers_;
     RequestStats& stats_;
     std::unique_ptr<FuseRing> ring_;
 };
@@ -196,7 +196,7 @@ private:
 int DevFuseTransport::serve() {
     fuse_session* se = se_;
     const unsigned threads = options_.threads, poll_us = options_.poll_us;
-    StorageBackend& buffers = buffers_;
+    HostMemory& buffers = buffers_;
     RequestStats& stats = stats_;
     // Blocked in every thread since block_stop_signals(); this thread waits for them.
     const sigset_t stop = stop_signals();
@@ -316,14 +316,15 @@ bool resolve_transport(TransportKind asked, TransportKind& out, std::string& why
 }
 
 std::unique_ptr<Transport> make_transport(fuse_session* se, ServeOptions options,
-                                          StorageBackend& buffers, RequestStats& stats,
+                                          HostMemory& buffers, RequestStats& stats,
                                           std::string& why) {
     std::unique_ptr<FuseRing> ring;
+    handle_killpriv_v2(options.tuning.killpriv_v2);
     if (options.transport == TransportKind::uring) {
         // The largest request libfuse 3.14 accepts is 256 pages, whatever --max-io says.
         const std::size_t payload =
             std::max<std::size_t>(8192, (std::min<std::size_t>(options.max_io, 256 * 4096) + 4095) & ~std::size_t{4095});
-        ring = FuseRing::create(se, payload, buffers, stats, options.uring_asked, options.prepare_thread, why);
+        ring = FuseRing::create(se, payload, buffers, stats, options, why);
         if (!ring) return nullptr;
         options.poll_us = 0; // the workers see little once the ring runs: spinning on them is waste
     } else if (!install_dev_writev(se)) {

@@ -44,8 +44,8 @@ namespace {
 // until they fit in kRingMemory for every online CPU; with one thread per queue it holds two
 // entries where they fit (the next request is in place when it is done), else one. The queue of
 // a CPU that is not online has one thread and one entry (the kernel wants an entry on every
-// possible CPU's queue). VRAMFS_RING_QUEUE_THREADS=N (1-8) sets the threads per queue
-// regardless of kRingMemory, to compare.
+// possible CPU's queue). --ring-queue-threads N (1-8) sets the threads per queue regardless
+// of kRingMemory, to compare.
 constexpr unsigned kThreadsPerQueue = 4;
 constexpr unsigned kMaxThreadsPerQueue = 8;
 constexpr std::size_t kRingMemory = 72 << 20;
@@ -109,7 +109,7 @@ struct FuseRing::Impl {
     int setup_uring(RingThread& q) noexcept;
     void entry_failed(RingEntry& e, int res) noexcept;
     int wait_for_work(RingThread& q) noexcept;
-    std::uint64_t spin_ns = 0; // VRAMFS_RING_POLL_US, for comparisons
+    std::uint64_t spin_ns = 0; // TransportTuning::ring_poll_us
     bool pin = false;          // each ring thread on its queue's CPU (pin_to_own_cpu)
 };
 
@@ -161,20 +161,6 @@ std::vector<bool> cpu_list(const char* path) {
         p = *end == ',' ? end + 1 : end;
     }
     return cpus;
-}
-
-// Whether a queue's threads are pinned to the CPU whose requests they serve (VRAMFS_RING_CPU=same,
-// for comparisons). By default they are not: the kernel's copy of a reply into the caller's pages
-// is made on the committing thread, and for an asynchronous request (readahead, a loop
-// device's reads) the caller goes on running, so on its CPU that copy waits for the caller it
-// feeds. Pinned serves a synchronous request where its caller went to sleep, which only small
-// synchronous reads gain from (docs/performance.md#levers-measured-io_uring).
-bool pin_to_own_cpu() noexcept {
-    const char* v = std::getenv("VRAMFS_RING_CPU");
-    if (!v || !*v || std::strcmp(v, "none") == 0) return false;
-    if (std::strcmp(v, "same") == 0) return true;
-    log_warning("VRAMFS_RING_CPU=%s is not same or none: using none", v);
-    return false;
 }
 
 void* queue_main(void* arg) {
@@ -444,19 +430,17 @@ int FuseRing::Impl::setup_uring(RingThread& q) noexcept {
 // ---- set-up and tear-down ------------------------------------------------------------------
 
 std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload,
-                                           StorageBackend& buffers, RequestStats& stats,
-                                           bool required, std::function<void()> prepare_thread,
-                                           std::string& why) {
+                                           HostMemory& buffers, RequestStats& stats,
+                                           const ServeOptions& options, std::string& why) {
     auto impl = std::make_unique<Impl>();
     Impl& r = *impl;
-    r.prepare_thread = std::move(prepare_thread);
+    r.prepare_thread = options.prepare_thread;
     r.se = se;
     r.fuse_fd = fuse_session_fd(se);
     r.payload = payload;
     r.stats = &stats;
-    r.required = required;
-    if (const char* v = std::getenv("VRAMFS_RING_POLL_US"))
-        r.spin_ns = std::min<std::uint64_t>(std::strtoull(v, nullptr, 10), 10000) * 1000;
+    r.required = options.uring_asked;
+    r.spin_ns = std::uint64_t{options.tuning.ring_poll_us} * 1000;
     // The kernel makes a queue for each possible CPU and uses the ring only once every one of
     // them has an entry.
     const std::vector<bool> possible = cpu_list("/sys/devices/system/cpu/possible");
@@ -472,9 +456,8 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
         return n_online * entries_per_queue * entry_bytes <= kRingMemory;
     };
     unsigned per_queue = kThreadsPerQueue;
-    if (const char* v = std::getenv("VRAMFS_RING_QUEUE_THREADS"))
-        per_queue = std::clamp<unsigned>(static_cast<unsigned>(std::strtoul(v, nullptr, 10)), 1,
-                                         kMaxThreadsPerQueue);
+    if (options.tuning.ring_queue_threads > 0)
+        per_queue = std::min(options.tuning.ring_queue_threads, kMaxThreadsPerQueue);
     else
         while (per_queue > 1 && !fits(per_queue)) per_queue /= 2;
     const unsigned per_thread = per_queue == 1 && fits(2) ? 2 : 1;
@@ -488,7 +471,7 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
             q.entries = std::vector<RingEntry>(busy ? per_thread : 1);
         }
     }
-    r.pin = pin_to_own_cpu();
+    r.pin = options.tuning.ring_pin_cpu;
     std::unique_ptr<FuseRing> ring(new FuseRing(std::move(impl)));
     for (RingThread& q : r.threads) {
         q.stop_fd = ::eventfd(0, EFD_CLOEXEC);

@@ -17,6 +17,8 @@
 #include "vramfs/fuse/request_stats.hpp"
 #include "vramfs/storage/backend.hpp"
 
+#include "vramfs/fuse/transport.hpp"
+
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -32,12 +34,12 @@ public:
     // as the caller's mask is inherited: block_stop_signals), io_urings and buffers of
     // `payload` bytes each (page-locked by `buffers`), and the session's custom I/O installed.
     // Null, with the reason in `why`, if any of it fails; the session is then untouched and
-    // /dev/fuse serves alone. Each queue's thread runs `prepare_thread` (if set) before it
-    // registers its entries.
+    // /dev/fuse serves alone. Each queue's thread runs options.prepare_thread (if set) before
+    // it registers its entries; options.uring_asked makes the ring required, and its tuning
+    // shapes it.
     static std::unique_ptr<FuseRing> create(fuse_session* se, std::size_t payload,
-                                            StorageBackend& buffers, RequestStats& stats,
-                                            bool required, std::function<void()> prepare_thread,
-                                            std::string& why);
+                                            HostMemory& buffers, RequestStats& stats,
+                                            const ServeOptions& options, std::string& why);
     ~FuseRing(); // stops the threads and frees what it made
 
     // Ends the threads (after the session ended; the kernel has released the entries).

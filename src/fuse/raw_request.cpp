@@ -22,6 +22,7 @@ constexpr std::uint64_t kDirectIoAllowMmap = 1ull << 36;
 // INIT comes once per session, before any other request; its reply is recognised by its id.
 std::atomic<std::uint64_t> g_init_unique{0};
 std::atomic<std::uint64_t> g_init_flags{0};
+std::atomic<bool> g_killpriv_v2{true}; // TransportTuning::killpriv_v2
 
 // The fixed part of a request after its header, if the request is long enough to hold it.
 template <class T> const T* body(const void* request, std::size_t size) noexcept {
@@ -89,9 +90,7 @@ bool amend_init_reply(iovec* iov, int count, std::uint64_t& offered) noexcept {
     if (out->error != 0 || count < 2 || iov[1].iov_len < offsetof(fuse_init_out, flags) + 4)
         return true;
     auto* reply = static_cast<fuse_init_out*>(iov[1].iov_base);
-    // VRAMFS_KILLPRIV_V2=0 leaves the clearing to the kernel, as before (for comparisons).
-    const char* knob = std::getenv("VRAMFS_KILLPRIV_V2");
-    if ((!knob || std::strcmp(knob, "0") != 0) && (offered & FUSE_HANDLE_KILLPRIV_V2)) {
+    if (g_killpriv_v2.load() && (offered & FUSE_HANDLE_KILLPRIV_V2)) {
         reply->flags |= FUSE_HANDLE_KILLPRIV_V2;
         log_debug("init: the filesystem clears set-user-ID and set-group-ID bits (FUSE_HANDLE_KILLPRIV_V2)");
     }
@@ -103,6 +102,8 @@ bool amend_init_reply(iovec* iov, int count, std::uint64_t& offered) noexcept {
         reply->flags2 |= static_cast<std::uint32_t>(kDirectIoAllowMmap >> 32);
     return true;
 }
+
+void handle_killpriv_v2(bool on) noexcept { g_killpriv_v2.store(on); }
 
 bool install_dev_writev(fuse_session* se) noexcept {
     fuse_custom_io io{};

@@ -35,6 +35,9 @@ bool request_kills_suidgid() noexcept;
 // in `offered`. INIT's reply gets FUSE_HANDLE_KILLPRIV_V2 and FUSE_DIRECT_IO_ALLOW_MMAP where
 // the kernel offered them.
 bool amend_init_reply(iovec* iov, int count, std::uint64_t& offered) noexcept;
+// Whether INIT's reply takes FUSE_HANDLE_KILLPRIV_V2 (TransportTuning::killpriv_v2); set before
+// the session starts.
+void handle_killpriv_v2(bool on) noexcept;
 
 // Installs the session's writev for /dev/fuse (amend_init_reply, then writev(2)). FUSE over
 // io_uring installs its own, which calls amend_init_reply too. False if libfuse refused it.

@@ -242,38 +242,19 @@ int pick_type(const VkPhysicalDeviceMemoryProperties& mp, int heap, VkMemoryProp
     return best;
 }
 
-// How long a copy's fence is polled before the thread sleeps on it: 200 us on a GPU (a 1 MiB
-// copy takes some 40 us), none on a CPU driver. VRAMFS_VK_FENCE_SPIN_US sets it (0: sleep at
-// once), to compare.
-unsigned fence_spin_us(const VulkanDeviceReport& r) {
-    if (const char* v = std::getenv("VRAMFS_VK_FENCE_SPIN_US"))
-        return static_cast<unsigned>(std::strtoul(v, nullptr, 10));
+// How long a copy's fence is polled before the thread sleeps on it: on a GPU longer than a
+// 1 MiB copy takes, since a sleeping wait adds a wakeup to every copy; none on a CPU driver.
+unsigned fence_spin_us(const VulkanDeviceReport& r, const VulkanTuning& t) {
+    if (t.fence_spin_us != VulkanTuning::kAuto) return t.fence_spin_us;
     return r.type == "CPU" ? 0 : 200;
 }
 
 // With mapped writes, the smallest write that goes on the queue instead where its data are in
 // one of our host buffers: none by default. A queue copies a MiB faster than the CPU writes the
-// BAR, but writes on the queue delay the reads behind them: on the H200, 1 MiB O_DIRECT writes
-// gained a fifth and swap-in under pressure fell to a fifth (docs/performance.md#vulkan).
-// VRAMFS_VK_QUEUE_WRITE_KIB=N puts writes of N KiB or more on the queue, to compare.
-std::size_t queue_write_min() {
-    if (const char* v = std::getenv("VRAMFS_VK_QUEUE_WRITE_KIB")) {
-        const unsigned long kib = std::strtoul(v, nullptr, 10);
-        if (kib > 0) return static_cast<std::size_t>(kib) << 10;
-    }
-    return SIZE_MAX;
-}
-
-// An on/off setting from the environment, for comparisons: unset is `dflt`, "0" is off.
-bool env_on(const char* name, bool dflt) {
-    const char* v = std::getenv(name);
-    return v ? std::strcmp(v, "0") != 0 : dflt;
-}
-
-// A count from the environment, for comparisons: unset is `dflt`.
-unsigned env_count(const char* name, unsigned dflt) {
-    const char* v = std::getenv(name);
-    return v ? static_cast<unsigned>(std::strtoul(v, nullptr, 10)) : dflt;
+// BAR, but writes on the queue delay the reads behind them, and swap-in suffers most
+// (docs/performance.md#vulkan).
+std::size_t queue_write_min(const VulkanTuning& t) {
+    return t.queue_write_kib > 0 ? std::size_t{t.queue_write_kib} << 10 : SIZE_MAX;
 }
 
 class VulkanBackend final : public StorageBackend {
@@ -290,28 +271,19 @@ public:
     // than the page faults).
     static constexpr std::uint64_t kTouchChunk = 64 << 10;
     static constexpr std::size_t kFreshQueueMin = 256 << 10;
-    // With copies sharing submissions, the most submissions on a queue at once: one running
-    // and one ready keep the queue busy, and what arrives meanwhile gathers into the next.
-    // VRAMFS_VK_IN_FLIGHT=N sets it (0: no limit), to compare.
-    static constexpr unsigned kInFlight = 2;
-    // With slabs mapped, the largest read in KiB the CPU makes out of the mapping itself
-    // (streaming loads, copy_from_write_combined) instead of a copy on the queue: a page. The
-    // CPU reads a GPU's BAR a 64-byte line at a time, some 0.5 GB/s for one thread, so a 4 KiB
-    // read takes about 7 us (a first read of a page 10 more, its fault) against 15-20 for a
-    // submission; at 32 KiB the queue is faster (docs/performance.md#vulkan).
-    // VRAMFS_VK_MAPPED_READ_KIB=N sets it (0: every read on the queue), to compare.
-    static constexpr unsigned kMappedReadKiB = 4;
-
-    VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, bool transfer_writes)
+    // With slabs mapped, the CPU reads up to tuning.mapped_read_kib (a page) out of the mapping
+    // itself (streaming loads, copy_from_write_combined) instead of a copy on the queue: it reads
+    // a GPU's BAR a 64-byte line at a time, so a page costs less than a submission, and a few
+    // pages more (docs/performance.md#vulkan).
+    VulkanBackend(VkPhysicalDevice pd, const VulkanDeviceReport& report, const VulkanTuning& tuning)
         : pd_(pd), info_(report.info), has_budget_(report.memory_budget),
-          transfer_writes_(transfer_writes), spin_us_(fence_spin_us(report)),
-          queue_write_min_(queue_write_min()),
-          mapped_read_max_(std::size_t{env_count("VRAMFS_VK_MAPPED_READ_KIB", kMappedReadKiB)} << 10),
-          fresh_on_queue_(env_on("VRAMFS_VK_FRESH_QUEUE", true)),
-          host_import_(report.external_memory_host && env_on("VRAMFS_VK_HOST_IMPORT", true)),
-          batch_(env_on("VRAMFS_VK_BATCH", true)),
-          batch_barrier_(env_on("VRAMFS_VK_BATCH_BARRIER", true)),
-          in_flight_(env_count("VRAMFS_VK_IN_FLIGHT", kInFlight)) {}
+          transfer_writes_(tuning.transfer_writes), spin_us_(fence_spin_us(report, tuning)),
+          queue_write_min_(queue_write_min(tuning)),
+          mapped_read_max_(std::size_t{tuning.mapped_read_kib} << 10),
+          fresh_on_queue_(tuning.fresh_on_queue),
+          host_import_(report.external_memory_host && tuning.host_import),
+          batch_(tuning.batch), batch_barrier_(tuning.batch_barrier), in_flight_(tuning.in_flight),
+          forced_family_(tuning.queue_family), max_queues_(tuning.queues) {}
     ~VulkanBackend() override {
         if (dev_ == VK_NULL_HANDLE) return;
         vkDeviceWaitIdle(dev_);
@@ -350,7 +322,7 @@ public:
             return false;
         }
         // Every family that copies gets up to kQueues queues; the contexts use the one that
-        // answers fastest (probe_families), or VRAMFS_VK_QUEUE_FAMILY where that is set (to
+        // answers fastest (probe_families), or --vk-queue-family where that is set (to
         // compare families).
         std::uint32_t n = 0;
         vkGetPhysicalDeviceQueueFamilyProperties(pd_, &n, nullptr);
@@ -416,21 +388,20 @@ public:
                   host_import_ ? "are our own memory, imported (VK_EXT_external_memory_host)"
                                : "come from the driver");
         const VkDeviceQueueCreateInfo* chosen = nullptr;
-        if (const char* forced = std::getenv("VRAMFS_VK_QUEUE_FAMILY")) {
+        if (forced_family_ != VulkanTuning::kAuto) {
             const auto it = std::find_if(qcis.begin(), qcis.end(), [&](const VkDeviceQueueCreateInfo& q) {
-                return std::to_string(q.queueFamilyIndex) == forced;
+                return q.queueFamilyIndex == forced_family_;
             });
             if (it != qcis.end())
                 chosen = &*it;
             else
-                log_warning("Vulkan device %d: VRAMFS_VK_QUEUE_FAMILY=%s is no family that copies; probing",
-                            info_.index, forced);
+                log_warning("Vulkan device %d: --vk-queue-family %u is no family that copies; probing",
+                            info_.index, forced_family_);
         }
         if (!chosen) chosen = &qcis[qcis.size() > 1 ? probe_families(qcis) : 0];
         family_ = chosen->queueFamilyIndex;
-        // VRAMFS_VK_QUEUES=N uses N of them at most, to compare.
-        queue_count_ =
-            std::clamp<std::uint32_t>(env_count("VRAMFS_VK_QUEUES", kQueues), 1, chosen->queueCount);
+        queue_count_ = std::clamp<std::uint32_t>(max_queues_ ? max_queues_ : kQueues, 1,
+                                                 std::min(kQueues, chosen->queueCount));
         log_debug("Vulkan device %d: copies on queue family %u (%u queues), their completion polled %u us",
                   info_.index, family_, queue_count_, spin_us_);
         for (std::uint32_t q = 0; q < queue_count_; ++q) {
@@ -1217,6 +1188,8 @@ private:
     bool batch_;             // copies asked for at once share a submission (submit_together)
     const bool batch_barrier_; // with batch_: one barrier ends each submission, not each copy
     const unsigned in_flight_; // with batch_: most submissions on a queue at once; 0: no limit
+    const unsigned forced_family_; // VulkanTuning::kAuto: probe
+    const unsigned max_queues_;
     PFN_vkGetMemoryHostPointerPropertiesEXT host_pointer_properties_ = nullptr;
     std::size_t import_align_ = 4096;
     std::atomic<bool> import_failed_{false};
@@ -1251,8 +1224,8 @@ bool list_vulkan_devices(std::vector<VulkanDeviceReport>& out, std::string& erro
     return true;
 }
 
-std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& error, bool* bad_index,
-                                                    bool transfer_writes) {
+std::unique_ptr<StorageBackend> make_vulkan_backend(int device, const VulkanTuning& tuning,
+                                                    std::string& error, bool* bad_index) {
     VkInstance inst = instance(error);
     if (inst == VK_NULL_HANDLE) return nullptr;
     const auto devices = storage_devices(inst);
@@ -1266,8 +1239,7 @@ std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& err
     // A CPU driver (lavapipe) says so wherever the device is named: its memory is system RAM.
     r.info.name += " (" + r.vendor + (r.type == "CPU" ? " CPU driver, system RAM" : "") + ", Vulkan " +
                    r.api_version + ")";
-    auto backend = std::make_unique<VulkanBackend>(devices[static_cast<std::size_t>(device)], r,
-                                                   transfer_writes);
+    auto backend = std::make_unique<VulkanBackend>(devices[static_cast<std::size_t>(device)], r, tuning);
     if (!backend->open(error)) return nullptr;
     return backend;
 }
@@ -1281,7 +1253,7 @@ bool list_vulkan_devices(std::vector<VulkanDeviceReport>&, std::string& error) {
     error = "this vramfs was built without Vulkan support";
     return false;
 }
-std::unique_ptr<StorageBackend> make_vulkan_backend(int, std::string& error, bool*, bool) {
+std::unique_ptr<StorageBackend> make_vulkan_backend(int, const VulkanTuning&, std::string& error, bool*) {
     error = "this vramfs was built without Vulkan support";
     return nullptr;
 }

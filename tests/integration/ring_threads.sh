@@ -4,7 +4,7 @@
 # by its one worker, all land on one queue. Four readers pinned to CPU 0 keep several requests
 # on queue 0 at once; more than one of that queue's threads must then have served some (the
 # daemon's per-thread counts, a debug line at unmount). With one thread per queue
-# (VRAMFS_RING_QUEUE_THREADS=1) it fails.
+# (--ring-queue-threads 1) it fails.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"

@@ -168,7 +168,7 @@ static int threads_on_one_cpu(pid_t pid) {
     return pinned;
 }
 
-TEST_CASE("the io_uring queues' threads are not pinned unless VRAMFS_RING_CPU=same" *
+TEST_CASE("the io_uring queues' threads are not pinned unless --ring-pin-cpu 1" *
           doctest::skip(test_transport() != "uring" || ::sysconf(_SC_NPROCESSORS_ONLN) < 2)) {
     {
         VramfsMount m("64M");
@@ -176,9 +176,7 @@ TEST_CASE("the io_uring queues' threads are not pinned unless VRAMFS_RING_CPU=sa
         REQUIRE(pid > 0);
         CHECK(threads_on_one_cpu(pid) == 0);
     }
-    ::setenv("VRAMFS_RING_CPU", "same", 1);
-    VramfsMount m("64M");
-    ::unsetenv("VRAMFS_RING_CPU");
+    VramfsMount m("64M", {"--ring-pin-cpu", "1"});
     const pid_t pid = daemon_of(m.path());
     REQUIRE(pid > 0);
     CHECK(threads_on_one_cpu(pid) >= 2); // a queue per CPU, each thread on its own

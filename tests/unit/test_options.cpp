@@ -61,7 +61,7 @@ std::set<std::string> long_options_in(const std::string& text, const std::string
 std::set<std::string> documented_options() {
     std::set<std::string> out{"help", "version", "json", "prometheus", "devices", "swap-budget"};
     for (const auto& s : option_table())
-        if (!s.hidden && s.on_command_line) out.insert(s.name);
+        if (!s.hidden && !s.tuning && s.on_command_line) out.insert(s.name);
     return out;
 }
 
@@ -73,12 +73,20 @@ TEST_CASE("the defaults the table shows are the defaults a parse gives") {
         CAPTURE(s.name);
         if (!s.default_text) continue;
         const std::string d = s.default_text;
-        if (s.kind == OptionKind::unsigned_int && std::string(s.name) != "poll-us")
+        // A default that depends on the machine is said in words: checked below.
+        if (s.kind == OptionKind::unsigned_int && d.find_first_not_of("0123456789") == std::string::npos)
             CHECK(std::to_string(defaults.*s.unsigned_field) == d);
         if (s.kind == OptionKind::size) CHECK(parse_size(d) == defaults.*s.size_field);
         if (s.kind == OptionKind::seconds) CHECK(std::stod(d) == defaults.*s.seconds_field);
     }
     CHECK(defaults.poll_us == default_poll_us());
+    CHECK(defaults.vk_fence_spin_us == VulkanTuning::kAuto);
+    CHECK(defaults.vk_queue_family == VulkanTuning::kAuto);
+    // The knobs' defaults are the ones the code they feed declares.
+    CHECK(vulkan_tuning(defaults).batch == VulkanTuning{}.batch);
+    CHECK(vulkan_tuning(defaults).in_flight == VulkanTuning{}.in_flight);
+    CHECK(transport_tuning(defaults).killpriv_v2 == TransportTuning{}.killpriv_v2);
+    CHECK(transport_tuning(defaults).ring_queue_threads == TransportTuning{}.ring_queue_threads);
     CHECK(defaults.backend == BackendKind::cuda);
     CHECK(defaults.transport == TransportKind::dev);
     CHECK(parse({"/m", "1G", "--transport", "uring"}).config.transport == TransportKind::uring);
@@ -136,6 +144,21 @@ TEST_CASE("the bash completion offers exactly the table's options") {
         CHECK(read_source("mount-helpers/completion/vramfs").find(std::string(" -") + s.short_name + " ") !=
               std::string::npos);
     }
+}
+
+TEST_CASE("tuning knobs are parsed and range-checked, and kept out of --help") {
+    const auto r = parse({"/m", "1G", "--vk-batch", "0", "-o", "vk_in_flight=1,ring_queue_threads=2,killpriv_v2=0"});
+    CHECK_FALSE(r.done);
+    CHECK_FALSE(vulkan_tuning(r.config).batch);
+    CHECK(vulkan_tuning(r.config).in_flight == 1);
+    CHECK(transport_tuning(r.config).ring_queue_threads == 2);
+    CHECK_FALSE(transport_tuning(r.config).killpriv_v2);
+    CHECK(parse({"/m", "1G", "--vk-batch", "2"}).exit_code == kExitUsage);
+    CHECK(parse({"/m", "1G", "--ring-queue-threads", "9"}).exit_code == kExitUsage);
+    const auto help = parse({"--help"});
+    CHECK(help.output.find("--vk-batch") == std::string::npos);
+    CHECK(help.output.find("--threads") != std::string::npos);
+    CHECK(options_markdown().find("`--vk-batch`") != std::string::npos);
 }
 
 TEST_CASE("--option-arity says of every command-line option whether it takes a value") {

@@ -6,6 +6,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include "vramfs/app/config.hpp"
+#include "vramfs/app/options.hpp"
 #include "vramfs/data/block_pool.hpp"
 #include "vramfs/data/file_data.hpp"
 #include "vramfs/storage/backend.hpp"
@@ -264,8 +266,33 @@ TEST_CASE("a file over a block pool on this backend") {
     CHECK(pool.stats().reserved_bytes == 0);
 }
 
+// The tuning knobs given after the backend's name (--vk-batch 0), read through the option
+// table as vramfs reads them; what is not one goes on to doctest. False on a bad knob.
+bool take_tuning(int& argc, char** argv, Config& config) {
+    ParseState st;
+    int out = 2;
+    for (int i = 2; i < argc; ++i) {
+        const OptionSpec* spec = nullptr;
+        for (const auto& s : option_table())
+            if (s.tuning && std::string("--") + s.name == argv[i]) spec = &s;
+        if (!spec) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= argc || !apply_option(*spec, config, st, argv[i + 1]).empty()) {
+            std::fprintf(stderr, "bad value for %s\n", argv[i]);
+            return false;
+        }
+        ++i;
+    }
+    argc = out;
+    return true;
+}
+
 int main(int argc, char** argv) {
     const std::string kind = argc > 1 ? argv[1] : "host";
+    Config config;
+    if (!take_tuning(argc, argv, config)) return 2;
     std::unique_ptr<StorageBackend> backend;
     const std::string base = kind.rfind("fault-", 0) == 0 ? kind.substr(6) : kind;
     if (base == "host") {
@@ -281,7 +308,9 @@ int main(int argc, char** argv) {
         }
     } else if (base == "vulkan" || base == "vulkan-transfer") {
         std::string error;
-        backend = make_vulkan_backend(0, error, nullptr, base == "vulkan-transfer");
+        VulkanTuning tuning = vulkan_tuning(config);
+        tuning.transfer_writes = base == "vulkan-transfer";
+        backend = make_vulkan_backend(0, tuning, error);
         if (!backend) {
             // CI has lavapipe, so there a missing Vulkan device is a failure, not a skip.
             const bool required = std::getenv("VRAMFS_REQUIRE_VULKAN") != nullptr;
@@ -289,7 +318,8 @@ int main(int argc, char** argv) {
             return required ? 1 : 77;
         }
     } else {
-        std::fprintf(stderr, "usage: %s [fault-]host|host-arena|cuda|vulkan|vulkan-transfer [doctest options]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s [fault-]host|host-arena|cuda|vulkan|vulkan-transfer [--vk-KNOB N...] "
+                             "[doctest options]\n", argv[0]);
         return 2;
     }
     if (base != kind) {

@@ -1,9 +1,10 @@
 // The command line: parsed into a plain Config, validated, then turned into FUSE arguments.
 #pragma once
 
-#include "vramfs/util/transport_kind.hpp"
+#include "vramfs/storage/backend.hpp"
 #include "vramfs/storage/fault_backend.hpp"
 #include "vramfs/util/log.hpp"
+#include "vramfs/util/transport.hpp"
 
 #include <cstdint>
 #include <string>
@@ -47,7 +48,31 @@ struct Config {
     FaultPlan faults; // test only: --inject-faults
     double release_delay = 5; // seconds an empty slab waits before going back to the GPU
     LogLevel log_level = LogLevel::info;
+
+    // Tuning knobs, to compare with: hidden from --help, in docs/options.md. Each default is
+    // the one the code it feeds declares (VulkanTuning, TransportTuning); vulkan_tuning() and the
+    // daemon pass them on.
+    unsigned max_background = 0; // requests the kernel may have waiting (0: 64 over dev, its own 12 over uring)
+    unsigned killpriv_v2 = TransportTuning{}.killpriv_v2;
+    unsigned ring_pin_cpu = TransportTuning{}.ring_pin_cpu;
+    unsigned ring_poll_us = TransportTuning{}.ring_poll_us;
+    unsigned ring_queue_threads = TransportTuning{}.ring_queue_threads;
+    unsigned vk_fence_spin_us = VulkanTuning{}.fence_spin_us;
+    unsigned vk_queue_write_kib = VulkanTuning{}.queue_write_kib;
+    unsigned vk_mapped_read_kib = VulkanTuning{}.mapped_read_kib;
+    unsigned vk_fresh_queue = VulkanTuning{}.fresh_on_queue;
+    unsigned vk_host_import = VulkanTuning{}.host_import;
+    unsigned vk_batch = VulkanTuning{}.batch;
+    unsigned vk_batch_barrier = VulkanTuning{}.batch_barrier;
+    unsigned vk_in_flight = VulkanTuning{}.in_flight;
+    unsigned vk_queues = VulkanTuning{}.queues;
+    unsigned vk_queue_family = VulkanTuning{}.queue_family;
 };
+
+// The Vulkan backend's knobs from a Config.
+VulkanTuning vulkan_tuning(const Config& c);
+// The transports' knobs from a Config.
+TransportTuning transport_tuning(const Config& c);
 
 // Exit codes: 0 success, 1 a failure of the system (no GPU, mount refused), 2 bad input.
 inline constexpr int kExitFailure = 1;

@@ -38,6 +38,9 @@ struct OptionSpec {
     bool in_o = true;         // accepted as -o NAME[=VALUE]
     bool on_command_line = true; // false: -o only (size, which is SIZE on the command line)
     bool hidden = false;      // for tests only: in neither --help nor the docs
+    // A knob to compare with: not in --help, the man page or the completion; in docs/options.md's
+    // table of tuning knobs.
+    bool tuning = false;
     bool repeatable = false;  // every value counts (--device 0 --device 1); else the last wins
     // For kinds that need more than the range check (and for text): applies `value` to the
     // config, returning "" or what is wrong (without the option's name).

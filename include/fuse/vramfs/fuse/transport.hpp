@@ -5,7 +5,7 @@
 #pragma once
 
 #include "vramfs/fuse/request_stats.hpp"
-#include "vramfs/util/transport_kind.hpp"
+#include "vramfs/util/transport.hpp"
 #include "vramfs/storage/backend.hpp"
 
 #include <functional>
@@ -28,6 +28,7 @@ struct ServeOptions {
     // Run by every thread that serves requests (the /dev/fuse workers, the io_uring queues)
     // before the transport takes its first request: StorageBackend::prepare_thread.
     std::function<void()> prepare_thread;
+    TransportTuning tuning;
 };
 
 // Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, and so in every thread it starts
@@ -61,7 +62,7 @@ bool detach_mount(const std::string& mountpoint) noexcept;
 // timed into `stats`. Everything is made here, before the first request; null, with the
 // reason in `why`, if the io_uring part cannot be.
 std::unique_ptr<Transport> make_transport(fuse_session* se, ServeOptions options,
-                                          StorageBackend& buffers, RequestStats& stats,
+                                          HostMemory& buffers, RequestStats& stats,
                                           std::string& why);
 
 // Whether this kernel carries FUSE over io_uring for new mounts: the fuse module's enable_uring

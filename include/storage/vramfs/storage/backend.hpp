@@ -59,17 +59,19 @@ private:
     std::uint64_t bytes_ = 0;
 };
 
+class HostMemory;
+
 // A host buffer the backend copies fastest from and to (page-locked for CUDA); move-only.
 class HostBuffer {
 public:
     HostBuffer() noexcept = default;
     HostBuffer(HostBuffer&& o) noexcept
-        : backend_(std::exchange(o.backend_, nullptr)), data_(std::exchange(o.data_, nullptr)),
+        : owner_(std::exchange(o.owner_, nullptr)), data_(std::exchange(o.data_, nullptr)),
           bytes_(std::exchange(o.bytes_, 0)) {}
     HostBuffer& operator=(HostBuffer&& o) noexcept {
         if (this != &o) {
             reset();
-            backend_ = std::exchange(o.backend_, nullptr);
+            owner_ = std::exchange(o.owner_, nullptr);
             data_ = std::exchange(o.data_, nullptr);
             bytes_ = std::exchange(o.bytes_, 0);
         }
@@ -85,10 +87,35 @@ public:
     void reset() noexcept;
 
 private:
-    friend class StorageBackend;
-    StorageBackend* backend_ = nullptr;
+    friend class HostMemory;
+    HostMemory* owner_ = nullptr;
     void* data_ = nullptr;
     std::size_t bytes_ = 0;
+};
+
+// Host memory a backend copies fastest from and to (page-locked for CUDA; for Vulkan memory the
+// driver maps or imports): all that the transports, which only receive and reply, need of
+// storage.
+class HostMemory {
+public:
+    virtual ~HostMemory() = default;
+    // A host buffer of `bytes` into `out`: 0, or ENOMEM.
+    int allocate_host(std::size_t bytes, HostBuffer& out) noexcept {
+        void* p = do_allocate_host(bytes);
+        if (!p) return ENOMEM;
+        out = HostBuffer();
+        out.owner_ = this;
+        out.data_ = p;
+        out.bytes_ = bytes;
+        return 0;
+    }
+
+protected:
+    virtual void* do_allocate_host(std::size_t bytes) noexcept = 0;
+    virtual void do_release_host(void* p, std::size_t bytes) noexcept = 0; // only HostBuffer calls it
+
+private:
+    friend class HostBuffer;
 };
 
 // What a backend's do_* calls return when the device itself is gone (a GPU fallen off the bus,
@@ -100,9 +127,9 @@ inline constexpr int kDeviceLost = ENODEV;
 // device failed); none throws, so a device failure can never unwind through the FUSE loop.
 // Once a call reports kDeviceLost the backend is lost for good: one log line says so, and
 // every later call answers EIO at once without reaching the device (releases do nothing).
-class StorageBackend {
+class StorageBackend : public HostMemory {
 public:
-    virtual ~StorageBackend() = default;
+    ~StorageBackend() override = default;
     StorageBackend() = default;
     StorageBackend(const StorageBackend&) = delete;
     StorageBackend& operator=(const StorageBackend&) = delete;
@@ -126,17 +153,6 @@ public:
         out.bytes_ = bytes;
         return 0;
     }
-    // A host buffer of `bytes` into `out`: 0, or ENOMEM.
-    int allocate_host(std::size_t bytes, HostBuffer& out) noexcept {
-        void* p = do_allocate_host(bytes);
-        if (!p) return ENOMEM;
-        out = HostBuffer();
-        out.backend_ = this;
-        out.data_ = p;
-        out.bytes_ = bytes;
-        return 0;
-    }
-
     // Called by each thread that will serve requests, before its first one: whatever the
     // device's API sets up per thread on first use (CUDA binds the device and makes the
     // thread's stream) is made now, while memory is plentiful. A serving thread that did it
@@ -163,8 +179,6 @@ protected:
     virtual int do_zero(DeviceAddr dst, std::size_t len) noexcept = 0;
     virtual int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept = 0;
     virtual void do_release(DeviceAddr addr, std::uint64_t bytes) noexcept = 0;
-    virtual void* do_allocate_host(std::size_t bytes) noexcept = 0;
-    virtual void do_release_host(void* p, std::size_t bytes) noexcept = 0;
     virtual int do_prepare_thread() noexcept { return 0; }
     // For decorators, which pass their inner backend's memory on as it is.
     static int forward_allocate(StorageBackend& inner, std::uint64_t bytes, DeviceAddr& out) noexcept {
@@ -193,7 +207,6 @@ protected:
 
 private:
     friend class DeviceBuffer;
-    friend class HostBuffer;
     // kDeviceLost marks the backend lost (once, with a log line) and becomes EIO.
     int checked(int err) noexcept {
         if (err != kDeviceLost) return err;
@@ -212,8 +225,8 @@ inline void DeviceBuffer::reset() noexcept {
 }
 
 inline void HostBuffer::reset() noexcept {
-    if (backend_) backend_->do_release_host(data_, bytes_);
-    backend_ = nullptr;
+    if (owner_) owner_->do_release_host(data_, bytes_);
+    owner_ = nullptr;
     data_ = nullptr;
     bytes_ = 0;
 }
@@ -237,15 +250,35 @@ void cuda_versions(int& driver, int& runtime) noexcept;
 // Lists CUDA devices; returns false and sets `error` when CUDA is unusable.
 bool list_cuda_devices(std::vector<DeviceInfo>& out, std::string& error);
 
+// How the Vulkan backend copies. The defaults are what runs; the option table's hidden --vk-*
+// options (docs/options.md) set the rest, to compare; tests set transfer_writes.
+struct VulkanTuning {
+    static constexpr unsigned kAuto = ~0u;
+    // A copy's fence is polled this long (microseconds) before the thread sleeps on it; kAuto:
+    // 200 on a GPU, 0 on a CPU driver, where spinning takes the CPU from the copy.
+    unsigned fence_spin_us = kAuto;
+    unsigned queue_write_kib = 0;  // with mapped writes, writes of this many KiB up go on the queue (0: none)
+    unsigned mapped_read_kib = 4;  // with slabs mapped, reads up to this many KiB by the CPU (0: none)
+    bool fresh_on_queue = true;    // large writes into chunks the CPU has not yet written: on the queue
+    bool host_import = true;       // host buffers are our own memory, imported where the driver can
+    bool batch = true;             // copies asked for at once share a submission (timeline semaphores)
+    bool batch_barrier = true;     // one barrier a submission, not one a copy
+    // With batch, the most submissions on a queue at once (0: no limit): one running and one
+    // ready keep the queue busy, and what arrives meanwhile gathers into the next.
+    unsigned in_flight = 2;
+    unsigned queues = 0;           // queues of the chosen family used at most (0: all it has, up to 4)
+    unsigned queue_family = kAuto; // kAuto: the family that answered a probe fastest
+    // Writes on the queue even where the whole heap is mappable (tests cover both paths).
+    bool transfer_writes = false;
+};
+
 // Device-local memory of a GPU through Vulkan (AMD, Intel, NVIDIA; Mesa's lavapipe on a CPU).
 // `device` counts the Vulkan physical devices that have a device-local heap. Returns nullptr
 // and sets `error` when Vulkan or the device is unusable; without Vulkan in the build it
 // always fails. Writes go by CPU into mapped device memory where the whole heap is mappable,
-// else on a transfer queue; `transfer_writes` keeps them on the queue (tests use it to cover
-// both paths on one device).
-std::unique_ptr<StorageBackend> make_vulkan_backend(int device, std::string& error,
-                                                    bool* bad_index = nullptr,
-                                                    bool transfer_writes = false);
+// else on a transfer queue.
+std::unique_ptr<StorageBackend> make_vulkan_backend(int device, const VulkanTuning& tuning,
+                                                    std::string& error, bool* bad_index = nullptr);
 
 // What --list-devices and --check say about a Vulkan device. info.free_bytes is the heap's
 // budget less its usage where the driver reports them (VK_EXT_memory_budget), else its size.
