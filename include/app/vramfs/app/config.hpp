@@ -35,7 +35,7 @@ struct Config {
     unsigned threads = 8;
     unsigned poll_us = 0; // busy-poll /dev/fuse this long after each request (0: sleep at once)
     std::uint64_t block_size = 1 << 20;
-    std::uint64_t max_io = 1 << 20; // the largest read or write request the kernel sends
+    std::uint64_t max_io = kDefaultMaxIo; // the largest read or write request the kernel sends
     bool null_io = false;
     bool direct_io = false;
     bool buffered_writes = false; // write-only opens keep the page cache (by default they bypass it)

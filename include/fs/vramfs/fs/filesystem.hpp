@@ -20,6 +20,7 @@
 #include "vramfs/fs/inode_table.hpp"
 #include "vramfs/fs/status.hpp"
 #include "vramfs/fs/types.hpp"
+#include "vramfs/util/transport.hpp"
 
 #include <atomic>
 #include <vector>
@@ -40,7 +41,7 @@ struct FsOptions {
     bool direct_write_only = false;
     bool writeback_cache = false; // the kernel gathers buffered writes (errors show at fsync/close)
     double attr_timeout = 1.0;
-    std::size_t max_io = 1 << 20; // largest read or write request
+    std::size_t max_io = kDefaultMaxIo; // largest read or write request
     std::size_t io_buffers = 16;  // preallocated read buffers (one per worker thread)
     std::size_t read_cache_slots = 0; // host windows for small reads that walk a file (ReadCache)
     std::size_t read_cache_window = 1 << 20;

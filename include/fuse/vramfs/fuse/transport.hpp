@@ -20,7 +20,7 @@ struct ServeOptions {
     std::string mountpoint; // detached on the first stop signal (see detach_mount)
     TransportKind transport = TransportKind::dev; // resolved: uring or dev
     bool uring_asked = false; // --transport uring, not auto: not getting it is an error
-    std::size_t max_io = 1 << 20; // largest read or write: sizes the io_uring buffers
+    std::size_t max_io = kDefaultMaxIo; // largest read or write: sizes the io_uring buffers
     unsigned threads = 8;
     // After a request a worker busy-polls for the next one this long (microseconds, 0: sleep at
     // once); at most two workers spin at a time.

@@ -5,6 +5,10 @@
 
 namespace vramfs {
 
+// The largest read or write request the kernel sends (--max-io) unless told otherwise: the
+// kernel's default of 256 pages per request.
+inline constexpr unsigned kDefaultMaxIo = 1 << 20;
+
 // automatic: FUSE over io_uring where the kernel offers it, else /dev/fuse alone.
 enum class TransportKind { automatic, uring, dev };
 
