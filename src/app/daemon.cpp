@@ -290,6 +290,78 @@ std::unique_ptr<StorageBackend> open_device(const Config& cfg, const DeviceBudge
     return backend;
 }
 
+// The block pools, one per device, and the filesystem over them; throws where they cannot be
+// made (std::bad_alloc, a locked-memory failure).
+std::unique_ptr<Filesystem> make_filesystem(const Config& cfg,
+                                            const std::vector<std::unique_ptr<StorageBackend>>& backends,
+                                            std::vector<std::unique_ptr<BlockPool>>& pools) {
+    std::vector<BlockPool*> raw;
+    for (std::size_t i = 0; i < backends.size(); ++i) {
+        pools.push_back(std::make_unique<BlockPool>(
+            *backends[i], cfg.devices[i].size, cfg.block_size, kSlabBytes,
+            std::chrono::milliseconds(static_cast<long long>(cfg.release_delay * 1000)), &memory_is_short));
+        raw.push_back(pools.back().get());
+    }
+    FsOptions fo;
+    fo.direct_io = cfg.direct_io;
+    // The writeback cache exists to gather buffered writes: it keeps them all.
+    fo.direct_write_only = !cfg.buffered_writes && !cfg.writeback_cache;
+    fo.writeback_cache = cfg.writeback_cache;
+    fo.read_cache_slots = cfg.read_cache;
+    fo.io_buffers = cfg.threads + 2;
+    fo.max_io = cfg.max_io;
+    return std::make_unique<Filesystem>(raw, fo, Caller{::getuid(), ::getgid(), 0});
+}
+
+// A FUSE session with the mount's options, mounted; null after reporting why not.
+fuse_session* mount_session(const Config& cfg, FuseContext& context, Reporter& reporter, int& rc) {
+    std::vector<std::string> args = fuse_arguments(cfg);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+    fuse_session* se = fuse_session_new(&fargs, &fuse_operations(cfg.null_io), sizeof(fuse_lowlevel_ops),
+                                        &context);
+    fuse_opt_free_args(&fargs);
+    if (!se) {
+        rc = kExitUsage;
+        reporter.report(rc, "vramfs: FUSE rejected the options: " + args.back() + " (see the line above)");
+        return nullptr;
+    }
+    context.session = se;
+    // cfg.mountpoint is absolute (parse_command_line): the daemon changes to / once detached,
+    // and unmounts by this path.
+    if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0) {
+        fuse_session_destroy(se);
+        rc = kExitFailure;
+        reporter.report(rc, "vramfs: mounting on " + cfg.mountpoint + " failed (see the line above)");
+        return nullptr;
+    }
+    if (cfg.readahead > 0) { // applied after INIT, which the workers have not read yet
+        context.readahead_path = readahead_file(cfg.mountpoint);
+        context.readahead_kib = std::to_string(cfg.readahead / 1024);
+    }
+    return se;
+}
+
+ServeOptions serve_options(const Config& cfg, TransportKind transport,
+                           const std::vector<std::unique_ptr<StorageBackend>>& backends) {
+    ServeOptions so;
+    so.mountpoint = cfg.mountpoint;
+    so.transport = transport;
+    so.uring_asked = cfg.transport == TransportKind::uring;
+    so.max_io = cfg.max_io;
+    so.threads = cfg.threads;
+    so.poll_us = cfg.poll_us;
+    so.tuning = transport_tuning(cfg);
+    so.prepare_thread = [&backends] {
+        for (auto& b : backends)
+            if (int err = b->prepare_thread())
+                log_warning("%s device %d: cannot prepare a serving thread (%s)", b->kind(),
+                            b->device().index, std::strerror(err));
+    };
+    return so;
+}
+
 int serve(const Config& cfg, Reporter& reporter) {
     TransportKind transport = TransportKind::dev;
     std::string not_uring; // why not, where the kernel does not offer FUSE over io_uring
@@ -301,7 +373,6 @@ int serve(const Config& cfg, Reporter& reporter) {
     std::vector<std::unique_ptr<BlockPool>> pools;
     std::unique_ptr<Filesystem> fs;
     std::string devices_text;
-    std::uint64_t total = 0;
     prepare_heap();
     // Before the drivers and the pool start threads of their own: those made later inherit it.
     const SwapHardening hardening = harden_for_swap();
@@ -315,72 +386,21 @@ int serve(const Config& cfg, Reporter& reporter) {
         backends.push_back(std::move(backend));
     }
     try {
-        std::vector<BlockPool*> raw;
-        for (std::size_t i = 0; i < backends.size(); ++i) {
-            pools.push_back(std::make_unique<BlockPool>(
-                *backends[i], cfg.devices[i].size, cfg.block_size, 64ull << 20,
-                std::chrono::milliseconds(static_cast<long long>(cfg.release_delay * 1000)),
-                &memory_is_short));
-            raw.push_back(pools.back().get());
-            total += pools.back()->budget_blocks() * cfg.block_size;
-        }
-        FsOptions fo;
-        fo.direct_io = cfg.direct_io;
-        // The writeback cache exists to gather buffered writes: it keeps them all.
-        fo.direct_write_only = !cfg.buffered_writes && !cfg.writeback_cache;
-        fo.writeback_cache = cfg.writeback_cache;
-        fo.read_cache_slots = cfg.read_cache;
-        fo.io_buffers = cfg.threads + 2;
-        fo.max_io = cfg.max_io;
-        fs = std::make_unique<Filesystem>(raw, fo, Caller{::getuid(), ::getgid(), 0});
+        fs = make_filesystem(cfg, backends, pools);
     } catch (const std::exception& ex) {
         reporter.report(kExitFailure, std::string("vramfs: cannot start: ") + ex.what());
         return kExitFailure;
     }
+    std::uint64_t total = 0;
+    for (const auto& p : pools) total += p->budget_blocks() * cfg.block_size;
 
-    std::vector<std::string> args = fuse_arguments(cfg);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
     FuseContext context(*fs, ::getuid());
-    fuse_session* se = fuse_session_new(&fargs, &fuse_operations(cfg.null_io),
-                                        sizeof(fuse_lowlevel_ops), &context);
-    fuse_opt_free_args(&fargs);
-    if (!se) {
-        reporter.report(kExitUsage, "vramfs: FUSE rejected the options: " +
-                                        args.back() + " (see the line above)");
-        return kExitUsage;
-    }
-    context.session = se;
-    // Absolute: the daemon changes to / once detached, and unmounts by this path.
-    char* real = ::realpath(cfg.mountpoint.c_str(), nullptr);
-    const std::string mountpoint = real ? real : cfg.mountpoint;
-    std::free(real);
-    if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
-        fuse_session_destroy(se);
-        reporter.report(kExitFailure, "vramfs: mounting on " + cfg.mountpoint +
-                                          " failed (see the line above)");
-        return kExitFailure;
-    }
-    if (cfg.readahead > 0) { // applied after INIT, which the workers have not read yet
-        context.readahead_path = readahead_file(mountpoint);
-        context.readahead_kib = std::to_string(cfg.readahead / 1024);
-    }
-    ServeOptions so;
-    so.mountpoint = mountpoint;
-    so.transport = transport;
-    so.uring_asked = cfg.transport == TransportKind::uring;
-    so.max_io = cfg.max_io;
-    so.threads = cfg.threads;
-    so.poll_us = cfg.poll_us;
-    so.tuning = transport_tuning(cfg);
-    so.prepare_thread = [&backends] {
-        for (auto& b : backends)
-            if (int err = b->prepare_thread())
-                log_warning("%s device %d: cannot prepare a serving thread (%s)", b->kind(),
-                            b->device().index, std::strerror(err));
-    };
+    int rc = 0;
+    fuse_session* se = mount_session(cfg, context, reporter, rc);
+    if (!se) return rc;
+    ServeOptions so = serve_options(cfg, transport, backends);
     std::string why;
+    // The transports' buffers are host memory of the first device's backend.
     auto server = make_transport(se, so, *backends.front(), context.stats, why);
     if (!server && so.uring_asked) {
         fuse_session_unmount(se);
@@ -405,7 +425,7 @@ int serve(const Config& cfg, Reporter& reporter) {
     }
     report_hardening(hardening);
 
-    const int rc = server->serve();
+    rc = server->serve();
     fuse_session_destroy(se);
     log_info("unmounted %s", cfg.mountpoint.c_str());
     return rc == 0 ? 0 : kExitFailure;
