@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -88,33 +89,21 @@ std::string resolve_devices(Config& c, const ParseState& st) {
 
 } // namespace
 
-ParseResult parse_command_line(int argc, const char* const* argv) {
-    ParseResult r;
-    Config& c = r.config;
-    CLI::App app{"vramfs: a filesystem whose files live in GPU memory (VRAM).\n"
-                 "A file is a sized pool of VRAM: use it as scratch space or, through a loop\n"
-                 "device, as swap (see vramfs-swap). Unmount with: fusermount3 -u MOUNTPOINT",
-                 "vramfs"};
-    app.set_version_flag("--version", "vramfs " VRAMFS_VERSION);
-    app.get_formatter()->column_width(26);
+namespace {
 
-    ParseState st;
-    std::string first, second; // MOUNTPOINT SIZE, or SOURCE MOUNTPOINT in the mount(8) form
-    std::vector<std::string> opts;
-    bool markdown = false, arity = false;
-    app.add_option("MOUNTPOINT", first, "an existing, empty directory to mount on");
-    app.add_option("SIZE", second,
-                   "the VRAM budget: bytes or K/M/G/T (powers of 1024), e.g. 6G; "
-                   "DEVICE:SIZE,... for a budget per device");
-    app.add_option("-o", opts, "mount options, comma separated: vramfs's own (below) and FUSE's "
-                               "(allow_other, ...)")
-        ->type_size(1)
-        ->allow_extra_args(false);
-    // Each option's values in the order given, from the table.
+// What CLI11 collects of the table's options: each option's values in the order given.
+struct GivenOptions {
+    std::vector<std::vector<std::string>> repeated; // repeatable options: every value
+    std::vector<std::string> last;                  // the others: the last value
+    std::vector<CLI::Option*> options;              // null for -o-only options
+};
+
+// Adds every option of the table to `app`; returns the -o names, for the help's footer.
+std::string add_table_options(CLI::App& app, GivenOptions& given) {
     const auto& table = option_table();
-    std::vector<std::vector<std::string>> given(table.size());
-    std::vector<std::string> last(table.size());
-    std::vector<CLI::Option*> options(table.size(), nullptr);
+    given.repeated.resize(table.size());
+    given.last.resize(table.size());
+    given.options.assign(table.size(), nullptr);
     std::string o_names;
     for (std::size_t i = 0; i < table.size(); ++i) {
         const OptionSpec& spec = table[i];
@@ -128,61 +117,32 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
             o = app.add_flag(names)->description(option_help(spec));
         } else {
             if (spec.repeatable)
-                o = app.add_option(names, given[i], option_help(spec))->type_size(1)->allow_extra_args(false);
+                o = app.add_option(names, given.repeated[i], option_help(spec))->type_size(1)->allow_extra_args(false);
             else // the last one given wins
-                o = app.add_option(names, last[i], option_help(spec))
+                o = app.add_option(names, given.last[i], option_help(spec))
                         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
             o->type_name(spec.value_name);
             if (spec.default_text) o->default_str(spec.default_text);
         }
         if (spec.hidden || spec.tuning) o->group("");
-        options[i] = o;
+        given.options[i] = o;
     }
-    app.add_flag("--options-markdown", markdown)->group(""); // writes docs/options.md
-    app.add_flag("--option-arity", arity)->group("");        // for vramfs-swap
-    app.footer("vramfs status MOUNTPOINT [--json|--prometheus] shows a mount's devices, files and "
-               "counters.\nvramfs size SIZE prints the bytes SIZE means.\n\nIn the -o form (mount -t fuse.vramfs, /etc/fstab) vramfs takes " +
-               o_names + ", e.g.\n  vramfs  /mnt/vram  fuse.vramfs  size=6G,device=0,nofail  0 0\n"
-               "Every option is described in docs/options.md and vramfs(1).");
+    return o_names;
+}
 
-    auto fail = [&](const std::string& msg) {
-        r.done = true;
-        r.exit_code = kExitUsage;
-        r.error = "vramfs: " + msg + " (see vramfs --help)";
-        return r;
-    };
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp&) {
-        r.done = true;
-        r.output = app.help();
-        return r;
-    } catch (const CLI::CallForVersion& e) {
-        r.done = true;
-        r.output = std::string(e.what()) + "\n";
-        return r;
-    } catch (const CLI::ParseError& e) {
-        std::string what = e.what();
-        for (char& ch : what)
-            if (ch == '\n') ch = ' ';
-        return fail(what);
-    }
-    if (markdown || arity) {
-        r.done = true;
-        r.output = markdown ? options_markdown() : option_arity();
-        return r;
-    }
-
-    // The command line first, then -o, each in table order: a later value wins.
+// Applies what the command line gave, then -o's, each in table order: a later value wins.
+// "" or the error line.
+std::string apply_options(const GivenOptions& given, const std::vector<std::string>& o_items, Config& c,
+                          ParseState& st) {
+    const auto& table = option_table();
     for (std::size_t i = 0; i < table.size(); ++i) {
-        std::vector<std::string> values = given[i];
-        if (options[i] && options[i]->count() > 0 && !table[i].repeatable)
-            values.assign(1, last[i]); // "" for a flag
+        std::vector<std::string> values = given.repeated[i];
+        if (given.options[i] && given.options[i]->count() > 0 && !table[i].repeatable)
+            values.assign(1, given.last[i]); // "" for a flag
         for (const auto& v : values)
-            if (auto err = apply_option(table[i], c, st, v); !err.empty())
-                return fail(option_error(table[i], false, err));
+            if (auto err = apply_option(table[i], c, st, v); !err.empty()) return option_error(table[i], false, err);
     }
-    for (const auto& o : split_commas(opts)) {
+    for (const auto& o : split_commas(o_items)) {
         const auto eq = o.find('=');
         const std::string key = o.substr(0, eq), val = eq == std::string::npos ? "" : o.substr(eq + 1);
         const OptionSpec* spec = nullptr;
@@ -193,23 +153,89 @@ ParseResult parse_command_line(int argc, const char* const* argv) {
             c.fuse_options.push_back(o); // FUSE's, or the kernel's
             continue;
         }
-        if (auto err = apply_option(*spec, c, st, val); !err.empty()) return fail(option_error(*spec, true, err));
+        if (auto err = apply_option(*spec, c, st, val); !err.empty()) return option_error(*spec, true, err);
     }
+    return "";
+}
+
+// The mount point, its source label and the devices, from the two positionals: MOUNTPOINT SIZE,
+// or SOURCE MOUNTPOINT with -o size= (mount.fuse3 runs "vramfs SOURCE MOUNTPOINT -o ...").
+// "" or the error line.
+std::string place_mount(const std::string& first, const std::string& second, Config& c, ParseState& st) {
+    c.mountpoint = st.size_from_o && !second.empty() ? second : first;
+    if (st.size_from_o && !second.empty()) c.source = first;
+    // Absolute, so that the mount's name and status label say which mount it is wherever they
+    // are read, and the daemon, which changes to /, unmounts by it (a path that does not
+    // resolve is left for check_mountpoint to report).
+    if (char buf[PATH_MAX]; !c.mountpoint.empty() && ::realpath(c.mountpoint.c_str(), buf)) c.mountpoint = buf;
+    if (!st.size_from_o) st.size_text = second;
+    if (c.mountpoint.empty()) return "missing MOUNTPOINT and SIZE";
+    if (st.size_text.empty()) return "missing SIZE, e.g. 6G";
+    return resolve_devices(c, st);
+}
+
+} // namespace
+
+ParseResult parse_command_line(int argc, const char* const* argv) {
+    ParseResult r;
+    CLI::App app{"vramfs: a filesystem whose files live in GPU memory (VRAM).\n"
+                 "A file is a sized pool of VRAM: use it as scratch space or, through a loop\n"
+                 "device, as swap (see vramfs-swap). Unmount with: fusermount3 -u MOUNTPOINT",
+                 "vramfs"};
+    app.set_version_flag("--version", "vramfs " VRAMFS_VERSION);
+    app.get_formatter()->column_width(26);
+    std::string first, second; // MOUNTPOINT SIZE, or SOURCE MOUNTPOINT in the mount(8) form
+    std::vector<std::string> o_items;
+    bool markdown = false, arity = false;
+    app.add_option("MOUNTPOINT", first, "an existing, empty directory to mount on");
+    app.add_option("SIZE", second,
+                   "the VRAM budget: bytes or K/M/G/T (powers of 1024), e.g. 6G; "
+                   "DEVICE:SIZE,... for a budget per device");
+    app.add_option("-o", o_items, "mount options, comma separated: vramfs's own (below) and FUSE's "
+                                  "(allow_other, ...)")
+        ->type_size(1)
+        ->allow_extra_args(false);
+    GivenOptions given;
+    const std::string o_names = add_table_options(app, given);
+    app.add_flag("--options-markdown", markdown)->group(""); // writes docs/options.md
+    app.add_flag("--option-arity", arity)->group("");        // for vramfs-swap
+    app.footer("vramfs status MOUNTPOINT [--json|--prometheus|--devices] shows a mount's devices, "
+               "files and counters.\nvramfs size SIZE prints the bytes SIZE means.\n\nIn the -o form "
+               "(mount -t fuse.vramfs, /etc/fstab) vramfs takes " +
+               o_names + ", e.g.\n  vramfs  /mnt/vram  fuse.vramfs  size=6G,device=0,nofail  0 0\n"
+               "Every option is described in docs/options.md and vramfs(1).");
+
+    auto finish = [&](std::string output) {
+        r.done = true;
+        r.output = std::move(output);
+        return r;
+    };
+    auto fail = [&](const std::string& msg) {
+        r.done = true;
+        r.exit_code = kExitUsage;
+        r.error = "vramfs: " + msg + " (see vramfs --help)";
+        return r;
+    };
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp&) {
+        return finish(app.help());
+    } catch (const CLI::CallForVersion& e) {
+        return finish(std::string(e.what()) + "\n");
+    } catch (const CLI::ParseError& e) {
+        std::string what = e.what();
+        std::replace(what.begin(), what.end(), '\n', ' ');
+        return fail(what);
+    }
+    if (markdown || arity) return finish(markdown ? options_markdown() : option_arity());
+
+    Config& c = r.config;
+    ParseState st;
+    if (auto err = apply_options(given, o_items, c, st); !err.empty()) return fail(err);
     if (c.fuse_debug) c.foreground = true;
     if (!st.poll_given) c.poll_us = default_poll_us();
     if (c.list_devices || c.check) return r;
-
-    // mount.fuse3 runs "vramfs SOURCE MOUNTPOINT -o size=...": the source is a label.
-    c.mountpoint = st.size_from_o && !second.empty() ? second : first;
-    if (st.size_from_o && !second.empty()) c.source = first;
-    // Absolute, so that the mount's name and status label say which mount it is wherever
-    // they are read (a path that does not resolve is left for check_mountpoint to report).
-    if (char buf[PATH_MAX]; !c.mountpoint.empty() && ::realpath(c.mountpoint.c_str(), buf))
-        c.mountpoint = buf;
-    if (!st.size_from_o) st.size_text = second;
-    if (c.mountpoint.empty()) return fail("missing MOUNTPOINT and SIZE");
-    if (st.size_text.empty()) return fail("missing SIZE, e.g. 6G");
-    if (auto err = resolve_devices(c, st); !err.empty()) return fail(err);
+    if (auto err = place_mount(first, second, c, st); !err.empty()) return fail(err);
     return r;
 }
 

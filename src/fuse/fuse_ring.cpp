@@ -429,18 +429,11 @@ int FuseRing::Impl::setup_uring(RingThread& q) noexcept {
 
 // ---- set-up and tear-down ------------------------------------------------------------------
 
-std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload,
-                                           HostMemory& buffers, RequestStats& stats,
-                                           const ServeOptions& options, std::string& why) {
-    auto impl = std::make_unique<Impl>();
-    Impl& r = *impl;
-    r.prepare_thread = options.prepare_thread;
-    r.se = se;
-    r.fuse_fd = fuse_session_fd(se);
-    r.payload = payload;
-    r.stats = &stats;
-    r.required = options.uring_asked;
-    r.spin_ns = std::uint64_t{options.tuning.ring_poll_us} * 1000;
+namespace {
+
+// The threads of every queue and the entries of each (kThreadsPerQueue above); nothing made yet.
+// Returns the number of queues.
+unsigned plan_threads(FuseRing::Impl& r, std::size_t payload, unsigned queue_threads) {
     // The kernel makes a queue for each possible CPU and uses the ring only once every one of
     // them has an entry.
     const std::vector<bool> possible = cpu_list("/sys/devices/system/cpu/possible");
@@ -456,8 +449,8 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
         return n_online * entries_per_queue * entry_bytes <= kRingMemory;
     };
     unsigned per_queue = kThreadsPerQueue;
-    if (options.tuning.ring_queue_threads > 0)
-        per_queue = std::min(options.tuning.ring_queue_threads, kMaxThreadsPerQueue);
+    if (queue_threads > 0)
+        per_queue = std::min(queue_threads, kMaxThreadsPerQueue);
     else
         while (per_queue > 1 && !fits(per_queue)) per_queue /= 2;
     const unsigned per_thread = per_queue == 1 && fits(2) ? 2 : 1;
@@ -471,19 +464,22 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
             q.entries = std::vector<RingEntry>(busy ? per_thread : 1);
         }
     }
-    r.pin = options.tuning.ring_pin_cpu;
-    std::unique_ptr<FuseRing> ring(new FuseRing(std::move(impl)));
+    return nq;
+}
+
+// Each thread's stop eventfd and each entry's page-locked buffer, faulted in; false with `why`.
+bool make_buffers(FuseRing::Impl& r, HostMemory& buffers, std::size_t payload, std::string& why) {
     for (RingThread& q : r.threads) {
         q.stop_fd = ::eventfd(0, EFD_CLOEXEC);
         if (q.stop_fd < 0) {
             why = std::string("eventfd: ") + std::strerror(errno);
-            return nullptr;
+            return false;
         }
         for (RingEntry& e : q.entries) {
             e.owner = &q;
             if (buffers.allocate_host(kPayloadOffset + payload, e.memory) != 0) {
                 why = "cannot allocate the ring's buffers";
-                return nullptr;
+                return false;
             }
             fault_in(e.memory.data(), e.memory.size());
             e.header = static_cast<ReqHeader*>(e.memory.data());
@@ -492,6 +488,12 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
             e.iov[1] = iovec{e.payload, payload};
         }
     }
+    return true;
+}
+
+// Starts every queue's thread and waits until each has set up its own io_uring (it is the
+// ring's only submitter); false with `why`.
+bool start_threads(FuseRing::Impl& r, std::string& why) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, kStackSize);
@@ -499,7 +501,7 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
         if (pthread_create(&q.handle, &attr, queue_main, &q) != 0) {
             pthread_attr_destroy(&attr);
             why = "cannot start the ring's threads";
-            return nullptr;
+            return false;
         }
         q.thread_started = true;
     }
@@ -509,8 +511,29 @@ std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload
     for (RingThread& q : r.threads) {
         if (q.setup_error == 0) continue;
         why = std::string("io_uring_setup: ") + std::strerror(-q.setup_error);
-        return nullptr;
+        return false;
     }
+    return true;
+}
+
+} // namespace
+
+std::unique_ptr<FuseRing> FuseRing::create(fuse_session* se, std::size_t payload,
+                                           HostMemory& buffers, RequestStats& stats,
+                                           const ServeOptions& options, std::string& why) {
+    auto impl = std::make_unique<Impl>();
+    Impl& r = *impl;
+    r.prepare_thread = options.prepare_thread;
+    r.se = se;
+    r.fuse_fd = fuse_session_fd(se);
+    r.payload = payload;
+    r.stats = &stats;
+    r.required = options.uring_asked;
+    r.spin_ns = std::uint64_t{options.tuning.ring_poll_us} * 1000;
+    r.pin = options.tuning.ring_pin_cpu;
+    const unsigned nq = plan_threads(r, payload, options.tuning.ring_queue_threads);
+    std::unique_ptr<FuseRing> ring(new FuseRing(std::move(impl)));
+    if (!make_buffers(r, buffers, payload, why) || !start_threads(r, why)) return nullptr;
     std::size_t entries = 0;
     for (const RingThread& q : r.threads) entries += q.entries.size();
     log_debug("FUSE over io_uring: %u queues, %zu threads, %zu entries, %zu MiB of buffers", nq,
