@@ -186,6 +186,15 @@ public:
     int serve() override;
 
 private:
+    // What the workers and the waiting thread share for one serve().
+    struct Shared {
+        std::atomic<bool> finished{false}, ended{false};
+        std::atomic<unsigned> ready{0};
+        PollState poll;
+    };
+    unsigned start_workers(std::vector<Worker>& workers, Shared& shared);
+    void wait_for_end(const Shared& shared);
+
     fuse_session* se_;
     ServeOptions options_;
     HostMemory& buffers_;
@@ -193,37 +202,27 @@ private:
     std::unique_ptr<FuseRing> ring_;
 };
 
-int DevFuseTransport::serve() {
-    fuse_session* se = se_;
-    const unsigned threads = options_.threads, poll_us = options_.poll_us;
-    HostMemory& buffers = buffers_;
-    RequestStats& stats = stats_;
-    // Blocked in every thread since block_stop_signals(); this thread waits for them.
-    const sigset_t stop = stop_signals();
-    std::signal(SIGPIPE, SIG_IGN);
-
-    std::atomic<bool> finished{false}, ended{false};
-    std::atomic<unsigned> ready{0};
-    std::vector<Worker> workers(threads);
-    PollState poll;
-    poll.spin_ns = std::uint64_t{poll_us} * 1000;
-    poll.max_spinners = std::min(threads, kMaxSpinners);
+// Starts a worker per entry of `workers`, each with its receive buffer; how many started.
+unsigned DevFuseTransport::start_workers(std::vector<Worker>& workers, Shared& shared) {
+    PollState& poll = shared.poll;
+    poll.spin_ns = std::uint64_t{options_.poll_us} * 1000;
+    poll.max_spinners = std::min(options_.threads, kMaxSpinners);
     for (auto& w : workers) {
         w.poll = &poll;
-        w.stats = &stats;
+        w.stats = &stats_;
         w.prepare = &options_.prepare_thread;
     }
-    if (poll_us > 0) prepare_polling(se, workers);
+    if (options_.poll_us > 0) prepare_polling(se_, workers);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, kStackSize);
     unsigned started = 0;
     for (auto& w : workers) {
-        w.se = se;
-        w.finished = &finished;
-        w.ended = &ended;
-        w.ready = &ready;
-        if (buffers.allocate_host(kReceiveBuffer, w.receive) != 0) break;
+        w.se = se_;
+        w.finished = &shared.finished;
+        w.ended = &shared.ended;
+        w.ready = &shared.ready;
+        if (buffers_.allocate_host(kReceiveBuffer, w.receive) != 0) break;
         w.buffer = w.receive.data();
         fault_in(w.buffer, kReceiveBuffer);
         if (pthread_create(&w.thread, &attr, worker_main, &w) != 0) {
@@ -234,18 +233,17 @@ int DevFuseTransport::serve() {
         ++started;
     }
     pthread_attr_destroy(&attr);
-    if (started == 0) {
-        log_error("cannot start any FUSE worker thread");
-        return -1;
-    }
-    if (started < threads) log_warning("started %u of %u worker threads", started, threads);
-    for (int i = 0; i < 500 && ready.load() < started; ++i) ::usleep(2000);
-    lock_own_memory();
+    return started;
+}
 
-    // Serve until the kernel ends the session: an unmount (fusermount3 -u, umount, or ours on
-    // a stop signal) once nobody uses the mount any more makes every read return ENODEV.
+// Serves until the kernel ends the session: an unmount (fusermount3 -u, umount, or ours on a
+// stop signal) once nobody uses the mount any more makes every read return ENODEV. A first
+// stop signal detaches the mount and goes on serving its users; a second exits at once.
+void DevFuseTransport::wait_for_end(const Shared& shared) {
+    // Blocked in every thread since block_stop_signals(); this thread waits for them.
+    const sigset_t stop = stop_signals();
     bool detached = false;
-    while (!finished.load() && !fuse_session_exited(se)) {
+    while (!shared.finished.load() && !fuse_session_exited(se_)) {
         timespec tick{0, 200 * 1000 * 1000};
         const int sig = sigtimedwait(&stop, nullptr, &tick);
         if (sig <= 0) continue;
@@ -257,8 +255,23 @@ int DevFuseTransport::serve() {
         log_info("signal %d: unmounting %s; serving its remaining users until they leave", sig,
                  options_.mountpoint.c_str());
         detached = detach_mount(options_.mountpoint);
-        if (!detached) fuse_session_exit(se); // cannot unmount: stop as before
+        if (!detached) fuse_session_exit(se_); // cannot unmount: stop as before
     }
+}
+
+int DevFuseTransport::serve() {
+    std::signal(SIGPIPE, SIG_IGN);
+    Shared shared;
+    std::vector<Worker> workers(options_.threads);
+    const unsigned started = start_workers(workers, shared);
+    if (started == 0) {
+        log_error("cannot start any FUSE worker thread");
+        return -1;
+    }
+    if (started < options_.threads) log_warning("started %u of %u worker threads", started, options_.threads);
+    for (int i = 0; i < 500 && shared.ready.load() < started; ++i) ::usleep(2000);
+    lock_own_memory();
+    wait_for_end(shared);
     const auto join_workers = [&workers] {
         for (auto& w : workers) {
             if (!w.buffer) continue;
@@ -270,14 +283,14 @@ int DevFuseTransport::serve() {
     // Once the kernel has ended the session every worker's read returns ENODEV, so they end by
     // themselves: joined before the descriptor they read is closed. Where the session was ended
     // from here, a worker may still wait in read, which unmounting ends: joined after.
-    if (ended.load()) {
+    if (shared.ended.load()) {
         join_workers();
         // Ring threads write to /dev/fuse too (notifications): ended before it closes. The
         // session has ended, so what the kernel holds of their entries may be cancelled.
         if (ring_) ring_->stop();
     }
     // Closes the session (after the kernel ended it, or when it could not be unmounted).
-    fuse_session_unmount(se);
+    fuse_session_unmount(se_);
     join_workers();
     for (auto& w : workers)
         if (w.epoll_fd >= 0) ::close(w.epoll_fd);
