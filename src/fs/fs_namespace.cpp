@@ -218,6 +218,30 @@ int Filesystem::rmdir(InodeNumber parent, const char* name) {
     return 0;
 }
 
+namespace {
+
+// A directory changing parents moves one ".." link from one to the other.
+void move_dir_link(Inode& moved, Inode& from, Inode& to) {
+    if (!moved.dir) return;
+    moved.dir->parent = to.ino;
+    --from.dir->subdirs;
+    --from.nlink;
+    ++to.dir->subdirs;
+    ++to.nlink;
+}
+
+void touch_dirs(Inode& a, Inode& b, std::int64_t now) {
+    {
+        std::unique_lock l(a.mu);
+        touch_dir(a, now);
+    }
+    if (&a == &b) return;
+    std::unique_lock l(b.mu);
+    touch_dir(b, now);
+}
+
+} // namespace
+
 int Filesystem::rename(InodeNumber parent, const char* name, InodeNumber newparent,
                        const char* newname, unsigned flags) {
     if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
@@ -248,26 +272,12 @@ int Filesystem::rename(InodeNumber parent, const char* name, InodeNumber newpare
         sit->second.ino = dst->ino;
         dit->second.ino = src->ino;
         if (parent != newparent) {
-            // A directory changing parents moves one ".." link between them.
-            auto move_dir = [&](Inode& moved, Inode& from, Inode& to) {
-                if (!moved.dir) return;
-                moved.dir->parent = to.ino;
-                --from.dir->subdirs;
-                --from.nlink;
-                ++to.dir->subdirs;
-                ++to.nlink;
-            };
-            move_dir(*src, *sdir, *ddir);
-            move_dir(*dst, *ddir, *sdir);
+            move_dir_link(*src, *sdir, *ddir);
+            move_dir_link(*dst, *ddir, *sdir);
         }
         src->ctime = now;
         dst->ctime = now;
-        {
-            std::unique_lock l(sdir->mu);
-            touch_dir(*sdir, now);
-        }
-        std::unique_lock l(ddir->mu);
-        touch_dir(*ddir, now);
+        touch_dirs(*sdir, *ddir, now);
         return 0;
     }
 
@@ -298,22 +308,9 @@ int Filesystem::rename(InodeNumber parent, const char* name, InodeNumber newpare
     }
     sdir->dir->erase(name);
     src->name = target;
-    if (src->dir && parent != newparent) {
-        src->dir->parent = newparent;
-        --sdir->dir->subdirs;
-        --sdir->nlink;
-        ++ddir->dir->subdirs;
-        ++ddir->nlink;
-    }
+    if (parent != newparent) move_dir_link(*src, *sdir, *ddir);
     src->ctime = now;
-    {
-        std::unique_lock l(sdir->mu);
-        touch_dir(*sdir, now);
-    }
-    {
-        std::unique_lock l(ddir->mu);
-        touch_dir(*ddir, now);
-    }
+    touch_dirs(*sdir, *ddir, now);
     if (dst) table_.reap_locked(dst);
     return 0;
 }
