@@ -255,7 +255,7 @@ void DevFuseTransport::wait_for_end(const Shared& shared) {
         log_info("signal %d: unmounting %s; serving its remaining users until they leave", sig,
                  options_.mountpoint.c_str());
         detached = detach_mount(options_.mountpoint);
-        if (!detached) fuse_session_exit(se_); // cannot unmount: stop as before
+        if (!detached) fuse_session_exit(se_); // cannot unmount: end the session here
     }
 }
 

@@ -1,7 +1,7 @@
 // FUSE over io_uring (Linux 6.14+, kernel Documentation/filesystems/fuse-io-uring.rst), beside
 // /dev/fuse. The kernel keeps one queue per possible CPU and sends a request to the queue of
 // the CPU it was made on; each queue here is served by a few threads side by side (not pinned:
-// see pin_to_own_cpu), each with its own io_uring holding ring entries of that queue (a header
+// see TransportTuning::ring_pin_cpu), each with its own io_uring holding ring entries of that queue (a header
 // buffer and a page-locked payload buffer each). A reply commits the entry and fetches the next
 // request in one submission.
 //
@@ -12,6 +12,18 @@
 // write's data is used where the kernel put it). Reads go straight into the payload
 // (current_reply_buffer). /dev/fuse still carries INIT, FORGET, INTERRUPT, and everything until
 // every queue has registered.
+//
+// Beside libfuse 3.18's own (lib/fuse_uring.c), which came after Debian 12's libfuse: the same
+// kernel protocol (FUSE_IO_URING_CMD_REGISTER, then COMMIT_AND_FETCH per reply; a header and a
+// payload buffer per entry), but libfuse runs one thread per queue, bound to its CPU, over
+// payload buffers it allocates itself. Here several threads serve one queue, unbound (see
+// TransportTuning::ring_pin_cpu), and the payloads are the backend's host memory (page-locked
+// for CUDA, imported for Vulkan), so a copy to or from the device needs no staging. Retiring
+// this file for libfuse's ring takes: libfuse >= 3.18 in the distributions we ship for; its
+// session's io_uring option in place of make_transport's ring; a way to give it the backend's
+// buffers (or a measured cost of staging without it, docs/performance.md#transports); and the
+// ring_threads test's case of one busy queue served by more than one thread, which libfuse's one
+// thread per queue would fail.
 #pragma once
 
 #include "vramfs/fuse/request_stats.hpp"

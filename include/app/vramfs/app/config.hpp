@@ -29,7 +29,7 @@ struct Config {
     bool foreground = false;
     bool fuse_debug = false;
     std::vector<std::string> fuse_options; // each -o split at commas
-    // /dev/fuse by default: over io_uring, CUDA's rows and swap measured slower on the H200
+    // /dev/fuse by default: over io_uring the CUDA rows and swap are not faster yet
     // (docs/performance.md#transports).
     TransportKind transport = TransportKind::dev;
     unsigned threads = 8;
