@@ -138,7 +138,10 @@ std::vector<OptionSpec> make_table() {
                          "page-cache readahead of the mount, for buffered reads (set as root; "
                          "0 leaves the kernel's 128K)",
                          0, 64 << 20, &Config::readahead));
-    t.push_back(size_opt("block-size", "1M", "allocation unit, a power of two", 4096, 64 << 20,
+    t.push_back(size_opt("block-size", "1M",
+                         "allocation unit of files past half a block, a power of two (smaller "
+                         "files take 4 KiB granules cut from blocks)",
+                         4096, 64 << 20,
                          &Config::block_size));
     t.push_back(size_opt("max-io", "1M",
                          "largest read or write request, a power of two; the kernel splits a "

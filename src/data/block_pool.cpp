@@ -29,9 +29,11 @@ BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::u
     if (!release_at_once_)
         reaper_ = std::make_unique<SlabReaper>(mu_, slabs_, blocks_, budget_, release_delay, memory_short,
                                                low_water_);
+    granules_ = std::make_unique<GranuleAllocator>(*this);
 }
 
 BlockPool::~BlockPool() {
+    granules_.reset(); // gives its carriers back through this pool
     reaper_.reset();
     std::lock_guard lock(mu_);
     for (std::uint32_t s = 0; s < slabs_.count(); ++s)
@@ -102,7 +104,8 @@ PoolStats BlockPool::stats() const {
     PoolStats st;
     st.block_size = block_size_;
     st.budget_bytes = budget_.limit() * block_size_;
-    st.used_bytes = budget_.used() * block_size_;
+    // Granules free inside carriers are room for small files, not used space.
+    st.used_bytes = budget_.used() * block_size_ - std::min(budget_.used() * block_size_, granules_->free_bytes());
     st.reserved_bytes = slabs_.reserved_blocks() * block_size_;
     st.slabs = slabs_.open_slabs();
     st.empty_slabs = blocks_.empty_open_slabs();

@@ -55,7 +55,7 @@ void Filesystem::fill_stat(const Inode& inode, struct stat& st) const {
 void Filesystem::fill_entry(const Inode& inode, Entry& e) const {
     e = {};
     e.ino = inode.ino;
-    e.timeout = opts_.attr_timeout;
+    e.timeout = opts_.cache_timeout;
     std::shared_lock lock(inode.mu);
     fill_stat(inode, e.attr);
 }
@@ -178,7 +178,7 @@ bool is_virtual(const char* name) {
 int Filesystem::get_virtual_xattr(const Inode& inode, const char* name, std::string& value) const {
     if (std::strcmp(name, kDeviceXattr) == 0) {
         int device = inode.device_pref;
-        if (inode.data && inode.data->allocated_blocks() > 0)
+        if (inode.data && inode.data->allocated_units() > 0)
             device = inode.data->pool().backend().device().index;
         if (device < 0) return ENODATA;
         value = std::to_string(device);
@@ -195,7 +195,7 @@ int Filesystem::set_virtual_xattr(Inode& inode, const char* name, const std::str
     if (inode.data) {
         // Data does not move between devices: choose before the first write (place() then
         // takes this device).
-        if (inode.data->allocated_blocks() > 0 && &inode.data->pool() != pool) return EBUSY;
+        if (inode.data->allocated_units() > 0 && &inode.data->pool() != pool) return EBUSY;
     } else if (!inode.dir) {
         return EPERM;
     }

@@ -22,7 +22,7 @@ BlockPool* Filesystem::pool_of_device(int index) const {
 }
 
 void Filesystem::place(Inode& inode) {
-    if (!inode.data || inode.data->allocated_blocks() != 0) return;
+    if (!inode.data || inode.data->allocated_units() != 0) return;
     BlockPool* chosen = inode.device_pref >= 0 ? pool_of_device(inode.device_pref) : nullptr;
     if (!chosen) {
         std::uint64_t best = 0;
@@ -150,7 +150,8 @@ void touch_atime(Inode& inode) noexcept {
 
 template <bool kStore>
 int Filesystem::write_as(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
-                         KillSuidgid* kill) {
+                         std::size_t& written, KillSuidgid* kill) {
+    written = 0;
     const bool killing = kill && kill->asked;
     if (off > kMaxFileSize || size > kMaxFileSize - off) return EFBIG;
     auto inode = table_.find(ino);
@@ -173,33 +174,37 @@ int Filesystem::write_as(InodeNumber ino, std::uint64_t off, std::size_t size, c
             inode->mtime = now;
             inode->ctime = now;
             counters_.bytes_written += size;
+            written = size;
             return 0;
         }
     }
     std::unique_lock lock(inode->mu);
     if (killing && drop_suidgid(*inode, now_ns())) kill->cleared = true; // first, as Linux does
+    std::size_t done = size;
     if constexpr (kStore) {
         place(*inode);
-        if (int err = inode->data->write(off, size, buf)) {
+        if (int err = inode->data->write_some(off, size, buf, done)) {
             counters_.errors++;
             return err;
         }
     }
-    inode->size = std::max<std::uint64_t>(inode->size, off + size);
+    inode->size = std::max<std::uint64_t>(inode->size, off + done);
     const std::int64_t now = now_ns();
     inode->mtime = now;
     inode->ctime = now;
-    counters_.bytes_written += size;
+    counters_.bytes_written += done;
+    written = done;
     return 0;
 }
 
 int Filesystem::write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
-                      KillSuidgid* kill) {
-    return write_as<true>(ino, off, size, buf, kill);
+                      std::size_t& written, KillSuidgid* kill) {
+    return write_as<true>(ino, off, size, buf, written, kill);
 }
 
-int Filesystem::write_null(InodeNumber ino, std::uint64_t off, std::size_t size, KillSuidgid* kill) {
-    return write_as<false>(ino, off, size, nullptr, kill);
+int Filesystem::write_null(InodeNumber ino, std::uint64_t off, std::size_t size, std::size_t& written,
+                           KillSuidgid* kill) {
+    return write_as<false>(ino, off, size, nullptr, written, kill);
 }
 
 template <bool kStore>

@@ -324,12 +324,6 @@ int Filesystem::readlink(InodeNumber ino, std::string& target) {
     return 0;
 }
 
-int Filesystem::opendir(InodeNumber ino) {
-    auto inode = table_.find(ino);
-    if (!inode) return ENOENT;
-    return inode->dir ? 0 : ENOTDIR;
-}
-
 int Filesystem::readdir(InodeNumber ino, std::uint64_t off, bool plus, DirFiller fill) {
     std::shared_lock lock(table_.mutex());
     std::shared_ptr<Inode> dir;

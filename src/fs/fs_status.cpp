@@ -12,7 +12,7 @@ StatusSnapshot Filesystem::snapshot() {
     table_.for_each([&](const Inode& inode) {
         if (!inode.data) return;
         std::shared_lock lock(inode.mu);
-        const bool stored = inode.data->allocated_blocks() > 0;
+        const bool stored = inode.data->allocated_units() > 0;
         if (stored) ++files_on[&inode.data->pool()];
         if (!stored && inode.device_pref < 0) return;
         if (s.files.size() >= kMaxStatusFiles) {

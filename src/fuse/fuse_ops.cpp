@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
+#include <optional>
 #include <new>
 #include <stdexcept>
 #include <unistd.h>
@@ -162,6 +163,15 @@ void op_init(void* userdata, fuse_conn_info* conn) {
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Entry e{};
     int err = guarded(req, "lookup", parent, [&] { return fs_of(req).lookup(parent, name, e); });
+    if (err == ENOENT) {
+        // A name that is not there, as an entry with no inode: the kernel keeps it as a
+        // negative dentry for the timeout. Safe because every change of the namespace comes
+        // through this mount's kernel, which drops the negative dentry when it creates the name.
+        fuse_entry_param none{};
+        none.entry_timeout = fs_of(req).options().cache_timeout;
+        fuse_reply_entry(req, &none);
+        return;
+    }
     reply_entry(req, err, e);
 }
 
@@ -188,7 +198,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     if (err)
         fuse_reply_err(req, err);
     else
-        fuse_reply_attr(req, &st, fs_of(req).options().attr_timeout);
+        fuse_reply_attr(req, &st, fs_of(req).options().cache_timeout);
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
@@ -198,7 +208,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     if (err)
         fuse_reply_err(req, err);
     else
-        fuse_reply_attr(req, &st, fs_of(req).options().attr_timeout);
+        fuse_reply_attr(req, &st, fs_of(req).options().cache_timeout);
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -304,8 +314,8 @@ struct StoredIo {
         return fs.read(ino, off, size, buf, got);
     }
     static int write(Filesystem& fs, fuse_ino_t ino, std::uint64_t off, std::size_t size,
-                     const void* buf, KillSuidgid& kill) {
-        return fs.write(ino, off, size, buf, &kill);
+                     const void* buf, std::size_t& written, KillSuidgid& kill) {
+        return fs.write(ino, off, size, buf, written, &kill);
     }
     static int fallocate(Filesystem& fs, fuse_ino_t ino, int mode, std::uint64_t off,
                          std::uint64_t len) {
@@ -318,8 +328,8 @@ struct NullIo {
         return fs.read_null(ino, off, size, buf, got);
     }
     static int write(Filesystem& fs, fuse_ino_t ino, std::uint64_t off, std::size_t size,
-                     const void*, KillSuidgid& kill) {
-        return fs.write_null(ino, off, size, &kill);
+                     const void*, std::size_t& written, KillSuidgid& kill) {
+        return fs.write_null(ino, off, size, written, &kill);
     }
     static int fallocate(Filesystem& fs, fuse_ino_t ino, int mode, std::uint64_t off,
                          std::uint64_t len) {
@@ -379,63 +389,70 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
     }
     FuseContext& ctx = ctx_of(req);
     KillSuidgid kill{request_kills_suidgid()};
+    std::size_t written = 0;
     int err = guarded(req, "write", ino, [&] {
         return timed(ctx.stats.write.storage_ns, [&] {
-            return Io::write(ctx.fs, ino, static_cast<std::uint64_t>(off), size, buf, kill);
+            return Io::write(ctx.fs, ino, static_cast<std::uint64_t>(off), size, buf, written, kill);
         });
     });
     if (kill.cleared) forget_cached_mode(ctx, ino);
     if (err)
         fuse_reply_err(req, err);
     else
-        fuse_reply_write(req, size);
+        fuse_reply_write(req, written);
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, "release", ino, [&] { return fs_of(req).release(ino, fi->fh == kDirectHandle); });
     fuse_reply_err(req, 0);
 }
 
-// Data is in device memory as soon as a write returns; there is nothing more to make durable
-// (and nothing survives an unmount anyway).
-void op_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
-
-void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-    int err = guarded(req, "opendir", ino, [&] { return fs_of(req).opendir(ino); });
-    if (err)
-        fuse_reply_err(req, err);
-    else
-        fuse_reply_open(req, fi);
-}
+// Data is in device memory as soon as a write returns: there is nothing to flush or make durable
+// (and nothing survives an unmount anyway). ENOSYS tells the kernel so once, and it sends no
+// more FLUSH (one per close), FSYNC or FSYNCDIR; it still writes back its own dirty pages
+// (--writeback-cache) before it would have sent them, and reports their errors.
+void op_not_needed(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, ENOSYS); }
+void op_sync_not_needed(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, ENOSYS); }
 
 void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
-    std::vector<char> buf;
+    Filesystem& fs = fs_of(req);
+    // The listing is built in a buffer that exists already (the ring entry's payload, or one of
+    // the I/O buffers), never a fresh one: no allocation and no zeroing per request, which a
+    // reader asking for a MiB at a time (glibc sizes its buffer by st_blksize) would pay on
+    // every call. A reader that asks for more than the buffer holds gets what fits and asks
+    // again from the next offset.
+    ReplyBuffer out = current_reply_buffer;
+    std::optional<IoBufferPool::Lease> lease;
+    if (!out.data) {
+        lease.emplace(fs.buffers().take());
+        out = ReplyBuffer{lease->get(), fs.buffers().buffer_size()};
+    }
+    char* const buf = static_cast<char*>(out.data);
+    const std::size_t room_total = std::min<std::size_t>(size, out.size);
     std::size_t used = 0;
     int err = guarded(req, plus ? "readdirplus" : "readdir", ino, [&] {
         if (off < 0) return EINVAL;
-        buf.resize(size);
         auto fill = [&](const char* name, const Entry& e, std::uint64_t next) {
-            const std::size_t room = size - used;
+            const std::size_t room = room_total - used;
             const off_t next_off = static_cast<off_t>(next);
             std::size_t len;
             if (plus) {
                 const fuse_entry_param fe = to_fuse(e);
-                len = fuse_add_direntry_plus(req, buf.data() + used, room, name, &fe, next_off);
+                len = fuse_add_direntry_plus(req, buf + used, room, name, &fe, next_off);
             } else {
-                len = fuse_add_direntry(req, buf.data() + used, room, name, &e.attr, next_off);
+                len = fuse_add_direntry(req, buf + used, room, name, &e.attr, next_off);
             }
             if (len > room) return false;
             used += len;
             return true;
         };
-        return fs_of(req).readdir(ino, static_cast<std::uint64_t>(off), plus, fill);
+        return fs.readdir(ino, static_cast<std::uint64_t>(off), plus, fill);
     });
     if (err)
         fuse_reply_err(req, err);
     else
-        fuse_reply_buf(req, buf.data(), used);
+        fuse_reply_buf(req, buf, used);
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -446,9 +463,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse
     do_readdir(req, ino, size, off, true);
 }
 
-void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
 
-void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
 
 void op_statfs(fuse_req_t req, fuse_ino_t ino) {
     struct statvfs st{};
@@ -555,14 +570,16 @@ template <class Io> fuse_lowlevel_ops make_ops() {
     ops.open = op_open;
     ops.read = op_read<Io>;
     ops.write = op_write<Io>;
-    ops.flush = op_flush;
+    ops.flush = op_not_needed;
     ops.release = op_release;
-    ops.fsync = op_fsync;
-    ops.opendir = op_opendir;
+    ops.fsync = op_sync_not_needed;
+    // OPENDIR answered ENOSYS: the kernel then opens directories by itself, sends no OPENDIR or
+    // RELEASEDIR, and keeps a directory's listing in its cache (FOPEN_KEEP_CACHE and
+    // FOPEN_CACHE_DIR, its defaults without opendir) until this mount changes the directory.
+    ops.opendir = op_not_needed;
     ops.readdir = op_readdir;
     ops.readdirplus = op_readdirplus;
-    ops.releasedir = op_releasedir;
-    ops.fsyncdir = op_fsyncdir;
+    ops.fsyncdir = op_sync_not_needed;
     ops.statfs = op_statfs;
     ops.setxattr = op_setxattr;
     ops.getxattr = op_getxattr;

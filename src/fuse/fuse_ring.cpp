@@ -110,7 +110,7 @@ struct FuseRing::Impl {
     void entry_failed(RingEntry& e, int res) noexcept;
     int wait_for_work(RingThread& q) noexcept;
     std::uint64_t spin_ns = 0; // TransportTuning::ring_poll_us
-    bool pin = false;          // each ring thread on its queue's CPU (pin_to_own_cpu)
+    bool pin = false;          // each ring thread on its queue's CPU (TransportTuning::ring_pin_cpu)
 };
 
 namespace {

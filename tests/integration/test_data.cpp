@@ -457,3 +457,83 @@ TEST_CASE("shell tools: dd, cp, cmp, du, mv, rm -r") {
     CHECK(list_dir(v) == std::set<std::string>{".", ".."});
     CHECK(used_bytes(v) == 0);
 }
+
+// A tree of small files (a source tree's sizes, made the same every time) costs about what it
+// holds, not a block a file: the space df and st_blocks show is asserted, not timed.
+TEST_CASE("small files take what they hold: df and st_blocks within 1.25x of the bytes") {
+    VramfsMount m("64M"); // a block a file would need 1.5 GiB
+    std::mt19937 rng(3);
+    std::lognormal_distribution<double> size(8.5, 1.3); // a median near 5 KiB, as /usr/include
+    std::uint64_t apparent = 0, blocks = 0;
+    std::vector<char> data(256 << 10, 'x');
+    const std::uint64_t before = used_bytes(m.path());
+    for (int d = 0; d < 30; ++d) {
+        const std::string dir = m.path() + "/d" + std::to_string(d);
+        REQUIRE(::mkdir(dir.c_str(), 0755) == 0);
+        for (int i = 0; i < 50; ++i) {
+            const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(size(rng)) + 1, data.size());
+            const std::string f = dir + "/f" + std::to_string(i);
+            int fd = ::open(f.c_str(), O_CREAT | O_WRONLY, 0644);
+            REQUIRE(fd >= 0);
+            REQUIRE(::write(fd, data.data(), n) == static_cast<ssize_t>(n));
+            ::close(fd);
+            struct stat st{};
+            REQUIRE(::stat(f.c_str(), &st) == 0);
+            CHECK(static_cast<std::uint64_t>(st.st_blocks) * 512 == (n + 4095) / 4096 * 4096);
+            apparent += n;
+            blocks += static_cast<std::uint64_t>(st.st_blocks) * 512;
+        }
+    }
+    const std::uint64_t used = used_bytes(m.path()) - before;
+    CAPTURE(apparent);
+    CAPTURE(used);
+    CHECK(used == blocks); // the mount counts exactly the granules its files hold
+    CHECK(used <= apparent * 5 / 4);
+    CHECK(used >= apparent);
+    REQUIRE(shell("rm -rf '" + m.path() + "'/d*") == 0);
+    CHECK(used_bytes(m.path()) == before);
+}
+
+// When the mount fills, a write writes what fits and says so, as tmpfs does; the next is ENOSPC.
+TEST_CASE("a write past the budget is short, then ENOSPC") {
+    VramfsMount m("4M");
+    const std::string f = m.path() + "/fill";
+    int fd = ::open(f.c_str(), O_CREAT | O_WRONLY, 0644);
+    REQUIRE(fd >= 0);
+    std::vector<char> data(6 << 20);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + 1);
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    CHECK(n == 4 << 20);
+    errno = 0;
+    CHECK(::write(fd, data.data(), 4096) == -1);
+    CHECK(errno == ENOSPC);
+    ::close(fd);
+    CHECK(slurp(f) == std::string(data.data(), 4 << 20));
+}
+
+// Listings of 0, 1 and 20,000 entries, through readdir and readdirplus alike, whole and in
+// order, and the directory empties again.
+TEST_CASE("readdir of directories of 0, 1 and 20,000 entries") {
+    VramfsMount m("64M");
+    for (int count : {0, 1, 20000}) {
+        CAPTURE(count);
+        const std::string dir = m.path() + "/n" + std::to_string(count);
+        REQUIRE(::mkdir(dir.c_str(), 0755) == 0);
+        for (int i = 0; i < count; ++i)
+            REQUIRE(::mknod((dir + "/e" + std::to_string(i)).c_str(), S_IFREG | 0644, 0) == 0);
+        const std::set<std::string> names = list_dir(dir);
+        CHECK(names.size() == static_cast<std::size_t>(count) + 2);
+        CHECK(names.count(".") == 1);
+        CHECK(names.count("..") == 1);
+        if (count > 0) {
+            CHECK(names.count("e0") == 1);
+            CHECK(names.count("e" + std::to_string(count - 1)) == 1);
+        }
+        // ls -l asks for every entry's attributes: readdirplus.
+        std::string out;
+        REQUIRE(run_program({"ls", "-l", dir}, &out) == 0);
+        CHECK(static_cast<int>(std::count(out.begin(), out.end(), '\n')) == count + 1); // and "total"
+        REQUIRE(shell("rm -rf '" + dir + "'") == 0);
+        CHECK(::access(dir.c_str(), F_OK) != 0);
+    }
+}

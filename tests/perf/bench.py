@@ -125,6 +125,77 @@ def row_name(rw, bs, direct, jobs):
     return f"{rw} {bs} {mode} x{jobs}"
 
 
+def make_tree(root, seed=7):
+    """A source tree's shape, made the same every time: 8,000 files in 800 directories, sizes
+    log-normal around 5 KiB (a mean near 16 KiB, as /usr/include has), a dozen of 512 KiB-2 MiB,
+    and some symlinks. Returns the apparent bytes of its files."""
+    import random
+    rng = random.Random(seed)
+    dirs = [root]
+    for i in range(800):
+        d = os.path.join(rng.choice(dirs), f"d{i}")
+        os.mkdir(d)
+        dirs.append(d)
+    total = 0
+    for i in range(8000):
+        size = min(int(rng.lognormvariate(8.5, 1.3)), 400 << 10)
+        if i % 700 == 0:
+            size = rng.randint(512 << 10, 2 << 20)
+        with open(os.path.join(rng.choice(dirs), f"f{i}.h"), "wb") as f:
+            f.write(rng.randbytes(size))
+        total += size
+    for i in range(40):
+        os.symlink(f"f{i}.h", os.path.join(rng.choice(dirs), f"l{i}.h"))
+    return total
+
+
+def tree_archive(source):
+    """A tar archive in RAM (/dev/shm) of `source`, or of make_tree's tree where source is
+    None: (path, apparent bytes of its files)."""
+    work = tempfile.mkdtemp(prefix="vramfs-bench-tree-", dir="/dev/shm")
+    if source is None:
+        root = os.path.join(work, "tree")
+        os.mkdir(root)
+        apparent = make_tree(root)
+        base, name = work, "tree"
+    else:
+        base, name = os.path.dirname(os.path.abspath(source)), os.path.basename(os.path.abspath(source))
+        apparent = 0
+        for d, _, files in os.walk(source):
+            for f in files:
+                p = os.path.join(d, f)
+                if not os.path.islink(p):
+                    apparent += os.path.getsize(p)
+    archive = os.path.join(work, "tree.tar")
+    sh(["tar", "-C", base, "-cf", archive, name])
+    if source is None:
+        shutil.rmtree(os.path.join(work, "tree"))
+    return archive, apparent
+
+
+def tree_rows(directory, archive, apparent):
+    """Seconds for tar x, ls -lR, find and rm -rf of the tree in `directory`, and the space
+    the mount says it used for it (df) over the files' apparent bytes."""
+    def timed(cmd):
+        t0 = time.monotonic()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        return time.monotonic() - t0
+
+    def used():
+        st = os.statvfs(directory)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    before = used()
+    row = {"tar x": timed(["tar", "-C", directory, "-xf", archive])}
+    row["space per byte"] = (used() - before) / apparent
+    subprocess.run(["sync"], check=False)
+    row["ls -lR"] = timed(["ls", "-lR", directory])
+    row["find"] = timed(["find", directory])
+    entry = [e for e in os.listdir(directory) if e != "lost+found"]
+    row["rm -rf"] = timed(["rm", "-rf"] + [os.path.join(directory, e) for e in entry])
+    return row
+
+
 def swap_on_zram(size):
     """zram0 as swap (priority 200), or None where the kernel has no zram."""
     if not os.path.exists("/sys/block/zram0") and shutil.which("modprobe"):
@@ -310,8 +381,11 @@ def measure(args, build, transports):
         targets.append((name, {"bin": vbin, "size": mount_size, "extra": extra, "env": env}, "vramfs"))
 
     tool = os.path.join(build, "tests", "vramfs-iobench")
-    results = {"machine": os.uname().nodename, "rows": {}, "mount_s": {}}
+    results = {"machine": os.uname().nodename, "rows": {}, "mount_s": {}, "tree": {}}
     rows = [] if args.no_io else workloads(args.quick)
+    tree = tree_archive(args.tree_from) if args.tree else None
+    if tree:
+        results["tree_apparent_bytes"] = tree[1]
     for name, targs, kind in targets:
         with Target(name, targs, kind) as t:
             if kind == "vramfs":
@@ -326,6 +400,12 @@ def measure(args, build, transports):
                     if tr:
                         results["rows"][row_name(*w)][name]["timing"] = tr
                 print(f"{name:14} {row_name(*w):28} {gbs:7.2f} GB/s {iops:10.0f} IOPS", flush=True)
+            for p in range(args.tree_passes if tree else 0):
+                r = tree_rows(t.dir, *tree)
+                for k, v in r.items():
+                    results["tree"].setdefault(k, {}).setdefault(name, []).append(v)
+                print(f"{name:14} tree pass {p + 1}: " +
+                      ", ".join(f"{k} {v:.3f}" for k, v in r.items()), flush=True)
 
     memcpy = os.path.join(build, "tests", "vramfs-memcpy-bench")
     results["memcpy"] = {}
@@ -393,6 +473,13 @@ def main():
                          "items, each an environment variable for vramfs (VAR=VALUE) or a vramfs "
                          "option (--option or --option=value), named "
                          "vramfs-BACKEND[-TRANSPORT]-LABEL: an A/B in one run (repeatable)")
+    ap.add_argument("--tree", action="store_true",
+                    help="also a tree of small files on every target: tar x, ls -lR, find, rm -rf "
+                         "(seconds, each against tmpfs) and the space used per byte stored")
+    ap.add_argument("--tree-from", default=None, metavar="DIR",
+                    help="the tree to use (e.g. /usr/include); default: one made the same every "
+                         "run with a source tree's sizes")
+    ap.add_argument("--tree-passes", type=int, default=2, help="times each target runs the tree rows")
     ap.add_argument("--out", default="bench.json", help="where to write the JSON")
     args = ap.parse_args()
     args.variants = [parse_variant(v) for v in args.variant]
@@ -461,6 +548,20 @@ def main():
         print(f"{name:40} {gbs:7.2f} GB/s" + (f" {us:9.2f} us per copy" if us else ""))
     for name, s in results["mount_s"].items():
         print(f"mount {name:34} {s:7.3f} s")
+    if results.get("tree"):
+        print(f"\n{'tree (' + str(results['tree_apparent_bytes'] >> 20) + ' MiB), best pass':28}" +
+              "".join(f"{n:>16}" for n in names) + "   (seconds or bytes per byte; [x tmpfs])")
+        for row, per in results["tree"].items():
+            cells = []
+            base = min(per["tmpfs"]) if per.get("tmpfs") else None
+            for n in names:
+                v = min(per[n]) if per.get(n) else None
+                if v is None:
+                    cells.append(f"{'-':>16}")
+                    continue
+                ratio = f"[{v / base:.2f}]" if base and n != "tmpfs" and row != "space per byte" else ""
+                cells.append(f"{v:7.3f}{ratio:>9}")
+            print(f"{row:28}" + "".join(cells))
     if "swap_page_cluster" in results:
         print(f"swap rows with vm.page-cluster={results['swap_page_cluster']}, "
               f"swap devices of {results['swap_size']} each")

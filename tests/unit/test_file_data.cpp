@@ -44,7 +44,7 @@ TEST_CASE("writes across block boundaries read back exactly") {
     auto data = pattern(3 * kBs + 123, 1);
     REQUIRE(f.write(kBs - 100, data.size(), data.data()) == 0);
     CHECK(read_all(f, kBs - 100, data.size()) == data);
-    CHECK(f.allocated_blocks() == 5); // blocks 0..4 are touched
+    CHECK(f.allocated_units() == 5); // blocks 0..4 are touched
     // Bytes before the write in its first block read as zeros.
     CHECK(all_zero(read_all(f, 0, kBs - 100)));
 }
@@ -55,7 +55,7 @@ TEST_CASE("holes read as zeros and cost nothing") {
     FileData f(pool);
     auto data = pattern(100, 2);
     REQUIRE(f.write(40 * kBs, 100, data.data()) == 0);
-    CHECK(f.allocated_blocks() == 1);
+    CHECK(f.allocated_units() == 1);
     CHECK(pool.used_blocks() == 1);
     CHECK(all_zero(read_all(f, 0, 40 * kBs)));
     CHECK(read_all(f, 40 * kBs, 100) == data);
@@ -107,7 +107,7 @@ TEST_CASE("ENOSPC changes nothing") {
     CHECK(f.write(2 * kBs + 1, more.size(), more.data()) == ENOSPC); // needs blocks 3 and 4
     CHECK(f.allocate(0, 8 * kBs) == ENOSPC);
     CHECK(pool.used_blocks() == 3);
-    CHECK(f.allocated_blocks() == 3);
+    CHECK(f.allocated_units() == 3);
     CHECK(read_all(f, 0, data.size()) == data);
     CHECK(f.allocate(0, 4 * kBs) == 0);
     CHECK(pool.used_blocks() == 4);
@@ -126,7 +126,7 @@ TEST_CASE("a failing device is EIO and the file keeps its old state") {
     std::vector<unsigned char> out(kBs);
     CHECK(f.read(0, kBs, out.data()) == EIO);
     be.fail_copies = false;
-    CHECK(f.allocated_blocks() == 1);
+    CHECK(f.allocated_units() == 1);
     CHECK(pool.used_blocks() == 1);
     CHECK(read_all(f, 0, kBs) == data);
 }

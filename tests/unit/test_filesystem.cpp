@@ -17,6 +17,8 @@
 using namespace vramfs;
 
 namespace {
+std::size_t written = 0; // what the last write said it wrote
+
 struct Fixture {
     explicit Fixture(FsOptions options = {.max_io = 1 << 16, .io_buffers = 2})
         : fs(pool, options, Caller{}) {}
@@ -64,7 +66,7 @@ TEST_CASE("create, write, read and stat") {
     Fixture f;
     InodeNumber ino = f.create(kRootInode, "a");
     const char msg[] = "hello vram";
-    REQUIRE(f.fs.write(ino, 5000, sizeof msg, msg) == 0);
+    REQUIRE(f.fs.write(ino, 5000, sizeof msg, msg, written) == 0);
     struct stat st{};
     REQUIRE(f.fs.getattr(ino, st) == 0);
     CHECK(st.st_size == 5000 + sizeof msg);
@@ -224,8 +226,8 @@ TEST_CASE("fallocate reserves storage up front or fails with nothing changed") {
     CHECK(st.st_size == 0);
     CHECK(st.st_blocks == 24 * 8);
     char byte = 1;
-    CHECK(f.fs.write(b, 0, 1, &byte) == 0); // lands in reserved space
-    CHECK(f.fs.write(b, 30 * 4096, 1, &byte) == ENOSPC);
+    CHECK(f.fs.write(b, 0, 1, &byte, written) == 0); // lands in reserved space
+    CHECK(f.fs.write(b, 30 * 4096, 1, &byte, written) == ENOSPC);
     REQUIRE(f.fs.fallocate(a, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 40 * 4096) == 0);
     CHECK(f.pool.used_blocks() == 24);
     REQUIRE(f.fs.getattr(a, st) == 0);
@@ -238,7 +240,7 @@ TEST_CASE("truncate through setattr frees storage; EFBIG past the maximum") {
     Fixture f;
     InodeNumber a = f.create(kRootInode, "a");
     std::string data(10 * 4096, 'z');
-    REQUIRE(f.fs.write(a, 0, data.size(), data.data()) == 0);
+    REQUIRE(f.fs.write(a, 0, data.size(), data.data(), written) == 0);
     struct stat in{}, out{};
     in.st_size = 4096;
     REQUIRE(f.fs.setattr(a, in, set_attr::size, out) == 0);
@@ -246,7 +248,7 @@ TEST_CASE("truncate through setattr frees storage; EFBIG past the maximum") {
     CHECK(f.pool.used_blocks() == 1);
     in.st_size = static_cast<off_t>(kMaxFileSize) + 1;
     CHECK(f.fs.setattr(a, in, set_attr::size, out) == EFBIG);
-    CHECK(f.fs.write(a, kMaxFileSize, 1, data.data()) == EFBIG);
+    CHECK(f.fs.write(a, kMaxFileSize, 1, data.data(), written) == EFBIG);
 }
 
 TEST_CASE("user xattrs") {
@@ -273,7 +275,7 @@ TEST_CASE("open with O_TRUNC truncates (libfuse asks for atomic O_TRUNC)") {
     Fixture f;
     InodeNumber a = f.create(kRootInode, "a");
     std::string data(3 * 4096, 'q');
-    REQUIRE(f.fs.write(a, 0, data.size(), data.data()) == 0);
+    REQUIRE(f.fs.write(a, 0, data.size(), data.data(), written) == 0);
     REQUIRE(f.fs.release(a, false) == 0);
     OpenReply open{};
     REQUIRE(f.fs.open(a, O_WRONLY, open) == 0);

@@ -1,11 +1,12 @@
 // BlockPool: one device's storage for files, composed the way rmm composes memory resources:
 // a Budget (how much the mount may hold), a SlabSource (device memory in slabs) with its
-// SlabReaper (slabs opened ahead and given back when idle), and a BlockAllocator (fixed-size
-// blocks inside the slabs).
+// SlabReaper (slabs opened ahead and given back when idle), a BlockAllocator (fixed-size
+// blocks inside the slabs), and a GranuleAllocator (small files' granules, cut from blocks).
 #pragma once
 
 #include "vramfs/data/block_allocator.hpp"
 #include "vramfs/data/budget.hpp"
+#include "vramfs/data/granule_allocator.hpp"
 #include "vramfs/data/slab_reaper.hpp"
 #include "vramfs/data/slab_source.hpp"
 #include "vramfs/storage/backend.hpp"
@@ -20,7 +21,7 @@ namespace vramfs {
 struct PoolStats {
     std::uint64_t block_size = 0;
     std::uint64_t budget_bytes = 0;   // what the mount may use
-    std::uint64_t used_bytes = 0;     // blocks held by files
+    std::uint64_t used_bytes = 0;     // held by files: blocks, less the granules free in carriers
     std::uint64_t reserved_bytes = 0; // slabs held from the device (used + free-in-slab)
     std::uint64_t slabs = 0;       // slabs held from the device
     std::uint64_t empty_slabs = 0; // of those, the ones no file has a block in
@@ -47,11 +48,17 @@ public:
     void release(BlockId id) noexcept { release(&id, 1); }
 
     DeviceAddr address(BlockId id) const noexcept { return slabs_.address(id); }
+    // Whether two blocks lie in one slab, so that one copy can span blocks that follow each other.
+    bool same_slab(BlockId a, BlockId b) const noexcept {
+        return a / slabs_.blocks_per_slab() == b / slabs_.blocks_per_slab();
+    }
     std::uint64_t block_size() const noexcept { return block_size_; }
     std::uint64_t budget_blocks() const noexcept { return budget_.limit(); }
     std::uint64_t used_blocks() const noexcept { return budget_.used(); }
     PoolStats stats() const;
     StorageBackend& backend() const noexcept { return slabs_.backend(); }
+    // Small files' storage, cut from this pool's blocks (see GranuleAllocator::usable).
+    GranuleAllocator& granules() const noexcept { return *granules_; }
 
 private:
     void return_blocks(const BlockId* ids, std::size_t n) noexcept; // caller holds mu_
@@ -66,7 +73,8 @@ private:
     BlockAllocator blocks_;
     const bool release_at_once_;          // no reaper: emptied slabs go back on release
     const std::uint64_t low_water_;       // free open blocks the reaper keeps while in use
-    std::unique_ptr<SlabReaper> reaper_;  // last: its thread uses everything above
+    std::unique_ptr<SlabReaper> reaper_;  // its thread uses everything above
+    std::unique_ptr<GranuleAllocator> granules_; // takes blocks through this pool; goes first
 };
 
 } // namespace vramfs

@@ -40,7 +40,11 @@ struct FsOptions {
     // nor be mapped, so the cache would only cost a copy and page allocation per write.
     bool direct_write_only = false;
     bool writeback_cache = false; // the kernel gathers buffered writes (errors show at fsync/close)
-    double attr_timeout = 1.0;
+    // How long the kernel may keep attributes and names (positive and negative) without asking:
+    // every change comes through this mount's kernel, which updates or drops what it keeps, so
+    // only what the daemon changes on its own (atime, st_blocks between a write's invalidation
+    // and the next stat) can be that old.
+    double cache_timeout = 60.0;
     std::size_t max_io = kDefaultMaxIo; // largest read or write request
     std::size_t io_buffers = 16;  // preallocated read buffers (one per worker thread)
     std::size_t read_cache_slots = 0; // host windows for small reads that walk a file (ReadCache)
@@ -75,7 +79,6 @@ public:
     int rename(InodeNumber parent, const char* name, InodeNumber newparent, const char* newname,
                unsigned flags);
     int readlink(InodeNumber ino, std::string& target);
-    int opendir(InodeNumber ino);
     // Fills `buf` with entries after offset `off`; `used` is the bytes written.
     // Plain readdir or readdirplus (`plus`: full attributes, and each entry that fits takes
     // a lookup reference, as the kernel then holds one).
@@ -93,7 +96,9 @@ public:
     // `direct`: the handle was opened with OpenReply::direct_io.
     int release(InodeNumber ino, bool direct);
     int read(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
-    int write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
+    // Writes what fits, as tmpfs does: `written` is less than `size` when storage ran out part
+    // way, and ENOSPC comes only when not one byte fit.
+    int write(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf, std::size_t& written,
               KillSuidgid* kill = nullptr);
     int fallocate(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
 
@@ -102,7 +107,8 @@ public:
     // layer picks these instead of read/write/fallocate once, when it wires the operations.
     int read_null(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf,
                   std::size_t& got);
-    int write_null(InodeNumber ino, std::uint64_t off, std::size_t size, KillSuidgid* kill = nullptr);
+    int write_null(InodeNumber ino, std::uint64_t off, std::size_t size, std::size_t& written,
+                   KillSuidgid* kill = nullptr);
     int fallocate_null(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
 
     // Attributes (fs_attr.cpp).
@@ -156,7 +162,7 @@ private:
     template <bool kStore>
     int read_as(InodeNumber ino, std::uint64_t off, std::size_t size, void* buf, std::size_t& got);
     template <bool kStore>
-    int write_as(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf,
+    int write_as(InodeNumber ino, std::uint64_t off, std::size_t size, const void* buf, std::size_t& written,
                  KillSuidgid* kill);
     template <bool kStore>
     int fallocate_as(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
