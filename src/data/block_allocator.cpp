@@ -4,7 +4,7 @@
 namespace vramfs {
 
 BlockAllocator::BlockAllocator(const SlabSource& slabs)
-    : source_(slabs), slabs_(slabs.count()), room_bits_((slabs.count() + 63) / 64, 0) {
+    : source_(slabs), slabs_(slabs.count()), room_(slabs.count()) {
     // Each slab's free list is sized now: opening a slab later allocates no host memory.
     for (std::uint32_t s = 0; s < slabs.count(); ++s) slabs_[s].free.reserve(slabs.capacity(s));
 }
@@ -19,7 +19,7 @@ void BlockAllocator::opened(std::uint32_t s) noexcept {
     slab.open = true;
     slab.empty_since = std::chrono::steady_clock::now();
     ++empty_open_;
-    set_room(s, true);
+    room_.set(s, true);
 }
 
 void BlockAllocator::closing(std::uint32_t s) noexcept {
@@ -27,21 +27,11 @@ void BlockAllocator::closing(std::uint32_t s) noexcept {
     slab.free.clear(); // keeps its capacity for the next open
     slab.open = false;
     if (slab.used == 0) --empty_open_;
-    set_room(s, false);
-}
-
-void BlockAllocator::set_room(std::uint32_t s, bool room) noexcept {
-    const std::uint64_t bit = std::uint64_t{1} << (s % 64);
-    if (room)
-        room_bits_[s / 64] |= bit;
-    else
-        room_bits_[s / 64] &= ~bit;
+    room_.set(s, false);
 }
 
 std::uint32_t BlockAllocator::first_with_room() const noexcept {
-    for (std::size_t w = 0; w < room_bits_.size(); ++w)
-        if (room_bits_[w]) return static_cast<std::uint32_t>(w * 64 + __builtin_ctzll(room_bits_[w]));
-    return source_.count();
+    return static_cast<std::uint32_t>(room_.first());
 }
 
 std::size_t BlockAllocator::take(std::uint32_t s, std::size_t n, BlockId* out) noexcept {
@@ -53,7 +43,7 @@ std::size_t BlockAllocator::take(std::uint32_t s, std::size_t n, BlockId* out) n
         slab.free.pop_back();
         ++slab.used;
     }
-    if (slab.free.empty()) set_room(s, false);
+    if (slab.free.empty()) room_.set(s, false);
     return got;
 }
 
@@ -62,7 +52,7 @@ bool BlockAllocator::give(BlockId id) noexcept {
     if (s >= slabs_.size() || !slabs_[s].open || slabs_[s].used == 0) return false;
     Slab& slab = slabs_[s];
     slab.free.push_back(id % source_.blocks_per_slab());
-    set_room(s, true);
+    room_.set(s, true);
     if (--slab.used == 0) {
         ++empty_open_;
         slab.empty_since = std::chrono::steady_clock::now();

@@ -17,7 +17,7 @@ GranuleAllocator::GranuleAllocator(BlockPool& pool)
     carriers_.resize(n);
     carrier_base_.assign(n, 0);
     free_bits_.assign(n * words_, 0);
-    room_bits_.assign((n + 63) / 64, 0);
+    room_ = RoomBits(n);
     unused_.reserve(n);
     for (std::size_t c = n; c > 0; --c) unused_.push_back(static_cast<std::uint32_t>(c - 1));
 }
@@ -30,20 +30,6 @@ GranuleAllocator::~GranuleAllocator() {
                 log_error("granules: carrier %u still holds %u granules at the end (a bug)", c, carriers_[c].used);
             close_carrier(c);
         }
-}
-
-void GranuleAllocator::set_room(std::uint32_t c, bool room) noexcept {
-    const std::uint64_t bit = std::uint64_t{1} << (c % 64);
-    if (room)
-        room_bits_[c / 64] |= bit;
-    else
-        room_bits_[c / 64] &= ~bit;
-}
-
-std::uint32_t GranuleAllocator::first_with_room() const noexcept {
-    for (std::size_t w = 0; w < room_bits_.size(); ++w)
-        if (room_bits_[w]) return static_cast<std::uint32_t>(w * 64 + __builtin_ctzll(room_bits_[w]));
-    return static_cast<std::uint32_t>(carriers_.size());
 }
 
 bool GranuleAllocator::open_carrier(std::uint32_t& c) noexcept {
@@ -59,7 +45,7 @@ bool GranuleAllocator::open_carrier(std::uint32_t& c) noexcept {
         const std::uint32_t in_word = std::min<std::uint32_t>(64, per_block_ - w * 64);
         bits[w] = in_word == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << in_word) - 1;
     }
-    set_room(c, true);
+    room_.set(c, true);
     free_granules_.fetch_add(per_block_, std::memory_order_relaxed);
     return true;
 }
@@ -69,7 +55,7 @@ void GranuleAllocator::close_carrier(std::uint32_t c) noexcept {
     free_granules_.fetch_sub(per_block_ - carriers_[c].used, std::memory_order_relaxed);
     carriers_[c] = Carrier{};
     carrier_base_[c] = 0;
-    set_room(c, false);
+    room_.set(c, false);
     unused_.push_back(c);
     pool_.release(block);
 }
@@ -87,7 +73,7 @@ std::size_t GranuleAllocator::take(std::uint32_t c, std::size_t n, GranuleId* ou
     }
     carrier.used += static_cast<std::uint32_t>(got);
     free_granules_.fetch_sub(got, std::memory_order_relaxed);
-    if (carrier.used == per_block_) set_room(c, false);
+    if (carrier.used == per_block_) room_.set(c, false);
     return got;
 }
 
@@ -99,7 +85,7 @@ void GranuleAllocator::give_back(const GranuleId* ids, std::size_t n) noexcept {
             continue;
         }
         free_bits_[std::size_t{c} * words_ + g / 64] |= std::uint64_t{1} << (g % 64);
-        set_room(c, true);
+        room_.set(c, true);
         free_granules_.fetch_add(1, std::memory_order_relaxed);
         // An empty carrier's block goes back to the pool at once, where a large file may need it.
         if (--carriers_[c].used == 0) close_carrier(c);
@@ -112,7 +98,7 @@ int GranuleAllocator::allocate(std::size_t n, GranuleId* out) noexcept {
     std::lock_guard lock(mu_);
     std::size_t got = 0;
     while (got < n) {
-        std::uint32_t c = first_with_room();
+        std::uint32_t c = static_cast<std::uint32_t>(room_.first());
         if (c == carriers_.size() && !open_carrier(c)) {
             give_back(out, got); // a failure changes nothing
             return ENOSPC;

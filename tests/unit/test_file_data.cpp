@@ -1,5 +1,6 @@
 // FileData: data across block boundaries, sparse holes, truncate and punch-hole freeing, ENOSPC.
 #include "test_backends.hpp"
+#include "file_data_helpers.hpp"
 #include "vramfs/data/file_data.hpp"
 
 #include <doctest/doctest.h>
@@ -13,22 +14,11 @@
 #include <vector>
 
 using namespace vramfs;
+using test::pattern;
+using test::read_all;
 
 namespace {
 constexpr std::uint64_t kBs = 4096;
-
-std::vector<unsigned char> pattern(std::size_t n, unsigned seed) {
-    std::vector<unsigned char> v(n);
-    std::mt19937 rng(seed);
-    for (auto& c : v) c = static_cast<unsigned char>(rng() | 1); // never zero
-    return v;
-}
-
-std::vector<unsigned char> read_all(const FileData& f, std::uint64_t off, std::size_t n) {
-    std::vector<unsigned char> v(n, 0xAA);
-    REQUIRE(f.read(off, n, v.data()) == 0);
-    return v;
-}
 
 bool all_zero(const std::vector<unsigned char>& v) {
     for (auto c : v)

@@ -2,6 +2,7 @@
 // and FileData's granular files (growth into blocks, holes, truncate, punch, ENOSPC, short writes),
 // the latter against a plain byte model.
 #include "test_backends.hpp"
+#include "file_data_helpers.hpp"
 #include "vramfs/data/file_data.hpp"
 
 #include <doctest/doctest.h>
@@ -12,23 +13,12 @@
 #include <vector>
 
 using namespace vramfs;
+using test::pattern;
+using test::read_all;
 
 namespace {
 constexpr std::uint64_t kGs = GranuleAllocator::kGranuleBytes;
 constexpr std::uint64_t kBs = 16 * kGs; // 64 KiB blocks: 16 granules each, granular limit 32 KiB
-
-std::vector<unsigned char> pattern(std::size_t n, unsigned seed) {
-    std::vector<unsigned char> v(n);
-    std::mt19937 rng(seed);
-    for (auto& c : v) c = static_cast<unsigned char>(rng() | 1); // never zero
-    return v;
-}
-
-std::vector<unsigned char> read_all(const FileData& f, std::uint64_t off, std::size_t n) {
-    std::vector<unsigned char> v(n, 0xAA);
-    REQUIRE(f.read(off, n, v.data()) == 0);
-    return v;
-}
 } // namespace
 
 TEST_CASE("granules come from carrier blocks, all or none, and carriers go back empty") {

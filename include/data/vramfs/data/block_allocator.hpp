@@ -1,6 +1,7 @@
 // BlockAllocator: fixed-size blocks inside a SlabSource's open slabs.
 #pragma once
 
+#include "vramfs/data/room_bits.hpp"
 #include "vramfs/data/slab_source.hpp"
 
 #include <chrono>
@@ -40,11 +41,9 @@ private:
         bool open = false;
         std::chrono::steady_clock::time_point empty_since{};
     };
-    void set_room(std::uint32_t s, bool room) noexcept;
-
     const SlabSource& source_;
     std::vector<Slab> slabs_;
-    std::vector<std::uint64_t> room_bits_; // open slabs with free blocks, one bit each
+    RoomBits room_; // open slabs with free blocks
     std::uint32_t empty_open_ = 0;
 };
 

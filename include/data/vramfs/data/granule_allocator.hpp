@@ -2,6 +2,7 @@
 // resource: small sizes from fixed-size bins, the rest from the pool).
 #pragma once
 
+#include "vramfs/data/room_bits.hpp"
 #include "vramfs/data/slab_source.hpp"
 
 #include <atomic>
@@ -61,8 +62,6 @@ private:
     void close_carrier(std::uint32_t c) noexcept;
     std::size_t take(std::uint32_t c, std::size_t n, GranuleId* out) noexcept; // from carrier c
     void give_back(const GranuleId* ids, std::size_t n) noexcept;
-    std::uint32_t first_with_room() const noexcept;
-    void set_room(std::uint32_t c, bool room) noexcept;
     bool is_free(std::uint32_t c, std::uint32_t g) const noexcept {
         return (free_bits_[c * words_ + g / 64] >> (g % 64)) & 1;
     }
@@ -74,7 +73,7 @@ private:
     std::vector<Carrier> carriers_;
     std::vector<DeviceAddr> carrier_base_;
     std::vector<std::uint64_t> free_bits_;  // per carrier, one bit per free granule
-    std::vector<std::uint64_t> room_bits_;  // carriers with a free granule
+    RoomBits room_;                         // carriers with a free granule
     std::vector<std::uint32_t> unused_;     // carrier slots not in use, a stack
     std::atomic<std::uint64_t> free_granules_{0};
 };
