@@ -12,8 +12,8 @@
 #include <cstring>
 #include <fcntl.h>
 #include <memory>
-#include <optional>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <unistd.h>
 #include <vector>
@@ -401,7 +401,6 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_
     else
         fuse_reply_write(req, written);
 }
-
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, "release", ino, [&] { return fs_of(req).release(ino, fi->fh == kDirectHandle); });
