@@ -164,10 +164,8 @@ std::string apply_options(const GivenOptions& given, const std::vector<std::stri
 std::string place_mount(const std::string& first, const std::string& second, Config& c, ParseState& st) {
     c.mountpoint = st.size_from_o && !second.empty() ? second : first;
     if (st.size_from_o && !second.empty()) c.source = first;
-    // Absolute, so that the mount's name and status label say which mount it is wherever they
-    // are read, and the daemon, which changes to /, unmounts by it (a path that does not
-    // resolve is left for check_mountpoint to report).
-    if (char buf[PATH_MAX]; !c.mountpoint.empty() && ::realpath(c.mountpoint.c_str(), buf)) c.mountpoint = buf;
+    // A path that does not resolve is left as it is, for check_mountpoint to report.
+    if (!c.mountpoint.empty()) c.mountpoint = absolute_path(c.mountpoint);
     if (!st.size_from_o) st.size_text = second;
     if (c.mountpoint.empty()) return "missing MOUNTPOINT and SIZE";
     if (st.size_text.empty()) return "missing SIZE, e.g. 6G";
@@ -286,6 +284,11 @@ std::string check_mountpoint(const std::string& path, bool nonempty) {
         return "mount point " + path + " is not empty (its files would be hidden while mounted; "
                "-o nonempty mounts over them all the same)";
     return "";
+}
+
+std::string absolute_path(const std::string& path) {
+    char buf[PATH_MAX];
+    return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
 }
 
 bool directory_has_entries(const std::string& path) {

@@ -9,7 +9,6 @@
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
-#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -70,13 +69,6 @@ bool read_status(const std::string& mountpoint, vramfs::StatusSnapshot& snapshot
     return true;
 }
 
-// The mount point as an absolute path, for labels that must name one mount whatever the
-// caller's working directory.
-std::string absolute(const std::string& path) {
-    char buf[PATH_MAX];
-    return ::realpath(path.c_str(), buf) ? std::string(buf) : path;
-}
-
 // vramfs status MOUNTPOINT [--json|--prometheus|--devices]: the running daemon's view.
 int status_command(int argc, char** argv) {
     CLI::App app{"Devices (budget, used, reserved, free VRAM on the card, files), files (size,\n"
@@ -103,7 +95,7 @@ int status_command(int argc, char** argv) {
         return 0;
     }
     const std::string out = json         ? vramfs::status_json(snapshot)
-                            : prometheus ? vramfs::status_prometheus(snapshot, absolute(mountpoint))
+                            : prometheus ? vramfs::status_prometheus(snapshot, vramfs::absolute_path(mountpoint))
                                          : vramfs::status_text(snapshot);
     std::fputs(out.c_str(), stdout);
     return 0;

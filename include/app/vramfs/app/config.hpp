@@ -99,6 +99,11 @@ std::string check_mountpoint(const std::string& path, bool nonempty = false);
 // Whether a directory holds anything (false where it cannot be read).
 bool directory_has_entries(const std::string& path);
 
+// `path` made absolute where it resolves, else as given: so that a mount point names one mount
+// wherever it is read (the mount's source, the status label) and the daemon, which changes to
+// /, unmounts by it.
+std::string absolute_path(const std::string& path);
+
 // The argument vector for fuse_session_new.
 std::vector<std::string> fuse_arguments(const Config& config);
 
