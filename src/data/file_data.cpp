@@ -43,7 +43,7 @@ int FileData::for_each_run(std::uint64_t off, std::uint64_t len, Fn&& fn) const 
             prev = next;
         }
         const std::uint64_t in_unit = off % us;
-        if (int err = fn(first != kNoBlock, first != kNoBlock ? address(first) + in_unit : 0, n)) return err;
+        if (int err = fn(first != kNoBlock, first != kNoBlock ? place(first) + in_unit : 0, n)) return err;
         off += n;
         len -= n;
     }
@@ -82,13 +82,12 @@ int FileData::read(std::uint64_t off, std::size_t len, void* dst, ReadCache* cac
 
 int FileData::read_storage(std::uint64_t off, std::size_t len, void* dst) const noexcept {
     auto* out = static_cast<unsigned char*>(dst);
-    StorageBackend& be = pool_->backend();
-    return for_each_run(off, len, [&](bool present, DeviceAddr addr, std::uint64_t n) {
+    return for_each_run(off, len, [&](bool present, PoolPlace at, std::uint64_t n) {
         int err = 0;
         if (!present)
             std::memset(out, 0, n);
         else
-            err = be.read(addr, out, n);
+            err = pool_->read(at, out, n);
         out += n;
         return err;
     });
@@ -105,10 +104,9 @@ bool FileData::covered(std::uint64_t off, std::size_t len) const noexcept {
 int FileData::write_in_place(std::uint64_t off, std::size_t len, const void* src) const noexcept {
     std::shared_lock fills_wait(fill_mu_);
     auto* in = static_cast<const unsigned char*>(src);
-    StorageBackend& be = pool_->backend();
-    return for_each_run(off, len, [&](bool present, DeviceAddr addr, std::uint64_t n) {
+    return for_each_run(off, len, [&](bool present, PoolPlace at, std::uint64_t n) {
         if (!present) return EIO; // caller broke the contract
-        const int err = be.write(addr, in, n);
+        const int err = pool_->write(at, in, n);
         in += n;
         changed();
         return err;
@@ -130,14 +128,13 @@ int FileData::move_to_blocks() noexcept {
     }
     BlockId block;
     if (int err = pool_->allocate(1, &block)) return err;
-    StorageBackend& be = pool_->backend();
-    const DeviceAddr base = pool_->address(block);
-    int err = be.zero(base, pool_->block_size());
+    const PoolPlace base = pool_->place(block);
+    int err = pool_->zero(base, pool_->block_size());
     alignas(64) unsigned char page[GranuleAllocator::kGranuleBytes];
     for (std::uint64_t i = 0; i < units_.size() && !err; ++i) {
         if (units_[i] == kNoBlock) continue;
-        err = be.read(address(units_[i]), page, sizeof page);
-        if (!err) err = be.write(base + i * sizeof page, page, sizeof page);
+        err = pool_->read(place(units_[i]), page, sizeof page);
+        if (!err) err = pool_->write(base + i * sizeof page, page, sizeof page);
     }
     if (err) {
         pool_->release(block);
@@ -186,7 +183,7 @@ int FileData::fill_holes(std::uint64_t first, std::uint64_t last, std::uint64_t 
         if (units_[i] != kNoBlock) continue;
         // A unit the caller overwrites completely need not be zeroed first.
         const bool overwritten = keep_len > 0 && i * us >= keep_off && (i + 1) * us <= keep_off + keep_len;
-        if (!overwritten) err = pool_->backend().zero(address(fresh[k]), us);
+        if (!overwritten) err = pool_->zero(place(fresh[k]), us);
         units_[i] = fresh[k++];
     }
     if (err) {
@@ -295,10 +292,9 @@ void FileData::shrink_table() noexcept {
 }
 
 int FileData::zero_range(std::uint64_t off, std::uint64_t len) noexcept {
-    StorageBackend& be = pool_->backend();
-    return for_each_run(off, len, [&](bool present, DeviceAddr addr, std::uint64_t n) {
+    return for_each_run(off, len, [&](bool present, PoolPlace at, std::uint64_t n) {
         if (!present) return 0;
-        const int err = be.zero(addr, n);
+        const int err = pool_->zero(at, n);
         changed();
         return err;
     });

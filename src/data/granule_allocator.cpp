@@ -39,7 +39,7 @@ bool GranuleAllocator::open_carrier(std::uint32_t& c) noexcept {
     c = unused_.back();
     unused_.pop_back();
     carriers_[c] = Carrier{block, 0};
-    carrier_base_[c] = pool_.address(block);
+    carrier_base_[c] = pool_.place(block);
     std::uint64_t* bits = &free_bits_[std::size_t{c} * words_];
     for (std::uint32_t w = 0; w < words_; ++w) {
         const std::uint32_t in_word = std::min<std::uint32_t>(64, per_block_ - w * 64);

@@ -22,10 +22,10 @@ TEST_CASE("the budget is enforced and a failed allocation takes nothing") {
     CHECK(pool.used_blocks() == 7);
     REQUIRE(pool.allocate(3, b.data()) == 0);
     CHECK(pool.used_blocks() == 10);
-    // Every block is distinct and its address lies inside the budget's slabs.
-    std::set<DeviceAddr> addrs;
-    for (BlockId id : a) addrs.insert(pool.address(id));
-    for (int i = 0; i < 3; ++i) addrs.insert(pool.address(b[i]));
+    // Every block has a place of its own.
+    std::set<PoolPlace> addrs;
+    for (BlockId id : a) addrs.insert(pool.place(id));
+    for (int i = 0; i < 3; ++i) addrs.insert(pool.place(b[i]));
     CHECK(addrs.size() == 10);
     CHECK(pool.stats().reserved_bytes == 10 * 4096); // the last slab is short: no excess
 }

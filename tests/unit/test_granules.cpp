@@ -31,10 +31,10 @@ TEST_CASE("granules come from carrier blocks, all or none, and carriers go back 
     REQUIRE(g.allocate(20, ids.data()) == 0);
     CHECK(pool.used_blocks() == 2); // two carriers
     std::set<DeviceAddr> addrs;
-    for (GranuleId id : ids) addrs.insert(g.address(id));
+    for (GranuleId id : ids) addrs.insert(g.place(id));
     CHECK(addrs.size() == 20);
     for (std::size_t i = 1; i < 16; ++i) CHECK(g.adjacent(ids[i - 1], ids[i])); // one carrier, in order
-    CHECK(g.address(ids[1]) == g.address(ids[0]) + kGs);
+    CHECK(g.place(ids[1]) == g.place(ids[0]) + kGs);
     CHECK(g.free_bytes() == 12 * kGs);
     // The pool counts what files hold: 20 granules, not two blocks.
     CHECK(pool.stats().used_bytes == 20 * kGs);

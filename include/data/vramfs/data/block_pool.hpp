@@ -47,7 +47,16 @@ public:
     void release(const BlockId* ids, std::size_t n) noexcept;
     void release(BlockId id) noexcept { release(&id, 1); }
 
-    DeviceAddr address(BlockId id) const noexcept { return slabs_.address(id); }
+    // A block's place (see PoolPlace); its bytes are read and written through the calls below.
+    PoolPlace place(BlockId id) const noexcept { return PoolPlace{id} * block_size_; }
+    // Copies between host memory and [p, p+n), which lies in one slab: 0 or the backend's errno.
+    int read(PoolPlace p, void* dst, std::size_t n) const noexcept {
+        return slabs_.backend().read(slabs_.address(p), dst, n);
+    }
+    int write(PoolPlace p, const void* src, std::size_t n) const noexcept {
+        return slabs_.backend().write(slabs_.address(p), src, n);
+    }
+    int zero(PoolPlace p, std::size_t n) const noexcept { return slabs_.backend().zero(slabs_.address(p), n); }
     // Whether two blocks lie in one slab, so that one copy can span blocks that follow each other.
     bool same_slab(BlockId a, BlockId b) const noexcept {
         return a / slabs_.blocks_per_slab() == b / slabs_.blocks_per_slab();

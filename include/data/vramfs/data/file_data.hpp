@@ -74,14 +74,14 @@ private:
     UnitId unit_at(std::uint64_t index) const noexcept {
         return index < units_.size() ? units_[index] : kNoBlock;
     }
-    DeviceAddr address(UnitId id) const noexcept {
-        return granular_ ? pool_->granules().address(id) : pool_->address(id);
+    PoolPlace place(UnitId id) const noexcept {
+        return granular_ ? pool_->granules().place(id) : pool_->place(id);
     }
     bool adjacent(UnitId a, UnitId b) const noexcept;
     int take_units(std::size_t n, UnitId* out) noexcept;
     void give_units(const UnitId* ids, std::size_t n) noexcept;
     // Walks [off, off+len) in runs one device call can cover: consecutive present units whose
-    // storage lies side by side, or consecutive holes. fn(present, addr, n).
+    // storage lies side by side, or consecutive holes. fn(present, place, n).
     template <class Fn> int for_each_run(std::uint64_t off, std::uint64_t len, Fn&& fn) const noexcept;
     // Before storage reaching `end` is taken: a granular file that would pass granular_limit
     // moves into blocks. 0, or the errno that kept it in granules.

@@ -42,7 +42,7 @@ public:
     void release(const GranuleId* ids, std::size_t n) noexcept;
 
     // Read without the lock: a granule's carrier stays while the granule is in use.
-    DeviceAddr address(GranuleId id) const noexcept {
+    PoolPlace place(GranuleId id) const noexcept {
         return carrier_base_[id / per_block_] + (id % per_block_) * kGranuleBytes;
     }
     // Whether b follows a in one carrier, so that one copy can span both.
@@ -71,7 +71,7 @@ private:
     const std::uint32_t words_; // bitmap words per carrier
     std::mutex mu_;
     std::vector<Carrier> carriers_;
-    std::vector<DeviceAddr> carrier_base_;
+    std::vector<PoolPlace> carrier_base_; // each carrier block's place
     std::vector<std::uint64_t> free_bits_;  // per carrier, one bit per free granule
     RoomBits room_;                         // carriers with a free granule
     std::vector<std::uint32_t> unused_;     // carrier slots not in use, a stack

@@ -12,6 +12,11 @@ namespace vramfs {
 using BlockId = std::uint32_t;
 inline constexpr BlockId kNoBlock = UINT32_MAX;
 
+// A place in a pool: block id * block size + offset in the block. It names the same bytes
+// wherever they are (in a slab of device memory, or on the spill file at this very offset), so
+// files keep their places while their storage moves.
+using PoolPlace = std::uint64_t;
+
 // The size of the slabs device memory is taken in: large enough that taking one is rare,
 // small enough that an emptied one can go back while others stay in use.
 inline constexpr std::uint64_t kSlabBytes = 64ull << 20;
@@ -40,9 +45,11 @@ public:
     std::uint64_t open_slabs() const noexcept { return open_slabs_; }
     StorageBackend& backend() const noexcept { return backend_; }
 
-    DeviceAddr address(BlockId id) const noexcept {
-        return base_[id / slab_blocks_] + (id % slab_blocks_) * block_size_;
-    }
+    // The bytes between slab starts, and the slab a place lies in.
+    std::uint64_t stride() const noexcept { return std::uint64_t{slab_blocks_} * block_size_; }
+    std::uint32_t slab_of(PoolPlace p) const noexcept { return static_cast<std::uint32_t>(p / stride()); }
+    // Where a place lies in device memory; only while its slab holds device memory.
+    DeviceAddr address(PoolPlace p) const noexcept { return base_[p / stride()] + p % stride(); }
 
     // Takes slab s from the device now: 0 or the backend's errno.
     int open(std::uint32_t s) noexcept;
