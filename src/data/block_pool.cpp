@@ -25,7 +25,7 @@ BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::u
     : block_size_(block_size), budget_(budget_in_blocks(budget_bytes, block_size)),
       slabs_(backend, budget_.limit(), block_size, slab_bytes), blocks_(slabs_),
       release_at_once_(release_delay.count() == 0),
-      low_water_(std::max<std::uint64_t>(1, slabs_.blocks_per_slab() / 2)) {
+      low_water_(std::max<std::uint64_t>(1, slabs_.blocks_per_slab() / 2)), memory_short_(memory_short) {
     if (!release_at_once_)
         reaper_ = std::make_unique<SlabReaper>(mu_, slabs_, blocks_, budget_, release_delay, memory_short,
                                                low_water_);
@@ -34,10 +34,15 @@ BlockPool::BlockPool(StorageBackend& backend, std::uint64_t budget_bytes, std::u
 
 BlockPool::~BlockPool() {
     granules_.reset(); // gives its carriers back through this pool
+    tier_.reset();
     reaper_.reset();
     std::lock_guard lock(mu_);
     for (std::uint32_t s = 0; s < slabs_.count(); ++s)
         if (slabs_.is_open(s)) close_slab(s);
+}
+
+void BlockPool::attach_spill(const SpillFile& file, std::uint64_t offset, std::uint64_t keep_free) {
+    tier_ = std::make_unique<SpillTier>(mu_, slabs_, blocks_, file, offset, keep_free, memory_short_);
 }
 
 void BlockPool::close_slab(std::uint32_t s) noexcept {
@@ -91,24 +96,30 @@ void BlockPool::return_blocks(const BlockId* ids, std::size_t n) noexcept {
         const std::uint32_t s = ids[i] / slabs_.blocks_per_slab();
         // Without a reaper, an emptied slab goes back to the device at once, but for one kept
         // against churn.
-        if (release_at_once_ && blocks_.used_in(s) == 0 && blocks_.empty_open_slabs() > 1) close_slab(s);
+        if (release_at_once_ && blocks_.used_in(s) == 0 && blocks_.empty_open_slabs() > 1 && !slabs_.moving(s))
+            close_slab(s);
     }
     // Nothing in use at all: the kept slab goes back too.
     if (release_at_once_ && budget_.used() == 0 && blocks_.empty_open_slabs() > 0)
         for (std::uint32_t s = 0; s < slabs_.count(); ++s)
-            if (slabs_.is_open(s) && blocks_.used_in(s) == 0) close_slab(s);
+            if (slabs_.is_open(s) && blocks_.used_in(s) == 0 && !slabs_.moving(s)) close_slab(s);
 }
 
 PoolStats BlockPool::stats() const {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     PoolStats st;
     st.block_size = block_size_;
     st.budget_bytes = budget_.limit() * block_size_;
     // Granules free inside carriers are room for small files, not used space.
     st.used_bytes = budget_.used() * block_size_ - std::min(budget_.used() * block_size_, granules_->free_bytes());
-    st.reserved_bytes = slabs_.reserved_blocks() * block_size_;
+    st.reserved_bytes = slabs_.memory_bytes();
     st.slabs = slabs_.open_slabs();
     st.empty_slabs = blocks_.empty_open_slabs();
+    if (tier_) {
+        st.spill = true;
+        lock.unlock(); // the tier takes it itself
+        st.tier = tier_->stats();
+    }
     return st;
 }
 

@@ -43,6 +43,9 @@ void SlabReaper::main() {
 void SlabReaper::open_ahead(std::unique_lock<std::mutex>& lock) noexcept {
     const std::uint64_t used = budget_.used();
     if (used == 0 || slabs_.reserved_blocks() - used >= low_water_) return;
+    // While a spill tier says the card's memory is wanted, a slab opens without it, at once,
+    // when a request needs one: nothing to open ahead.
+    if (slabs_.memory_wanted()) return;
     const std::uint32_t s = slabs_.first_unopened();
     if (s == slabs_.count()) return;
     slabs_.begin_open(s);
@@ -64,7 +67,8 @@ void SlabReaper::open_ahead(std::unique_lock<std::mutex>& lock) noexcept {
 void SlabReaper::release_idle(std::unique_lock<std::mutex>& lock) noexcept {
     const auto now = std::chrono::steady_clock::now();
     auto releasable = [&](std::uint32_t s) {
-        if (!slabs_.is_open(s) || blocks_.used_in(s) != 0 || now - blocks_.empty_since(s) < delay_)
+        if (!slabs_.is_open(s) || slabs_.moving(s) || blocks_.used_in(s) != 0 ||
+            now - blocks_.empty_since(s) < delay_)
             return false;
         const std::uint64_t used = budget_.used();
         return used == 0 || slabs_.reserved_blocks() - used - slabs_.capacity(s) >= low_water_;

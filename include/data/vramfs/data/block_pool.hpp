@@ -9,6 +9,7 @@
 #include "vramfs/data/granule_allocator.hpp"
 #include "vramfs/data/slab_reaper.hpp"
 #include "vramfs/data/slab_source.hpp"
+#include "vramfs/data/spill_tier.hpp"
 #include "vramfs/storage/backend.hpp"
 
 #include <chrono>
@@ -25,6 +26,8 @@ struct PoolStats {
     std::uint64_t reserved_bytes = 0; // slabs held from the device (used + free-in-slab)
     std::uint64_t slabs = 0;       // slabs held from the device
     std::uint64_t empty_slabs = 0; // of those, the ones no file has a block in
+    bool spill = false; // a spill tier is attached: the fields below count
+    TierStats tier;
 };
 
 class BlockPool {
@@ -49,14 +52,27 @@ public:
 
     // A block's place (see PoolPlace); its bytes are read and written through the calls below.
     PoolPlace place(BlockId id) const noexcept { return PoolPlace{id} * block_size_; }
-    // Copies between host memory and [p, p+n), which lies in one slab: 0 or the backend's errno.
+    // Copies between host memory and [p, p+n), which lies in one slab: 0 or an errno. Without a
+    // spill tier each is one backend call; with one, the tier finds where the bytes are.
     int read(PoolPlace p, void* dst, std::size_t n) const noexcept {
+        if (tier_) return tier_->read(p, dst, n);
         return slabs_.backend().read(slabs_.address(p), dst, n);
     }
     int write(PoolPlace p, const void* src, std::size_t n) const noexcept {
+        if (tier_) return tier_->write(p, src, n);
         return slabs_.backend().write(slabs_.address(p), src, n);
     }
-    int zero(PoolPlace p, std::size_t n) const noexcept { return slabs_.backend().zero(slabs_.address(p), n); }
+    int zero(PoolPlace p, std::size_t n) const noexcept {
+        if (tier_) return tier_->zero(p, n);
+        return slabs_.backend().zero(slabs_.address(p), n);
+    }
+
+    // The bytes of spill file this pool needs (SpillTier::region_bytes).
+    std::uint64_t spill_bytes_needed() const noexcept { return SpillTier::region_bytes(slabs_); }
+    // Puts a spill tier under the pool, its bytes at [offset, offset + spill_bytes_needed()) of
+    // `file`; before the first request. Throws where its buffers cannot be made.
+    void attach_spill(const SpillFile& file, std::uint64_t offset, std::uint64_t keep_free);
+    SpillTier* tier() const noexcept { return tier_.get(); }
     // Whether two blocks lie in one slab, so that one copy can span blocks that follow each other.
     bool same_slab(BlockId a, BlockId b) const noexcept {
         return a / slabs_.blocks_per_slab() == b / slabs_.blocks_per_slab();
@@ -83,6 +99,8 @@ private:
     const bool release_at_once_;          // no reaper: emptied slabs go back on release
     const std::uint64_t low_water_;       // free open blocks the reaper keeps while in use
     std::unique_ptr<SlabReaper> reaper_;  // its thread uses everything above
+    const MemoryShort memory_short_;
+    std::unique_ptr<SpillTier> tier_;     // its thread moves slabs; null without a spill
     std::unique_ptr<GranuleAllocator> granules_; // takes blocks through this pool; goes first
 };
 

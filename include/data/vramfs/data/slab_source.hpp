@@ -3,7 +3,9 @@
 
 #include "vramfs/storage/backend.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <vector>
 
@@ -64,12 +66,34 @@ public:
     DeviceBuffer detach(std::uint32_t s) noexcept;
     void close(std::uint32_t s) noexcept { detach(s).reset(); }
 
+    // With a spill tier (SpillTier): while the card's memory is wanted, open() opens slabs
+    // without device memory (their bytes on the spill from the start), and a slab's memory may
+    // leave and come back while it stays open and its blocks keep their places.
+    // Where a fetch finds no room and spill_ready, open() opens without memory too.
+    void set_spill_ready() noexcept { spill_ready_ = true; }
+    void set_memory_wanted(bool wanted) noexcept { memory_wanted_ = wanted; }
+    bool memory_wanted() const noexcept { return memory_wanted_; }
+    bool has_memory(std::uint32_t s) const noexcept { return static_cast<bool>(slabs_[s].memory); }
+    DeviceBuffer take_memory(std::uint32_t s) noexcept;
+    void give_memory(std::uint32_t s, DeviceBuffer memory) noexcept;
+    // A tier is moving the slab's bytes: it is neither closed nor moved by anyone else meanwhile.
+    void set_moving(std::uint32_t s, bool moving) noexcept { slabs_[s].moving = moving; }
+    bool moving(std::uint32_t s) const noexcept { return slabs_[s].moving; }
+    std::uint64_t memory_bytes() const noexcept { return memory_bytes_; } // held from the device
+    // A slab moves in chunks (at most 64 of them, whole pages): bit c of spilled(s) is set while
+    // chunk c's bytes are on the spill rather than in the slab's memory. A slab opened with
+    // memory starts with none set, one opened without with all; a tier flips them one by one.
+    std::uint64_t chunk_bytes() const noexcept { return chunk_bytes_; }
+    std::uint64_t all_chunks() const noexcept { return all_chunks_; }
+    std::atomic<std::uint64_t>& spilled(std::uint32_t s) const noexcept { return spilled_[s]; }
+
 private:
     struct Slab {
         DeviceBuffer memory; // empty while the slab is not taken from the device
         std::uint32_t capacity = 0;
         bool open = false;
         bool opening = false; // being taken from the device without the owner's lock
+        bool moving = false;  // a tier moves its bytes between the device and the spill
     };
     void install(std::uint32_t s, DeviceBuffer memory) noexcept;
 
@@ -80,6 +104,12 @@ private:
     std::vector<DeviceAddr> base_; // each open slab's address, for address()
     std::uint64_t reserved_blocks_ = 0;
     std::uint64_t open_slabs_ = 0;
+    std::uint64_t memory_bytes_ = 0;
+    bool memory_wanted_ = false;
+    bool spill_ready_ = false;
+    const std::uint64_t chunk_bytes_;
+    const std::uint64_t all_chunks_; // the mask of every chunk of a full slab
+    std::unique_ptr<std::atomic<std::uint64_t>[]> spilled_;
 };
 
 } // namespace vramfs
