@@ -8,6 +8,7 @@
 #include "vramfs/fuse/fuse_ops.hpp"
 #include "vramfs/fuse/transport.hpp"
 #include "vramfs/storage/backend.hpp"
+#include "vramfs/storage/spill_file.hpp"
 #include "vramfs/util/memory.hpp"
 #include "vramfs/util/size.hpp"
 
@@ -259,7 +260,7 @@ std::unique_ptr<StorageBackend> open_device(const Config& cfg, const DeviceBudge
             return nullptr;
         }
         try {
-            backend = make_host_backend(d.index, cfg.null_io ? 0 : d.size);
+            backend = make_host_backend(d.index, cfg.null_io ? 0 : d.size, cfg.host_card_file);
         } catch (const std::exception& ex) {
             rc = kExitFailure;
             reporter.report(rc, std::string("vramfs: host backend: ") + ex.what());
@@ -311,6 +312,26 @@ std::unique_ptr<Filesystem> make_filesystem(const Config& cfg,
     fo.io_buffers = cfg.threads + 2;
     fo.max_io = cfg.max_io;
     return std::make_unique<Filesystem>(raw, fo, Caller{::getuid(), ::getgid(), 0});
+}
+
+// The spill file, its regions given to the pools one after another; null with why not.
+std::unique_ptr<SpillFile> attach_spill(const Config& cfg, const std::vector<std::unique_ptr<BlockPool>>& pools,
+                                        std::string& why) {
+    std::uint64_t bytes = 0;
+    for (const auto& p : pools) bytes += p->spill_bytes_needed();
+    auto file = SpillFile::open(cfg.spill, cfg.mountpoint, bytes, why);
+    if (!file) return nullptr;
+    try {
+        std::uint64_t offset = 0;
+        for (const auto& p : pools) {
+            p->attach_spill(*file, offset, cfg.keep_free);
+            offset += p->spill_bytes_needed();
+        }
+    } catch (const std::exception& ex) {
+        why = std::string("--spill: ") + ex.what();
+        return nullptr;
+    }
+    return file;
 }
 
 // A FUSE session with the mount's options, mounted; null after reporting why not.
@@ -390,6 +411,14 @@ int serve(const Config& cfg, Reporter& reporter) {
     } catch (const std::exception& ex) {
         reporter.report(kExitFailure, std::string("vramfs: cannot start: ") + ex.what());
         return kExitFailure;
+    }
+    std::unique_ptr<SpillFile> spill;
+    if (!cfg.spill.empty()) {
+        std::string why;
+        if (!(spill = attach_spill(cfg, pools, why))) {
+            reporter.report(kExitUsage, "vramfs: " + why);
+            return kExitUsage;
+        }
     }
     std::uint64_t total = 0;
     for (const auto& p : pools) total += p->budget_blocks() * cfg.block_size;

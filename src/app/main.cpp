@@ -1,5 +1,5 @@
 // vramfs: parse the command line, then mount and serve; or one of the subcommands that answer
-// scripts (status, size) without mounting.
+// scripts (status, size) or move a mount's data (yield, reclaim) without mounting.
 #include "vramfs/app/config.hpp"
 #include "vramfs/app/daemon.hpp"
 #include "vramfs/app/options.hpp"
@@ -9,6 +9,9 @@
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
+#include <chrono>
+#include <optional>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -101,6 +104,71 @@ int status_command(int argc, char** argv) {
     return 0;
 }
 
+// vramfs yield MOUNTPOINT SIZE|all and vramfs reclaim MOUNTPOINT: moves data of a mount with
+// --spill to its spill file (giving the VRAM back to the GPU) or back, through the root's
+// user.vramfs.spill attribute, then waits for the daemon's tier to settle and says where it is.
+int spill_command(int argc, char** argv, bool yield) {
+    CLI::App app{yield ? "Moves SIZE of a --spill mount's data (all: everything) from VRAM to its spill file\n"
+                         "and gives that VRAM back to the GPU, for a game or a GPU job; it stays yielded\n"
+                         "until 'vramfs reclaim'. Files keep their contents and size throughout."
+                       : "Lifts what 'vramfs yield' set: data comes back from the spill to VRAM as far as\n"
+                         "the card's free memory allows (above --keep-free).",
+                 yield ? "vramfs yield" : "vramfs reclaim"};
+    std::string mountpoint, amount;
+    double timeout = 600;
+    bool no_wait = false;
+    app.add_option("MOUNTPOINT", mountpoint, "a vramfs mount with --spill")->required();
+    if (yield) app.add_option("SIZE", amount, "how much VRAM to give back (6G, 512M), or all")->required();
+    app.add_option("--timeout", timeout, "seconds to wait for the data to move (default 600)")
+        ->check(CLI::Range(0.0, 86400.0));
+    app.add_flag("--no-wait", no_wait, "ask and return at once; 'vramfs status' shows the progress");
+    int rc = 0;
+    if (parse_subcommand(app, argc, argv, rc)) return rc;
+    const char* name = yield ? "vramfs yield" : "vramfs reclaim";
+    std::string value = "reclaim";
+    if (yield) {
+        std::string why;
+        const auto bytes = amount == "all" ? std::optional<std::uint64_t>(0) : vramfs::parse_size(amount, &why);
+        if (!bytes) {
+            std::fprintf(stderr, "%s: invalid SIZE '%s': %s (or all)\n", name, amount.c_str(), why.c_str());
+            return vramfs::kExitUsage;
+        }
+        value = amount == "all" ? "yield all" : "yield " + std::to_string(*bytes);
+    }
+    if (::setxattr(mountpoint.c_str(), vramfs::kSpillXattr, value.data(), value.size(), 0) != 0) {
+        const int err = errno;
+        const char* why = err == EOPNOTSUPP ? "it was mounted without --spill: nothing can move"
+                          : err == ENOTSUP || err == ENODATA ? "not a vramfs mount"
+                          : err == EPERM || err == EACCES ? "only root and the mount's owner may do this"
+                                                          : std::strerror(err);
+        std::fprintf(stderr, "%s: %s: %s\n", name, mountpoint.c_str(), why);
+        return vramfs::kExitFailure;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    vramfs::StatusSnapshot snapshot;
+    for (;;) {
+        if (!read_status(mountpoint, snapshot)) return vramfs::kExitFailure;
+        bool settled = true;
+        for (const auto& d : snapshot.devices) settled = settled && (!d.has_spill || d.spill.settled);
+        const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (settled || no_wait || waited >= timeout) {
+            for (const auto& d : snapshot.devices) {
+                if (!d.has_spill) continue;
+                std::printf("%s device %d: %s in VRAM, %s on the spill%s\n", d.kind.c_str(), d.index,
+                            vramfs::format_size(d.spill.in_vram).c_str(), vramfs::format_size(d.spill.on_spill).c_str(),
+                            d.spill.settled ? "" : " (still moving)");
+            }
+            if (!settled && !no_wait) {
+                std::fprintf(stderr, "%s: still moving after %.0f s (see vramfs status %s)\n", name, waited,
+                             mountpoint.c_str());
+                return vramfs::kExitFailure;
+            }
+            return 0;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
 // vramfs size SIZE [--swap-budget]: the bytes SIZE means to vramfs, for scripts (vramfs-swap)
 // that must mean the same.
 int size_command(int argc, char** argv) {
@@ -131,6 +199,8 @@ int size_command(int argc, char** argv) {
 int main(int argc, char** argv) {
     if (argc >= 2 && std::strcmp(argv[1], "status") == 0) return status_command(argc, argv);
     if (argc >= 2 && std::strcmp(argv[1], "size") == 0) return size_command(argc, argv);
+    if (argc >= 2 && std::strcmp(argv[1], "yield") == 0) return spill_command(argc, argv, true);
+    if (argc >= 2 && std::strcmp(argv[1], "reclaim") == 0) return spill_command(argc, argv, false);
     const vramfs::ParseResult parsed = vramfs::parse_command_line(argc, argv);
     if (parsed.done) {
         if (!parsed.output.empty()) std::fputs(parsed.output.c_str(), stdout);

@@ -54,6 +54,17 @@ std::string set_faults(Config& c, ParseState&, const std::string& v) {
     return parse_fault_plan(v, c.faults, why) ? "" : why;
 }
 
+std::string set_spill(Config& c, ParseState&, const std::string& v) {
+    if (v.empty()) return "needs a path";
+    c.spill = v;
+    return "";
+}
+
+std::string set_host_card_file(Config& c, ParseState&, const std::string& v) {
+    c.host_card_file = v;
+    return "";
+}
+
 std::string set_size(Config&, ParseState& st, const std::string& v) {
     st.size_text = v;
     st.size_from_o = true;
@@ -164,6 +175,22 @@ std::vector<OptionSpec> make_table() {
                      "seconds freed VRAM waits before going back to the GPU (0: at once)", 0, 3600};
     delay.seconds_field = &Config::release_delay;
     t.push_back(delay);
+    t.push_back(text("spill", "PATH", nullptr,
+                     "a disk tier under VRAM: a file (kept, written once) or a directory (an "
+                     "unnamed file in it) on a local disk, as large as the budget, that the "
+                     "coldest data moves to when other programs want the card's memory (and "
+                     "back when it is free); see docs/spill.md",
+                     set_spill));
+    t.push_back(size_opt("keep-free", "1G",
+                         "with --spill: free VRAM left to other programs; when the card has less, "
+                         "data moves to the spill until it has",
+                         0, 1ull << 40, &Config::keep_free));
+    OptionSpec card = text("host-card-file", "PATH", nullptr,
+                           "tests: the host backend plays a card of the size (bytes) in PATH, read "
+                           "afresh each time, for spill tests",
+                           set_host_card_file);
+    card.hidden = true;
+    t.push_back(card);
     t.push_back(text("log-level", "L", "info", "error, warning, info or debug", set_log_level));
     t.push_back(flag("debug", "d", "print every FUSE request (implies -f)", &Config::fuse_debug,
                      false));

@@ -168,7 +168,7 @@ namespace {
 constexpr const char* kDeviceXattr = "user.vramfs.device";
 bool is_virtual(const char* name) {
     return std::strcmp(name, kDeviceXattr) == 0 || std::strcmp(name, kStatusXattr) == 0 ||
-           std::strcmp(name, kStatusJsonXattr) == 0;
+           std::strcmp(name, kStatusJsonXattr) == 0 || std::strcmp(name, kSpillXattr) == 0;
 }
 } // namespace
 
@@ -188,6 +188,7 @@ int Filesystem::get_virtual_xattr(const Inode& inode, const char* name, std::str
 }
 
 int Filesystem::set_virtual_xattr(Inode& inode, const char* name, const std::string& value) {
+    if (std::strcmp(name, kSpillXattr) == 0) return inode.ino == kRootInode ? spill_command(value) : EPERM;
     if (std::strcmp(name, kDeviceXattr) != 0) return EPERM; // the status is read-only
     const auto device = parse_device_index(value);
     BlockPool* pool = device ? pool_of_device(*device) : nullptr;
@@ -201,6 +202,34 @@ int Filesystem::set_virtual_xattr(Inode& inode, const char* name, const std::str
     }
     inode.device_pref = *device;
     inode.ctime = now_ns();
+    return 0;
+}
+
+// user.vramfs.spill on the root: "yield all" leaves each pool no device memory, "yield BYTES"
+// takes BYTES from the pools' device memory in order, "reclaim" lifts the limits. Each pool's
+// tier then moves data on its own thread; `vramfs yield` watches the status until it settles.
+int Filesystem::spill_command(const std::string& value) {
+    std::vector<SpillTier*> tiers;
+    for (BlockPool* p : pools_)
+        if (p->tier()) tiers.push_back(p->tier());
+    if (tiers.empty()) return EOPNOTSUPP; // mounted without --spill
+    if (value == "reclaim") {
+        for (SpillTier* t : tiers) t->set_vram_limit(UINT64_MAX);
+        return 0;
+    }
+    if (value == "yield all") {
+        for (SpillTier* t : tiers) t->set_vram_limit(0);
+        return 0;
+    }
+    if (value.rfind("yield ", 0) != 0) return EINVAL;
+    const auto bytes = parse_size(value.substr(6));
+    if (!bytes) return EINVAL;
+    std::uint64_t left = *bytes;
+    for (SpillTier* t : tiers) {
+        const std::uint64_t held = t->stats().vram_bytes, take = std::min(held, left);
+        t->set_vram_limit(held - take);
+        left -= take;
+    }
     return 0;
 }
 

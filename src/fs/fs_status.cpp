@@ -37,6 +37,11 @@ StatusSnapshot Filesystem::snapshot() {
         d.free_on_card = p->backend().query_free();
         d.files = files_on[p];
         d.lost = p->backend().lost();
+        if (ps.spill) {
+            d.has_spill = true;
+            d.spill = {ps.tier.vram_bytes, ps.tier.spill_bytes, ps.tier.moved_out, ps.tier.moved_in,
+                       ps.tier.keep_free, ps.tier.vram_limit, p->tier()->settled()};
+        }
         s.devices.push_back(std::move(d));
     }
     s.bytes_read = counters_.bytes_read.load();

@@ -79,6 +79,17 @@ std::string status_text(const StatusSnapshot& s) {
                       static_cast<unsigned long long>(d.files), d.lost ? "LOST" : "ok");
         out += line;
     }
+    for (const DeviceStatus& d : s.devices) {
+        if (!d.has_spill) continue;
+        const SpillStatus& t = d.spill;
+        out += "device " + std::to_string(d.index) + " spill: " + format_size(t.in_vram) + " in VRAM, " +
+               format_size(t.on_spill) + " on the spill; moved out " + format_size(t.moved_out) +
+               ", back " + format_size(t.moved_in) + "; keeps " + format_size(t.keep_free) +
+               " of the card free" +
+               (t.vram_limit == UINT64_MAX ? std::string()
+                                           : "; yielded: holds at most " + format_size(t.vram_limit)) +
+               (t.settled ? "" : "; moving") + "\n";
+    }
     std::snprintf(line, sizeof line, "\n%-38s%12s%12s%8s\n", "FILE", "SIZE", "ALLOCATED", "DEVICE");
     out += line;
     for (const FileStatus& f : s.files) {
@@ -103,12 +114,20 @@ std::string status_text(const StatusSnapshot& s) {
 
 std::string status_json(const StatusSnapshot& s) {
     json devices = json::array(), files = json::array();
-    for (const DeviceStatus& d : s.devices)
-        devices.push_back({{"index", d.index}, {"kind", d.kind}, {"name", d.name},
-                           {"budget", d.budget}, {"used", d.used}, {"reserved", d.reserved},
-                           {"slabs", d.slabs}, {"empty_slabs", d.empty_slabs},
-                           {"free_on_card", d.free_on_card}, {"files", d.files},
-                           {"lost", d.lost}});
+    for (const DeviceStatus& d : s.devices) {
+        json dev{{"index", d.index}, {"kind", d.kind}, {"name", d.name},
+                 {"budget", d.budget}, {"used", d.used}, {"reserved", d.reserved},
+                 {"slabs", d.slabs}, {"empty_slabs", d.empty_slabs},
+                 {"free_on_card", d.free_on_card}, {"files", d.files},
+                 {"lost", d.lost}};
+        if (d.has_spill) {
+            const SpillStatus& t = d.spill;
+            dev["spill"] = {{"in_vram", t.in_vram}, {"on_spill", t.on_spill}, {"moved_out", t.moved_out},
+                            {"moved_in", t.moved_in}, {"keep_free", t.keep_free},
+                            {"vram_limit", t.vram_limit}, {"settled", t.settled}};
+        }
+        devices.push_back(std::move(dev));
+    }
     for (const FileStatus& f : s.files)
         files.push_back({{"name", f.name}, {"inode", f.inode}, {"size", f.size},
                          {"allocated", f.allocated}, {"device", f.device}});
@@ -146,6 +165,17 @@ bool parse_status_json(const std::string& text, StatusSnapshot& out, std::string
             ds.free_on_card = d.at("free_on_card").get<std::uint64_t>();
             ds.files = d.at("files").get<std::uint64_t>();
             ds.lost = d.at("lost").get<bool>();
+            if (d.contains("spill")) {
+                const json& t = d["spill"];
+                ds.has_spill = true;
+                ds.spill.in_vram = t.at("in_vram").get<std::uint64_t>();
+                ds.spill.on_spill = t.at("on_spill").get<std::uint64_t>();
+                ds.spill.moved_out = t.at("moved_out").get<std::uint64_t>();
+                ds.spill.moved_in = t.at("moved_in").get<std::uint64_t>();
+                ds.spill.keep_free = t.at("keep_free").get<std::uint64_t>();
+                ds.spill.vram_limit = t.at("vram_limit").get<std::uint64_t>();
+                ds.spill.settled = t.at("settled").get<bool>();
+            }
             s.devices.push_back(std::move(ds));
         }
         for (const json& f : j.at("files"))
@@ -213,6 +243,26 @@ std::string status_prometheus(const StatusSnapshot& s, const std::string& mountp
     }
     family("vramfs_device_lost", "gauge", "1 when the device is gone and its files answer EIO.");
     for (const DeviceStatus& d : s.devices) sample("vramfs_device_lost", device_labels(d), d.lost ? 1 : 0);
+    struct SpillGauge {
+        const char* name;
+        const char* type;
+        const char* help;
+        std::uint64_t SpillStatus::*field;
+    };
+    static const SpillGauge kSpill[] = {
+        {"vramfs_spill_in_vram_bytes", "gauge", "With a spill: bytes held in device memory.", &SpillStatus::in_vram},
+        {"vramfs_spill_on_spill_bytes", "gauge", "With a spill: bytes on the spill file.", &SpillStatus::on_spill},
+        {"vramfs_spill_moved_out_bytes_total", "counter", "Bytes moved from VRAM to the spill.", &SpillStatus::moved_out},
+        {"vramfs_spill_moved_in_bytes_total", "counter", "Bytes moved from the spill to VRAM.", &SpillStatus::moved_in},
+        {"vramfs_spill_keep_free_bytes", "gauge", "Free VRAM the mount leaves other programs.", &SpillStatus::keep_free},
+    };
+    const bool any_spill = std::any_of(s.devices.begin(), s.devices.end(), [](const DeviceStatus& d) { return d.has_spill; });
+    for (const SpillGauge& g : kSpill) {
+        if (!any_spill) break;
+        family(g.name, g.type, g.help);
+        for (const DeviceStatus& d : s.devices)
+            if (d.has_spill) sample(g.name, device_labels(d), d.spill.*g.field);
+    }
     family("vramfs_read_bytes_total", "counter", "Bytes read since mount.");
     sample("vramfs_read_bytes_total", mount, s.bytes_read);
     family("vramfs_written_bytes_total", "counter", "Bytes written since mount.");

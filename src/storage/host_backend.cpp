@@ -8,6 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
 #include <mutex>
 #include <stdexcept>
 #include <sys/mman.h>
@@ -24,7 +27,7 @@ std::uint64_t meminfo(const char* key) noexcept {
 
 class HostBackend final : public StorageBackend {
 public:
-    HostBackend(int index, std::uint64_t arena_bytes) {
+    HostBackend(int index, std::uint64_t arena_bytes, std::string card_file) : card_file_(std::move(card_file)) {
         info_.index = index;
         info_.name = "host RAM";
         info_.total_bytes = meminfo("MemTotal");
@@ -45,9 +48,20 @@ public:
     }
     const char* kind() const noexcept override { return "host"; }
     const DeviceInfo& device() const noexcept override { return info_; }
-    std::uint64_t do_query_free() noexcept override { return meminfo("MemAvailable"); }
+    std::uint64_t do_query_free() noexcept override {
+        if (card_file_.empty()) return meminfo("MemAvailable");
+        const std::uint64_t cap = card_capacity(), used = held_.load();
+        return cap > used ? cap - used : 0;
+    }
 
     int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
+        // A simulated card refuses past its free memory, as a GPU does.
+        if (!card_file_.empty() && bytes > do_query_free()) return ENOSPC;
+        const int err = allocate_memory(bytes, out);
+        if (!err) held_ += bytes;
+        return err;
+    }
+    int allocate_memory(std::uint64_t bytes, DeviceAddr& out) noexcept {
         if (arena_) return arena_allocate(bytes, out);
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                          -1, 0);
@@ -57,6 +71,7 @@ public:
         return 0;
     }
     void do_release(DeviceAddr addr, std::uint64_t bytes) noexcept override {
+        held_ -= bytes;
         if (arena_)
             arena_release(addr, bytes);
         else
@@ -80,6 +95,17 @@ public:
     void do_release_host(void* p, std::size_t) noexcept override { std::free(p); }
 
 private:
+    // The simulated card's size, read afresh each time from the file a test writes (a whole
+    // number of bytes); 0 where it cannot be read. Fixed buffer, plain calls: no allocation.
+    std::uint64_t card_capacity() const noexcept {
+        const int fd = ::open(card_file_.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 0;
+        char buf[32] = {};
+        const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+        ::close(fd);
+        return n > 0 ? std::strtoull(buf, nullptr, 10) : 0;
+    }
+
     // Locked, like VRAM: this memory may back a swap device, so the kernel must never try to
     // swap it out. Without the privilege to lock, warn once and go on.
     void lock(void* p, std::uint64_t bytes) noexcept {
@@ -124,6 +150,8 @@ private:
     }
 
     DeviceInfo info_;
+    const std::string card_file_; // tests: a card of this many bytes stands in for RAM's free memory
+    std::atomic<std::uint64_t> held_{0};
     std::atomic<bool> warned_{false};
     char* arena_ = nullptr;
     std::uint64_t arena_bytes_ = 0;
@@ -133,8 +161,8 @@ private:
 
 } // namespace
 
-std::unique_ptr<StorageBackend> make_host_backend(int index, std::uint64_t arena_bytes) {
-    return std::make_unique<HostBackend>(index, arena_bytes);
+std::unique_ptr<StorageBackend> make_host_backend(int index, std::uint64_t arena_bytes, const std::string& card_file) {
+    return std::make_unique<HostBackend>(index, arena_bytes, card_file);
 }
 
 } // namespace vramfs

@@ -57,9 +57,9 @@ std::set<std::string> long_options_in(const std::string& text, const std::string
 }
 
 // The table's public long options, with the ones every command has and the subcommands' own
-// (status, size).
+// (status, size, yield and reclaim).
 std::set<std::string> documented_options() {
-    std::set<std::string> out{"help", "version", "json", "prometheus", "devices", "swap-budget"};
+    std::set<std::string> out{"help", "version", "json", "prometheus", "devices", "swap-budget", "timeout", "no-wait"};
     for (const auto& s : option_table())
         if (!s.hidden && !s.tuning && s.on_command_line) out.insert(s.name);
     return out;

@@ -47,6 +47,9 @@ struct Config {
     bool check = false;
     FaultPlan faults; // test only: --inject-faults
     double release_delay = 5; // seconds an empty slab waits before going back to the GPU
+    std::string spill;        // the disk tier under VRAM (a file or a directory); "" for none
+    std::uint64_t keep_free = 1ull << 30; // with a spill: free VRAM the mount leaves other programs
+    std::string host_card_file; // tests: the host backend plays a card of the size in this file
     LogLevel log_level = LogLevel::info;
 
     // Tuning knobs, to compare with: hidden from --help, in docs/options.md. Each default is

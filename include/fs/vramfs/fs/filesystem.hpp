@@ -167,6 +167,7 @@ private:
     template <bool kStore>
     int fallocate_as(InodeNumber ino, int mode, std::uint64_t off, std::uint64_t len);
     int set_virtual_xattr(Inode& inode, const char* name, const std::string& value);
+    int spill_command(const std::string& value);
 
     std::vector<BlockPool*> pools_;
     FsOptions opts_;

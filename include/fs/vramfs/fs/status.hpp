@@ -11,6 +11,18 @@ namespace vramfs {
 // The virtual attributes of the mount's root that carry the status; read-only, never listed.
 inline constexpr const char* kStatusXattr = "user.vramfs.status";           // a table
 inline constexpr const char* kStatusJsonXattr = "user.vramfs.status.json";  // JSON
+// Written on the root to move data between VRAM and the spill: "yield BYTES", "yield all" or
+// "reclaim" (vramfs yield and reclaim); write-only, never listed.
+inline constexpr const char* kSpillXattr = "user.vramfs.spill";
+
+// A device's spill tier (SpillTier), where the mount has one.
+struct SpillStatus {
+    std::uint64_t in_vram = 0, on_spill = 0;   // bytes held in device memory, and on the spill
+    std::uint64_t moved_out = 0, moved_in = 0; // bytes moved to the spill and back since mount
+    std::uint64_t keep_free = 0;
+    std::uint64_t vram_limit = UINT64_MAX; // what yield left it (UINT64_MAX: none)
+    bool settled = true;                   // nothing is moving now
+};
 
 struct DeviceStatus {
     int index = 0;
@@ -20,6 +32,8 @@ struct DeviceStatus {
     std::uint64_t free_on_card = 0;
     std::uint64_t files = 0; // files with storage on this device
     bool lost = false;       // the device is gone: its files answer EIO (StorageBackend::lost)
+    bool has_spill = false;
+    SpillStatus spill;
 };
 
 struct FileStatus {

@@ -235,7 +235,10 @@ inline void HostBuffer::reset() noexcept {
 // arena size, all of it is mapped and locked at once and slabs are carved from it, as from a
 // GPU's fixed memory: taking a slab then never asks the kernel for memory, which could wait on
 // reclaim, and so on swap I/O the daemon itself serves. Without one, each slab is its own mapping.
-std::unique_ptr<StorageBackend> make_host_backend(int index = 0, std::uint64_t arena_bytes = 0);
+// With `card_file` (tests), free memory is that file's number of bytes less what the backend
+// holds, and allocations past it are refused: a simulated card another program can take from.
+std::unique_ptr<StorageBackend> make_host_backend(int index = 0, std::uint64_t arena_bytes = 0,
+                                                  const std::string& card_file = "");
 // The host backend's devices, 0 to kHostDevices - 1: enough for tests of a mount over several.
 inline constexpr int kHostDevices = 4;
 
