@@ -85,7 +85,7 @@ int status_command(int argc, char** argv) {
                            "device totals, counters and timing in the Prometheus text format, for "
                            "node_exporter's textfile collector (> DIR/vramfs.prom)");
     auto* d = app.add_flag("--devices", devices,
-                           "one line per device, 'INDEX BACKEND ok|lost', for scripts (vramfs-swap)");
+                           "one line per device, 'INDEX BACKEND ok|lost spill|-', for scripts (vramfs-swap)");
     j->excludes(p)->excludes(d);
     p->excludes(d);
     int rc = 0;
@@ -94,7 +94,8 @@ int status_command(int argc, char** argv) {
     if (!read_status(mountpoint, snapshot)) return vramfs::kExitFailure;
     if (devices) {
         for (const auto& dev : snapshot.devices)
-            std::printf("%d %s %s\n", dev.index, dev.kind.c_str(), dev.lost ? "lost" : "ok");
+            std::printf("%d %s %s %s\n", dev.index, dev.kind.c_str(), dev.lost ? "lost" : "ok",
+                        dev.has_spill ? "spill" : "-");
         return 0;
     }
     const std::string out = json         ? vramfs::status_json(snapshot)

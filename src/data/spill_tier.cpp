@@ -118,6 +118,11 @@ int SpillTier::io(Op op, PoolPlace p, unsigned char* host, std::size_t n) noexce
         n -= run;
         if (host) host += run;
     }
+    // A write while the mover copies this slab marks its chunks once its bytes are in place
+    // (marked earlier, a copy the mover began after clearing the mark could miss them), and
+    // inside the gate: the mover looks only once every request that began before its look has
+    // left.
+    if (op != Op::read && gate.moving.load(std::memory_order_relaxed)) gate.dirty.fetch_or(range);
     ::pthread_rwlock_unlock(&gate.lock);
     return err;
 }
@@ -208,26 +213,31 @@ void SpillTier::main() {
     std::unique_lock lock(wake_mu_);
     while (!stopping_) {
         lock.unlock();
-        balance();
+        const bool moved = balance();
         lock.lock();
-        if (!stopping_ && settled_.load()) wake_cv_.wait_for(lock, kTick);
+        if (!stopping_ && !moved) wake_cv_.wait_for(lock, kTick);
         tick_.fetch_add(1, std::memory_order_relaxed);
     }
 }
 
-// One step towards the marks: a slab out while the card has less free than keep-free (or the
+// One step towards the marks (true: something moved, look again at once): a slab out while the card has less free than keep-free (or the
 // pool holds more than yield left it), a slab back while the card has keep-free and two slabs
 // more free. Between the two nothing moves, so the pool does not flap.
-void SpillTier::balance() noexcept {
+bool SpillTier::balance() noexcept {
     release_parked();
     // A lost device has nothing to give or take: its slabs stay where they are, and what is on
     // the spill goes on being served from there.
     if (slabs_.backend().lost()) {
         settled_.store(true);
-        return;
+        return false;
     }
     const std::uint64_t free = slabs_.backend().query_free();
     const std::uint64_t limit = vram_limit_.load(), stride = slabs_.stride();
+    // No move while memory is short where the device's calls may fault in host memory (see
+    // StorageBackend::memory_calls_may_fault): a copy that faulted could wait on swap this daemon
+    // serves, in a driver thread that requests' copies share. The slabs wait, marked wanted (new
+    // ones open on the spill), and the tier is not settled until they have moved.
+    const bool hold = must_wait_for_memory();
     std::uint32_t pick = slabs_.count();
     bool out = false;
     {
@@ -235,7 +245,7 @@ void SpillTier::balance() noexcept {
         std::uint64_t held = slabs_.memory_bytes();
         for (const DeviceBuffer& b : parked_) held += b.size();
         const bool wanted = free < keep_free_ || held > limit;
-        const bool room = free >= keep_free_ + 2 * stride && slabs_.memory_bytes() + stride <= limit;
+        const bool room = !hold && free >= keep_free_ + 2 * stride && slabs_.memory_bytes() + stride <= limit;
         if (wanted) slabs_.set_memory_wanted(true);
         if (room) slabs_.set_memory_wanted(false);
         // Out: an empty slab first, else the one used longest ago; in: the one used last.
@@ -252,8 +262,13 @@ void SpillTier::balance() noexcept {
         }
         out = wanted;
     }
+    if (hold && out && pick < slabs_.count()) {
+        settled_.store(false);
+        return false;
+    }
     const bool moved = pick < slabs_.count() && (out ? move_out(pick) : move_in(pick));
     settled_.store(!moved);
+    return moved;
 }
 
 bool SpillTier::move_out(std::uint32_t s) noexcept {
@@ -265,6 +280,7 @@ bool SpillTier::move_out(std::uint32_t s) noexcept {
         slabs_.set_moving(s, true);
         chunks = (slabs_.bytes(s) + chunk - 1) / chunk;
     }
+    begin_moving(s);
     int err = 0;
     // An empty slab's bytes need not move: it goes back whole below.
     for (std::uint32_t c = 0; c < chunks && !err; ++c) {
@@ -274,6 +290,7 @@ bool SpillTier::move_out(std::uint32_t s) noexcept {
         }
         if (!((slabs_.spilled(s).load() >> c) & 1)) err = move_chunk(s, c, true);
     }
+    gates_[s].moving.store(false, std::memory_order_relaxed);
     DeviceBuffer memory;
     {
         std::lock_guard lock(mu_);
@@ -288,7 +305,7 @@ bool SpillTier::move_out(std::uint32_t s) noexcept {
     if (err) log_error("spill: moving a slab of %s device %d out failed (errno %d); it stays as it is",
                        slabs_.backend().kind(), slabs_.backend().device().index, err);
     if (!memory) return !err;
-    if (memory_short_ && memory_short_()) {
+    if (must_wait_for_memory()) {
         std::lock_guard lock(mu_);
         if (parked_.size() < parked_.capacity()) parked_.push_back(std::move(memory)); // no allocation
     }
@@ -307,6 +324,7 @@ bool SpillTier::move_in(std::uint32_t s) noexcept {
         fetch = !slabs_.has_memory(s);
         chunks = (slabs_.bytes(s) + chunk - 1) / chunk;
     }
+    begin_moving(s);
     int err = 0;
     if (fetch) {
         DeviceBuffer memory;
@@ -316,6 +334,7 @@ bool SpillTier::move_in(std::uint32_t s) noexcept {
     }
     for (std::uint32_t c = 0; c < chunks && !err; ++c)
         if ((slabs_.spilled(s).load() >> c) & 1) err = move_chunk(s, c, false);
+    gates_[s].moving.store(false, std::memory_order_relaxed);
     {
         std::lock_guard lock(mu_);
         slabs_.set_moving(s, false);
@@ -326,27 +345,60 @@ bool SpillTier::move_in(std::uint32_t s) noexcept {
     return !err;
 }
 
-// One chunk, under its slab's gate held exclusively: requests wait for this copy only.
+// Marks slab s as being moved, then takes and drops its gate: every request that began before
+// the mark has left, and every later one sees it (and marks the chunks it writes).
+void SpillTier::begin_moving(std::uint32_t s) noexcept {
+    gates_[s].moving.store(true, std::memory_order_relaxed);
+    ::pthread_rwlock_wrlock(&gates_[s].lock);
+    ::pthread_rwlock_unlock(&gates_[s].lock);
+}
+
+// One chunk: copied without the gate, then its place flipped under the gate if no write came
+// meanwhile. A chunk written during every try stays where it is this time (0: the caller goes
+// on; the next round picks the slab again).
 int SpillTier::move_chunk(std::uint32_t s, std::uint32_t c, bool out) noexcept {
+    constexpr int kTries = 8;
+    Gate& gate = gates_[s];
+    const std::uint64_t bit = std::uint64_t{1} << c;
+    for (int attempt = 0; attempt < kTries; ++attempt) {
+        gate.dirty.fetch_and(~bit);
+        if (int err = copy_chunk(s, c, out)) return err;
+        ::pthread_rwlock_wrlock(&gate.lock);
+        const bool clean = (gate.dirty.load() & bit) == 0;
+        if (clean) {
+            if (out)
+                slabs_.spilled(s).fetch_or(bit, std::memory_order_release);
+            else
+                slabs_.spilled(s).fetch_and(~bit, std::memory_order_release);
+        }
+        ::pthread_rwlock_unlock(&gate.lock);
+        if (clean) {
+            const std::uint64_t chunk = slabs_.chunk_bytes();
+            (out ? moved_out_ : moved_in_).fetch_add(std::min(chunk, slabs_.bytes(s) - c * chunk));
+            return 0;
+        }
+    }
+    return 0;
+}
+
+// The copy itself, outside the gate: out, from the slab's memory (still where requests read and
+// write it) to the spill; in, from the spill (still where requests go) to the slab's memory,
+// which nothing reads for this chunk until its place flips.
+int SpillTier::copy_chunk(std::uint32_t s, std::uint32_t c, bool out) noexcept {
     const std::uint64_t chunk = slabs_.chunk_bytes();
     const PoolPlace p = std::uint64_t{s} * slabs_.stride() + c * chunk;
     const std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, slabs_.bytes(s) - c * chunk));
     StorageBackend& be = slabs_.backend();
-    Gate& gate = gates_[s];
-    ::pthread_rwlock_wrlock(&gate.lock);
-    int err = 0;
     if (out) {
-        err = be.read(slabs_.address(p), chunk_buffer_, len);
-        if (!err) err = file_.write(file_offset_ + p, chunk_buffer_, len);
-        if (!err) slabs_.spilled(s).fetch_or(std::uint64_t{1} << c, std::memory_order_release);
-    } else {
-        err = file_.read(file_offset_ + p, chunk_buffer_, len);
-        if (!err) err = be.write(slabs_.address(p), chunk_buffer_, len);
-        if (!err) slabs_.spilled(s).fetch_and(~(std::uint64_t{1} << c), std::memory_order_release);
+        int err = be.read(slabs_.address(p), chunk_buffer_, len);
+        return err ? err : file_.write(file_offset_ + p, chunk_buffer_, len);
     }
-    ::pthread_rwlock_unlock(&gate.lock);
-    if (!err) (out ? moved_out_ : moved_in_).fetch_add(len, std::memory_order_relaxed);
-    return err;
+    int err = file_.read(file_offset_ + p, chunk_buffer_, len);
+    return err ? err : be.write(slabs_.address(p), chunk_buffer_, len);
+}
+
+bool SpillTier::must_wait_for_memory() const noexcept {
+    return slabs_.backend().memory_calls_may_fault() && memory_short_ && memory_short_();
 }
 
 // Each parked buffer is taken out under the pool's lock and given back to the device without it.
@@ -355,7 +407,7 @@ void SpillTier::release_parked() noexcept {
         std::lock_guard lock(mu_);
         if (parked_.empty()) return;
     }
-    if (memory_short_ && memory_short_()) return;
+    if (must_wait_for_memory()) return;
     for (;;) {
         DeviceBuffer memory;
         {

@@ -26,6 +26,7 @@ public:
     const DeviceInfo& device() const noexcept override { return inner_->device(); }
     std::uint64_t do_query_free() noexcept override { return forward_query_free(*inner_); }
     int do_prepare_thread() noexcept override { return forward_prepare_thread(*inner_); }
+    bool memory_calls_may_fault() const noexcept override { return inner_->memory_calls_may_fault(); }
     int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
         if (gone()) return kDeviceLost;
         if (hit(allocs_, plan_.alloc_nth, plan_.alloc_rate, 1)) return ENOSPC;

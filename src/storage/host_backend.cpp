@@ -47,6 +47,7 @@ public:
         if (arena_) ::munmap(arena_, arena_bytes_);
     }
     const char* kind() const noexcept override { return "host"; }
+    bool memory_calls_may_fault() const noexcept override { return arena_ == nullptr; }
     const DeviceInfo& device() const noexcept override { return info_; }
     std::uint64_t do_query_free() noexcept override {
         if (card_file_.empty()) return meminfo("MemAvailable");

@@ -30,10 +30,13 @@ struct TierStats {
 // Requests read and write through read/write/zero: each holds its slab's gate shared (exclusive
 // where a write touches the spill, whose pages it reads, changes and writes back), and finds
 // chunk by chunk whether the bytes are in device memory or on the spill. The tier's thread
-// moves one chunk at a time under the gate held exclusively, so a request waits at most one
-// chunk's copy and a write during a move lands wherever the chunk is at that moment: nothing is
-// lost and nothing waits for a whole slab. The spill I/O goes through locked buffers made here
-// (O_DIRECT, see SpillFile): serving a request allocates nothing (util/memory.hpp).
+// copies a chunk without the gate, while requests go on using it where it is; a write meanwhile
+// marks the chunk dirty. Only then does the mover take the gate, for no more than a look at the
+// dirty mark: clean, the chunk's place flips; dirty, the copy is thrown away and made again. So
+// a request never waits on the mover's device call or disk I/O (either may wait for memory,
+// and under memory pressure that wait could need this very request), and a write during a move
+// is never lost. The spill I/O goes through locked buffers made here (O_DIRECT, see SpillFile):
+// serving a request allocates nothing (util/memory.hpp).
 class SpillTier {
 public:
     using MemoryShort = bool (*)() noexcept;
@@ -61,9 +64,11 @@ public:
 
 private:
     enum class Op { read, write, zero };
-    struct Gate { // a slab's lock; writers (the mover) are preferred, so a busy slab still moves
+    struct Gate { // a slab's lock; writers are preferred, so a busy slab's chunks still flip
         pthread_rwlock_t lock;
         std::atomic<std::uint32_t> last_use{0};
+        std::atomic<bool> moving{false};    // the mover copies chunks of this slab: writes mark them
+        std::atomic<std::uint64_t> dirty{0}; // chunks written since the mover began copying them
     };
     int io(Op op, PoolPlace p, unsigned char* host, std::size_t n) noexcept;
     int spill_io(Op op, std::uint64_t off, unsigned char* host, std::size_t n) noexcept;
@@ -71,11 +76,14 @@ private:
     void give_bounce(void* b) noexcept;
 
     void main();
-    void balance() noexcept;
+    bool balance() noexcept;
     bool move_out(std::uint32_t s) noexcept; // false: nothing could move
     bool move_in(std::uint32_t s) noexcept;
     int move_chunk(std::uint32_t s, std::uint32_t c, bool out) noexcept;
+    int copy_chunk(std::uint32_t s, std::uint32_t c, bool out) noexcept;
+    void begin_moving(std::uint32_t s) noexcept;
     void release_parked() noexcept;
+    bool must_wait_for_memory() const noexcept; // memory is short, and device memory calls could fault
 
     std::mutex& mu_;
     SlabSource& slabs_;

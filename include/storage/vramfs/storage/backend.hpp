@@ -159,6 +159,11 @@ public:
     // under memory pressure could wait in reclaim for swap writeback that it alone can serve
     // (FUSE over io_uring sends each CPU's requests to one thread). 0, or an errno.
     int prepare_thread() noexcept { return lost() ? 0 : checked(do_prepare_thread()); }
+    // Whether taking device memory or giving it back calls into a driver that may fault in host
+    // memory (a GPU's; a CPU driver's "device memory" is host memory, faulted in when first
+    // copied into): such calls wait while memory is short (memory_is_short), since the fault
+    // could wait on swap this daemon serves. The host backend's arena is faulted in and locked.
+    virtual bool memory_calls_may_fault() const noexcept { return true; }
 
     int write(DeviceAddr dst, const void* src, std::size_t len) noexcept {
         return lost() ? EIO : checked(do_write(dst, src, len));
