@@ -23,6 +23,10 @@
 //   - no GPU driver call to give slabs back while memory is short (memory_is_short).
 // Storage never allocates on the I/O path either: slabs come from the device ahead of need
 // (BlockPool's background thread), and the host backend carves them from one locked arena.
+// With a spill (SpillTier), a request's disk I/O is O_DIRECT between the tier's own locked
+// buffers and a file written in full at mount (no page cache, no extent to convert, no block to
+// allocate), and no request waits on the tier's moves, which take no device memory and make no
+// copy while memory is short.
 // Code on the request path keeps to this: no new threads, no growth of containers, no
 // allocation larger than the heap prepared.
 #pragma once
