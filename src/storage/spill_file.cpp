@@ -113,30 +113,28 @@ std::unique_ptr<SpillFile> SpillFile::open(const std::string& path, const std::s
 
 SpillFile::~SpillFile() { ::close(fd_); }
 
-int SpillFile::read(std::uint64_t off, void* dst, std::size_t n) const noexcept {
-    auto* p = static_cast<char*>(dst);
+namespace {
+// pread or pwrite until all n bytes are done: 0, or an errno (EIO where the file ended early).
+template <class Buffer, class Io>
+int whole(Io io, int fd, std::uint64_t off, Buffer* p, std::size_t n) noexcept {
     while (n > 0) {
-        const ssize_t r = ::pread(fd_, p, n, static_cast<off_t>(off));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return r < 0 ? errno : EIO;
-        p += r;
-        off += static_cast<std::uint64_t>(r);
-        n -= static_cast<std::size_t>(r);
+        const ssize_t done = io(fd, p, n, static_cast<off_t>(off));
+        if (done < 0 && errno == EINTR) continue;
+        if (done <= 0) return done < 0 ? errno : EIO;
+        p += done;
+        off += static_cast<std::uint64_t>(done);
+        n -= static_cast<std::size_t>(done);
     }
     return 0;
 }
+} // namespace
+
+int SpillFile::read(std::uint64_t off, void* dst, std::size_t n) const noexcept {
+    return whole(::pread, fd_, off, static_cast<char*>(dst), n);
+}
 
 int SpillFile::write(std::uint64_t off, const void* src, std::size_t n) const noexcept {
-    auto* p = static_cast<const char*>(src);
-    while (n > 0) {
-        const ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(off));
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return w < 0 ? errno : EIO;
-        p += w;
-        off += static_cast<std::uint64_t>(w);
-        n -= static_cast<std::size_t>(w);
-    }
-    return 0;
+    return whole(::pwrite, fd_, off, static_cast<const char*>(src), n);
 }
 
 } // namespace vramfs
