@@ -21,7 +21,8 @@ StatusSnapshot Filesystem::snapshot() {
         }
         s.files.push_back({inode.name, inode.ino, inode.size, inode.data->allocated_bytes(),
                            stored ? inode.data->pool().backend().device().index
-                                  : inode.device_pref});
+                                  : inode.device_pref,
+                           inode.data->spilled_bytes()});
     });
     for (BlockPool* p : pools_) {
         const PoolStats ps = p->stats();

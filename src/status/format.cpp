@@ -90,12 +90,17 @@ std::string status_text(const StatusSnapshot& s) {
                                            : "; yielded: holds at most " + format_size(t.vram_limit)) +
                (t.settled ? "" : "; moving") + "\n";
     }
-    std::snprintf(line, sizeof line, "\n%-38s%12s%12s%8s\n", "FILE", "SIZE", "ALLOCATED", "DEVICE");
+    // The ON SPILL column only where a device has a spill.
+    const bool spill = std::any_of(s.devices.begin(), s.devices.end(), [](const DeviceStatus& d) { return d.has_spill; });
+    std::snprintf(line, sizeof line, "\n%-38s%12s%12s%8s%s\n", "FILE", "SIZE", "ALLOCATED", "DEVICE",
+                  spill ? "    ON SPILL" : "");
     out += line;
     for (const FileStatus& f : s.files) {
         const std::string name = f.name + " (inode " + std::to_string(f.inode) + ")";
-        std::snprintf(line, sizeof line, "%-38.37s%12s%12s%8d\n", name.c_str(),
-                      format_size(f.size).c_str(), format_size(f.allocated).c_str(), f.device);
+        char on_spill[32] = "";
+        if (spill) std::snprintf(on_spill, sizeof on_spill, "%12s", format_size(f.on_spill).c_str());
+        std::snprintf(line, sizeof line, "%-38.37s%12s%12s%8d%s\n", name.c_str(),
+                      format_size(f.size).c_str(), format_size(f.allocated).c_str(), f.device, on_spill);
         out += line;
     }
     if (s.files_truncated) out += "(more files not listed)\n";
@@ -130,7 +135,7 @@ std::string status_json(const StatusSnapshot& s) {
     }
     for (const FileStatus& f : s.files)
         files.push_back({{"name", f.name}, {"inode", f.inode}, {"size", f.size},
-                         {"allocated", f.allocated}, {"device", f.device}});
+                         {"allocated", f.allocated}, {"device", f.device}, {"on_spill", f.on_spill}});
     const json j{{"devices", devices},
                  {"files", files},
                  {"files_truncated", s.files_truncated},
@@ -181,7 +186,8 @@ bool parse_status_json(const std::string& text, StatusSnapshot& out, std::string
         for (const json& f : j.at("files"))
             s.files.push_back({f.at("name").get<std::string>(), f.at("inode").get<std::uint64_t>(),
                                f.at("size").get<std::uint64_t>(),
-                               f.at("allocated").get<std::uint64_t>(), f.at("device").get<int>()});
+                               f.at("allocated").get<std::uint64_t>(), f.at("device").get<int>(),
+                               f.value("on_spill", std::uint64_t{0})});
         s.files_truncated = j.at("files_truncated").get<bool>();
         s.files_hidden = j.at("files_hidden").get<bool>();
         const json& c = j.at("counters");

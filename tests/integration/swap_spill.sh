@@ -21,10 +21,11 @@ card=$spill.card
 state=$(mktemp -d /tmp/vramfs-spill-state-XXXXXX)
 export VRAMFS_SWAP_STATE_DIR=$state
 hold=$mnt.hold
-workload=""
+workload="" fsx_pid=""
 cleanup() {
   rm -f "$hold"
   [[ -z $workload ]] || { kill "$workload" 2>/dev/null; wait "$workload" 2>/dev/null; } || true
+  [[ -z $fsx_pid ]] || { kill "$fsx_pid" 2>/dev/null; wait "$fsx_pid" 2>/dev/null; } || true
   helper_cleanup
   fusermount3 -u "$mnt.fsx" 2>/dev/null || true
   rm -rf "$spill" "$card" "$state" "$mnt.fsx" "$mnt.ref"
@@ -154,6 +155,7 @@ while kill -0 "$fsx_pid" 2>/dev/null; do
   moves=$((moves + 1))
 done
 rc=0; wait "$fsx_pid" || rc=$?
+fsx_pid=""
 ((rc == 0)) || fail "fsx found a difference while blocks moved (seed 7)"
 out=$("$bin" status "$mnt.fsx" --json | grep -o '"moved_out":[0-9]*' | cut -d: -f2)
 ((moves > 0 && out > 0)) || fail "nothing moved during fsx"

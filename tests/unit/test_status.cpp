@@ -115,3 +115,30 @@ TEST_CASE("the status in the Prometheus text format") {
     CHECK(p.find("vramfs_requests_total{mountpoint=\"/mnt/v\\\"ram\",op=\"other\"} 17\n") != std::string::npos);
     CHECK(samples == 8 * 2 + 5 + 3 * 2 + 3);
 }
+
+TEST_CASE("a device's spill in every form") {
+    StatusSnapshot s = sample();
+    s.devices[0].has_spill = true;
+    s.devices[0].spill = {1 << 30, 3ull << 30, 5ull << 30, 2ull << 30, 1ull << 30, 0, false};
+    s.files[0].on_spill = 3 << 20;
+    StatusSnapshot back;
+    std::string error;
+    REQUIRE(parse_status_json(status_json(s), back, error));
+    CHECK(status_json(back) == status_json(s));
+    REQUIRE(back.devices[0].has_spill);
+    CHECK_FALSE(back.devices[1].has_spill);
+    CHECK(back.devices[0].spill.on_spill == 3ull << 30);
+    CHECK(back.devices[0].spill.vram_limit == 0);
+    CHECK_FALSE(back.devices[0].spill.settled);
+    CHECK(back.files[0].on_spill == 3 << 20);
+    const std::string t = status_text(s);
+    CHECK(t.find("device 0 spill: 1.0 GiB in VRAM, 3.0 GiB on the spill; moved out 5.0 GiB, back 2.0 GiB; "
+                 "keeps 1.0 GiB of the card free; yielded: holds at most 0 B; moving\n") != std::string::npos);
+    CHECK(t.find("ON SPILL") != std::string::npos);
+    CHECK(t.find("     3.0 MiB\n") != std::string::npos);
+    CHECK(status_text(sample()).find("ON SPILL") == std::string::npos); // no spill, no column
+    const std::string p = status_prometheus(s, "/m");
+    CHECK(p.find("vramfs_spill_on_spill_bytes{mountpoint=\"/m\",device=\"0\"") != std::string::npos);
+    CHECK(p.find("device=\"1\",kind=\"host\",name=\"host RAM\"} 0\nvramfs_spill") == std::string::npos);
+    CHECK(status_prometheus(sample(), "/m").find("vramfs_spill_") == std::string::npos);
+}

@@ -73,6 +73,12 @@ public:
     // `file`; before the first request. Throws where its buffers cannot be made.
     void attach_spill(const SpillFile& file, std::uint64_t offset, std::uint64_t keep_free);
     SpillTier* tier() const noexcept { return tier_.get(); }
+    // Whether the bytes at p are on the spill now (false without one).
+    bool on_spill(PoolPlace p) const noexcept {
+        if (!tier_) return false;
+        const std::uint32_t s = slabs_.slab_of(p);
+        return (slabs_.spilled(s).load(std::memory_order_relaxed) >> (p % slabs_.stride() / slabs_.chunk_bytes())) & 1;
+    }
     // Whether two blocks lie in one slab, so that one copy can span blocks that follow each other.
     bool same_slab(BlockId a, BlockId b) const noexcept {
         return a / slabs_.blocks_per_slab() == b / slabs_.blocks_per_slab();

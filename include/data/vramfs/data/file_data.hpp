@@ -58,6 +58,13 @@ public:
 
     std::uint64_t allocated_units() const noexcept { return allocated_; }
     std::uint64_t allocated_bytes() const noexcept { return allocated_ * unit_bytes(); }
+    // Of those, the bytes on the pool's spill now (0 without one); for status.
+    std::uint64_t spilled_bytes() const noexcept {
+        std::uint64_t n = 0;
+        for (UnitId u : units_)
+            if (u != kNoBlock && pool_->on_spill(place(u))) n += unit_bytes();
+        return n;
+    }
     bool granular() const noexcept { return granular_; }
     BlockPool& pool() const noexcept { return *pool_; }
     // Bumped after every change of contents, so that cached copies of older contents are

@@ -40,6 +40,7 @@ struct FileStatus {
     std::string name;
     std::uint64_t inode = 0, size = 0, allocated = 0;
     int device = -1;
+    std::uint64_t on_spill = 0; // of `allocated`, the bytes on the device's spill now
 };
 
 // Totals since mount for one kind of request (read or write); see fuse/request_stats.hpp.
