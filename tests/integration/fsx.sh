@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vramfs-fsx against tmpfs: 200,000 seeded random operations in one thread (small blocks, so
 # block boundaries are everywhere), then a concurrent run of 4 threads,
-# that again with workers that busy-poll, and one thread through the writeback cache. FSX_OPS and FSX_SEED
+# that again with workers that busy-poll, one thread through the writeback cache, and two
+# threads while the blocks move to a spill file and back. FSX_OPS and FSX_SEED
 # override the defaults; a failure prints the seed that reproduces it.
 set -euo pipefail
 # shellcheck source=tests/integration/lib.sh
@@ -50,4 +51,26 @@ run "4 threads, busy-polling workers" --ops $((ops / 8)) --seed "$seed" --thread
 # The kernel's writeback cache in front of vramfs (writes gathered, sizes kept by the kernel).
 mount_opts=(--block-size 64K --writeback-cache)
 run "one thread, writeback cache" --ops $((ops / 4)) --seed "$seed"
+# Two threads while the mount's blocks move to a spill file and back (vramfs yield all, then
+# reclaim, over and over): every operation must still match tmpfs.
+step "two threads while blocks move between VRAM and the spill"
+spill=$(mktemp -d /var/tmp/vramfs-fsx-spill-XXXXXX)
+"$bin" "$vmnt" 256M "${vramfs_args[@]}" --block-size 64K --spill "$spill" >/dev/null
+"$fsx" --a "$vmnt" --b "$tdir" --ops $((ops / 10)) --seed "$seed" --threads 2 &
+fsx_pid=$!
+moves=0
+while kill -0 "$fsx_pid" 2>/dev/null; do
+  "$bin" yield "$vmnt" all --timeout 120 >/dev/null || { kill "$fsx_pid"; fail "yield during fsx failed"; }
+  "$bin" reclaim "$vmnt" --timeout 120 >/dev/null || { kill "$fsx_pid"; fail "reclaim during fsx failed"; }
+  moves=$((moves + 1))
+done
+rc=0; wait "$fsx_pid" || rc=$?
+moved=$("$bin" status "$vmnt" --json | grep -o '"moved_out":[0-9]*' | cut -d: -f2)
+check_transport "$vmnt"
+fusermount3 -u "$vmnt" 2>/dev/null || umount "$vmnt"
+rm -rf "$spill"
+find "$tdir" -mindepth 1 -delete
+((rc == 0)) || fail "a mismatch while blocks moved (reproduce with FSX_SEED=$seed)"
+((moves > 0 && moved > 0)) || fail "nothing moved during fsx"
+echo "$moves yield/reclaim rounds, $((moved >> 20)) MiB moved out while fsx ran"
 echo "fsx on $backend: ok (seed $seed)"
