@@ -181,10 +181,12 @@ std::vector<OptionSpec> make_table() {
                      "coldest data moves to when other programs want the card's memory (and "
                      "back when it is free); see docs/spill.md",
                      set_spill));
-    t.push_back(size_opt("keep-free", "1G",
-                         "with --spill: free VRAM left to other programs; when the card has less, "
-                         "data moves to the spill until it has",
-                         0, 1ull << 40, &Config::keep_free));
+    OptionSpec keep_free = size_opt("keep-free", "1G",
+                                    "with --spill: free VRAM left to other programs; when the card has "
+                                    "less, data moves to the spill until it has",
+                                    0, 1ull << 40, &Config::keep_free);
+    keep_free.pow2 = false; // any size: 1.5G, 3G
+    t.push_back(keep_free);
     OptionSpec card = text("host-card-file", "PATH", nullptr,
                            "tests: the host backend plays a card of the size (bytes) in PATH, read "
                            "afresh each time, for spill tests",

@@ -146,6 +146,16 @@ TEST_CASE("the bash completion offers exactly the table's options") {
     }
 }
 
+TEST_CASE("the spill's options") {
+    const auto r = parse({"/m", "1G", "--spill", "/var/tmp", "--keep-free", "3G"});
+    CHECK_FALSE(r.done);
+    CHECK(r.config.spill == "/var/tmp");
+    CHECK(r.config.keep_free == 3ull << 30); // any size, not only a power of two
+    CHECK(parse({"/m", "-o", "size=1G,spill=/s,keep_free=1.5G"}).config.keep_free == 3ull << 29);
+    CHECK(parse({"/m", "1G"}).config.spill.empty());
+    CHECK(parse({"/m", "1G", "--keep-free", "2T"}).exit_code == kExitUsage);
+}
+
 TEST_CASE("tuning knobs are parsed and range-checked, and kept out of --help") {
     const auto r = parse({"/m", "1G", "--vk-batch", "0", "-o", "vk_in_flight=1,ring_queue_threads=2,killpriv_v2=0"});
     CHECK_FALSE(r.done);
