@@ -71,6 +71,7 @@ public:
         return cap > used ? cap - used : 0;
     }
     int do_allocate(std::uint64_t bytes, DeviceAddr& out) noexcept override {
+        if (lose_device) return kDeviceLost;
         if (bytes > do_query_free()) return ENOSPC;
         int err = forward_allocate(*inner_, bytes, out);
         if (!err) held += bytes;
@@ -81,12 +82,14 @@ public:
         forward_release(*inner_, addr, bytes);
     }
     int do_write(DeviceAddr dst, const void* src, std::size_t len) noexcept override {
-        return forward_write(*inner_, dst, src, len);
+        return lose_device ? kDeviceLost : forward_write(*inner_, dst, src, len);
     }
     int do_read(DeviceAddr src, void* dst, std::size_t len) noexcept override {
-        return forward_read(*inner_, src, dst, len);
+        return lose_device ? kDeviceLost : forward_read(*inner_, src, dst, len);
     }
-    int do_zero(DeviceAddr dst, std::size_t len) noexcept override { return forward_zero(*inner_, dst, len); }
+    int do_zero(DeviceAddr dst, std::size_t len) noexcept override {
+        return lose_device ? kDeviceLost : forward_zero(*inner_, dst, len);
+    }
     void* do_allocate_host(std::size_t bytes) noexcept override { return forward_allocate_host(*inner_, bytes); }
     void do_release_host(void* p, std::size_t bytes) noexcept override { forward_release_host(*inner_, p, bytes); }
 
@@ -96,6 +99,7 @@ private:
 public:
     std::atomic<std::uint64_t> capacity;
     std::atomic<std::uint64_t> held{0};
+    std::atomic<bool> lose_device{false}; // every call reports the card gone (a GPU lost over a sleep)
 };
 
 } // namespace vramfs::test

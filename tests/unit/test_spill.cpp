@@ -139,6 +139,28 @@ TEST_CASE("yield gives every slab back, new files go to the spill, reclaim bring
     sp.pool.release(b.data(), b.size());
 }
 
+TEST_CASE("a card lost after everything was yielded leaves the pool working from the spill") {
+    SpilledPool sp;
+    std::vector<BlockId> a(30), b(30);
+    REQUIRE(sp.pool.allocate(a.size(), a.data()) == 0);
+    write_blocks(sp.pool, a, 3);
+    sp.pool.tier()->set_vram_limit(0); // as vramfs-swap suspend does before a sleep
+    REQUIRE(wait_for([&] { return sp.tier().vram_bytes == 0 && sp.settled(); }));
+    sp.card.lose_device = true; // the GPU did not come back
+    sp.pool.tier()->set_vram_limit(UINT64_MAX); // resume's reclaim: nothing can come back
+    REQUIRE(wait_for([&] { return sp.settled(); }));
+    CHECK(blocks_hold(sp.pool, a, 3));
+    write_blocks(sp.pool, a, 30);
+    CHECK(blocks_hold(sp.pool, a, 30));
+    // New storage opens on the spill, the device being gone.
+    REQUIRE(sp.pool.allocate(b.size(), b.data()) == 0);
+    write_blocks(sp.pool, b, 300);
+    CHECK(blocks_hold(sp.pool, b, 300));
+    CHECK(sp.tier().vram_bytes == 0);
+    sp.pool.release(a.data(), a.size());
+    sp.pool.release(b.data(), b.size());
+}
+
 TEST_CASE("writes and reads during moves lose nothing") {
     SpilledPool sp;
     constexpr int kThreads = 4, kPerThread = 24;
