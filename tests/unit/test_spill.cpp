@@ -55,6 +55,17 @@ struct SpilledPool {
     bool settled() const { return pool.tier()->settled(); }
 };
 
+void write_blocks(BlockPool& pool, const std::vector<BlockId>& ids, std::uint32_t seed);
+
+// Takes ids.size() blocks, writes them from `seed`, then yields all the pool's VRAM and waits
+// until none is held.
+void fill_and_yield_all(SpilledPool& sp, std::vector<BlockId>& ids, std::uint32_t seed) {
+    REQUIRE(sp.pool.allocate(ids.size(), ids.data()) == 0);
+    write_blocks(sp.pool, ids, seed);
+    sp.pool.tier()->set_vram_limit(0);
+    REQUIRE(wait_for([&] { return sp.tier().vram_bytes == 0 && sp.settled(); }));
+}
+
 void write_blocks(BlockPool& pool, const std::vector<BlockId>& ids, std::uint32_t seed) {
     std::vector<unsigned char> buf(kBlock);
     for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -117,10 +128,7 @@ TEST_CASE("a card that loses free memory gets it back, and the bytes come back w
 TEST_CASE("yield gives every slab back, new files go to the spill, reclaim brings them in") {
     SpilledPool sp;
     std::vector<BlockId> a(40), b(40);
-    REQUIRE(sp.pool.allocate(a.size(), a.data()) == 0);
-    write_blocks(sp.pool, a, 7);
-    sp.pool.tier()->set_vram_limit(0);
-    REQUIRE(wait_for([&] { return sp.tier().vram_bytes == 0 && sp.settled(); }));
+    fill_and_yield_all(sp, a, 7);
     CHECK(sp.card.held == 0);
     CHECK(blocks_hold(sp.pool, a, 7));
 
@@ -142,10 +150,7 @@ TEST_CASE("yield gives every slab back, new files go to the spill, reclaim bring
 TEST_CASE("a card lost after everything was yielded leaves the pool working from the spill") {
     SpilledPool sp;
     std::vector<BlockId> a(30), b(30);
-    REQUIRE(sp.pool.allocate(a.size(), a.data()) == 0);
-    write_blocks(sp.pool, a, 3);
-    sp.pool.tier()->set_vram_limit(0); // as vramfs-swap suspend does before a sleep
-    REQUIRE(wait_for([&] { return sp.tier().vram_bytes == 0 && sp.settled(); }));
+    fill_and_yield_all(sp, a, 3); // as vramfs-swap suspend does before a sleep
     sp.card.lose_device = true; // the GPU did not come back
     sp.pool.tier()->set_vram_limit(UINT64_MAX); // resume's reclaim: nothing can come back
     REQUIRE(wait_for([&] { return sp.settled(); }));
