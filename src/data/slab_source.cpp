@@ -14,8 +14,6 @@ std::uint64_t chunk_size(std::uint64_t stride) {
     return std::max<std::uint64_t>(kPage, ((stride + 63) / 64 + kPage - 1) / kPage * kPage);
 }
 
-std::uint64_t mask_of(std::uint64_t chunks) { return chunks >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << chunks) - 1; }
-
 } // namespace
 
 SlabSource::SlabSource(StorageBackend& backend, std::uint64_t budget_blocks, std::uint64_t block_size,
@@ -23,7 +21,7 @@ SlabSource::SlabSource(StorageBackend& backend, std::uint64_t budget_blocks, std
     : backend_(backend), block_size_(block_size),
       slab_blocks_(static_cast<std::uint32_t>(std::max<std::uint64_t>(1, slab_bytes / block_size))),
       chunk_bytes_(chunk_size(stride())),
-      all_chunks_(mask_of((stride() + chunk_bytes_ - 1) / chunk_bytes_)) {
+      all_chunks_(chunk_bits(0, (stride() + chunk_bytes_ - 1) / chunk_bytes_ - 1)) {
     const std::size_t n = (budget_blocks + slab_blocks_ - 1) / slab_blocks_;
     slabs_.resize(n);
     base_.assign(n, 0);

@@ -31,11 +31,6 @@ constexpr std::size_t kBounceBuffers = 4;
 constexpr std::uint64_t kPage = SpillFile::kAlign;
 constexpr auto kTick = std::chrono::milliseconds(100); // how often the card's free memory is read
 
-std::uint64_t chunk_mask(std::uint64_t first, std::uint64_t last) {
-    const std::uint64_t upto = last >= 63 ? ~std::uint64_t{0} : (std::uint64_t{1} << (last + 1)) - 1;
-    return upto & ~((std::uint64_t{1} << first) - 1);
-}
-
 } // namespace
 
 SpillTier::SpillTier(std::mutex& mu, SlabSource& slabs, BlockAllocator& blocks, const SpillFile& file,
@@ -97,7 +92,7 @@ int SpillTier::io(Op op, PoolPlace p, unsigned char* host, std::size_t n) noexce
     const std::uint32_t now = tick_.load(std::memory_order_relaxed);
     if (gate.last_use.load(std::memory_order_relaxed) != now) gate.last_use.store(now, std::memory_order_relaxed);
     const std::uint64_t in = p % slabs_.stride(), chunk = slabs_.chunk_bytes();
-    const std::uint64_t range = chunk_mask(in / chunk, (in + n - 1) / chunk);
+    const std::uint64_t range = chunk_bits(in / chunk, (in + n - 1) / chunk);
     ::pthread_rwlock_rdlock(&gate.lock);
     std::uint64_t spilled = slabs_.spilled(s).load(std::memory_order_acquire) & range;
     if (spilled && op != Op::read) {
@@ -110,11 +105,11 @@ int SpillTier::io(Op op, PoolPlace p, unsigned char* host, std::size_t n) noexce
     int err = 0;
     while (n > 0 && !err) {
         // The longest run from p whose chunks all lie in one place.
-        const bool on_spill = (spilled >> ((p % slabs_.stride()) / chunk)) & 1;
+        const bool on_spill = (spilled >> slabs_.chunk_of(p)) & 1;
         std::size_t run = 0;
         while (run < n) {
             const std::uint64_t at = (p + run) % slabs_.stride();
-            if (static_cast<bool>((spilled >> (at / chunk)) & 1) != on_spill) break;
+            if (static_cast<bool>((spilled >> slabs_.chunk_of(p + run)) & 1) != on_spill) break;
             run += static_cast<std::size_t>(std::min<std::uint64_t>(chunk - at % chunk, n - run));
         }
         if (on_spill)
@@ -283,13 +278,12 @@ bool SpillTier::balance() noexcept {
 }
 
 bool SpillTier::move_out(std::uint32_t s) noexcept {
-    const std::uint64_t chunk = slabs_.chunk_bytes();
     std::uint64_t chunks = 0;
     {
         std::lock_guard lock(mu_);
         if (!slabs_.is_open(s) || slabs_.moving(s) || !slabs_.has_memory(s)) return false;
         slabs_.set_moving(s, true);
-        chunks = (slabs_.bytes(s) + chunk - 1) / chunk;
+        chunks = slabs_.chunks(s);
     }
     begin_moving(s);
     int err = 0;
@@ -309,7 +303,7 @@ bool SpillTier::move_out(std::uint32_t s) noexcept {
         if (blocks_.used_in(s) == 0) {
             blocks_.closing(s);
             memory = slabs_.detach(s);
-        } else if (!err && (slabs_.spilled(s).load() & chunk_mask(0, chunks - 1)) == chunk_mask(0, chunks - 1)) {
+        } else if (!err && (slabs_.spilled(s).load() & chunk_bits(0, chunks - 1)) == chunk_bits(0, chunks - 1)) {
             memory = slabs_.take_memory(s);
         }
     }
@@ -325,7 +319,6 @@ bool SpillTier::move_out(std::uint32_t s) noexcept {
 }
 
 bool SpillTier::move_in(std::uint32_t s) noexcept {
-    const std::uint64_t chunk = slabs_.chunk_bytes();
     std::uint64_t chunks = 0;
     bool fetch = false;
     {
@@ -333,7 +326,7 @@ bool SpillTier::move_in(std::uint32_t s) noexcept {
         if (!slabs_.is_open(s) || slabs_.moving(s) || slabs_.spilled(s).load() == 0) return false;
         slabs_.set_moving(s, true);
         fetch = !slabs_.has_memory(s);
-        chunks = (slabs_.bytes(s) + chunk - 1) / chunk;
+        chunks = slabs_.chunks(s);
     }
     begin_moving(s);
     int err = 0;

@@ -77,7 +77,7 @@ public:
     bool on_spill(PoolPlace p) const noexcept {
         if (!tier_) return false;
         const std::uint32_t s = slabs_.slab_of(p);
-        return (slabs_.spilled(s).load(std::memory_order_relaxed) >> (p % slabs_.stride() / slabs_.chunk_bytes())) & 1;
+        return (slabs_.spilled(s).load(std::memory_order_relaxed) >> slabs_.chunk_of(p)) & 1;
     }
     // Whether two blocks lie in one slab, so that one copy can span blocks that follow each other.
     bool same_slab(BlockId a, BlockId b) const noexcept {

@@ -23,6 +23,12 @@ using PoolPlace = std::uint64_t;
 // small enough that an emptied one can go back while others stay in use.
 inline constexpr std::uint64_t kSlabBytes = 64ull << 20;
 
+// A mask of chunks first..last (at most 64: see SlabSource::spilled).
+inline std::uint64_t chunk_bits(std::uint64_t first, std::uint64_t last) noexcept {
+    const std::uint64_t upto = last >= 63 ? ~std::uint64_t{0} : (std::uint64_t{1} << (last + 1)) - 1;
+    return upto & ~((std::uint64_t{1} << first) - 1);
+}
+
 // Slab k holds blocks [k*blocks_per_slab, k*blocks_per_slab + capacity(k)); the last slab is
 // short, so the device never holds more than the budget. Not locked itself: its owner's lock
 // guards every call but address(), which reads without it (a block's slab stays open while
@@ -84,6 +90,10 @@ public:
     // chunk c's bytes are on the spill rather than in the slab's memory. A slab opened with
     // memory starts with none set, one opened without with all; a tier flips them one by one.
     std::uint64_t chunk_bytes() const noexcept { return chunk_bytes_; }
+    std::uint32_t chunk_of(PoolPlace p) const noexcept { return static_cast<std::uint32_t>(p % stride() / chunk_bytes_); }
+    std::uint32_t chunks(std::uint32_t s) const noexcept {
+        return static_cast<std::uint32_t>((bytes(s) + chunk_bytes_ - 1) / chunk_bytes_);
+    }
     std::uint64_t all_chunks() const noexcept { return all_chunks_; }
     std::atomic<std::uint64_t>& spilled(std::uint32_t s) const noexcept { return spilled_[s]; }
 
