@@ -273,6 +273,10 @@ int Filesystem::getxattr(InodeNumber ino, const char* name, std::size_t size, st
                          std::size_t& needed) {
     auto inode = table_.find(ino);
     if (!inode) return ENOENT;
+    // Only user.* is stored (setxattr refuses the rest), so other namespaces are unsupported,
+    // not merely empty. EOPNOTSUPP also tells ls (coreutils) that the mount has no SELinux
+    // labels or ACLs, and it stops asking for every entry: two round trips per entry of ls -l.
+    if (!is_user_xattr(name)) return EOPNOTSUPP;
     std::string value;
     if (is_virtual(name)) {
         std::shared_lock lock(inode->mu);
