@@ -173,12 +173,14 @@ def tree_archive(source):
     return archive, apparent
 
 
-def tree_rows(directory, archive, apparent):
+def tree_rows(directory, archive, apparent, cpu=None):
     """Seconds for tar x, ls -lR, find and rm -rf of the tree in `directory`, and the space
-    the mount says it used for it (df) over the files' apparent bytes."""
+    the mount says it used for it (df) over the files' apparent bytes; the commands on one CPU
+    where `cpu` is given."""
     def timed(cmd):
+        pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         t0 = time.monotonic()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, preexec_fn=pin)
         return time.monotonic() - t0
 
     def used():
@@ -194,6 +196,42 @@ def tree_rows(directory, archive, apparent):
     entry = [e for e in os.listdir(directory) if e != "lost+found"]
     row["rm -rf"] = timed(["rm", "-rf"] + [os.path.join(directory, e) for e in entry])
     return row
+
+
+def daemon_threads(directory):
+    """Thread ids of the vramfs daemon serving `directory` (the process whose command line
+    names it)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"vramfs" and directory.encode() in argv:
+            return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    return []
+
+
+@contextlib.contextmanager
+def on_one_cpu(directory, cpu):
+    """Every thread of the daemon serving `directory` on `cpu` while the block runs, then each
+    back on the CPUs it had (io_uring queue threads keep their own)."""
+    had = {}
+    for tid in daemon_threads(directory):
+        try:
+            had[tid] = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, {cpu})
+        except OSError:  # a thread that ended meanwhile
+            pass
+    try:
+        yield
+    finally:
+        for tid, cpus in had.items():
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
 
 
 def swap_on_zram(size):
@@ -406,6 +444,17 @@ def measure(args, build, transports):
                     results["tree"].setdefault(k, {}).setdefault(name, []).append(v)
                 print(f"{name:14} tree pass {p + 1}: " +
                       ", ".join(f"{k} {v:.3f}" for k, v in r.items()), flush=True)
+            for p in range(args.tree_passes if tree and args.tree_one_cpu else 0):
+                # The floor the machine's scheduler leaves: each round trip wakes the daemon and
+                # then the caller, across CPUs when they are on two; on one CPU, neither crosses.
+                cpu = max(os.sched_getaffinity(0))
+                with on_one_cpu(t.dir, cpu) if kind == "vramfs" else contextlib.nullcontext():
+                    r = tree_rows(t.dir, *tree, cpu=cpu)
+                r.pop("space per byte")
+                for k, v in r.items():
+                    results["tree"].setdefault(f"{k}, one CPU", {}).setdefault(name, []).append(v)
+                print(f"{name:14} tree pass {p + 1} on CPU {cpu}: " +
+                      ", ".join(f"{k} {v:.3f}" for k, v in r.items()), flush=True)
 
     memcpy = os.path.join(build, "tests", "vramfs-memcpy-bench")
     results["memcpy"] = {}
@@ -480,6 +529,9 @@ def main():
                     help="the tree to use (e.g. /usr/include); default: one made the same every "
                          "run with a source tree's sizes")
     ap.add_argument("--tree-passes", type=int, default=2, help="times each target runs the tree rows")
+    ap.add_argument("--tree-one-cpu", action="store_true",
+                    help="also the tree rows with the commands and the daemon's threads on one CPU "
+                         "(rows ', one CPU'): what a round trip costs without waking another CPU")
     ap.add_argument("--out", default="bench.json", help="where to write the JSON")
     args = ap.parse_args()
     args.variants = [parse_variant(v) for v in args.variant]
