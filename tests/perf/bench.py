@@ -531,7 +531,9 @@ def main():
     ap.add_argument("--tree-passes", type=int, default=2, help="times each target runs the tree rows")
     ap.add_argument("--tree-one-cpu", action="store_true",
                     help="also the tree rows with the commands and the daemon's threads on one CPU "
-                         "(rows ', one CPU'): what a round trip costs without waking another CPU")
+                         "(rows ', one CPU'): what a round trip costs without waking another CPU "
+                         "(give vramfs --poll-us 0 by --extra on 8 or more CPUs, where it spins by "
+                         "default: a spinning thread on that CPU takes it from the commands)")
     ap.add_argument("--out", default="bench.json", help="where to write the JSON")
     args = ap.parse_args()
     args.variants = [parse_variant(v) for v in args.variant]
