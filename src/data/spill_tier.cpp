@@ -109,7 +109,7 @@ int SpillTier::io(Op op, PoolPlace p, unsigned char* host, std::size_t n) noexce
         std::size_t run = 0;
         while (run < n) {
             const std::uint64_t at = (p + run) % slabs_.stride();
-            if (static_cast<bool>((spilled >> slabs_.chunk_of(p + run)) & 1) != on_spill) break;
+            if (static_cast<bool>((spilled >> (at / chunk)) & 1) != on_spill) break;
             run += static_cast<std::size_t>(std::min<std::uint64_t>(chunk - at % chunk, n - run));
         }
         if (on_spill)
