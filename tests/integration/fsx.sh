@@ -19,10 +19,12 @@ seed=${FSX_SEED:-$(date +%s)}
 
 vmnt=$(mktemp -d /tmp/vramfs-fsx-XXXXXX)
 tdir=$(mktemp -d /tmp/vramfs-fsx-ref-XXXXXX)
+spill="" # the spill step's directory, once made
 cleanup() {
   fusermount3 -u "$vmnt" 2>/dev/null || umount "$vmnt" 2>/dev/null || true
   if [[ $(id -u) -eq 0 ]]; then umount "$tdir" 2>/dev/null || true; fi
   rm -rf "$tdir" 2>/dev/null || true
+  [[ -z $spill ]] || rm -rf "$spill"
   rmdir "$vmnt" 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -75,7 +77,6 @@ rc=0; wait "$fsx_pid" || rc=$?
 moved=$("$bin" status "$vmnt" --json | grep -o '"moved_out":[0-9]*' | cut -d: -f2)
 check_transport "$vmnt"
 fusermount3 -u "$vmnt" 2>/dev/null || umount "$vmnt"
-rm -rf "$spill"
 find "$tdir" -mindepth 1 -delete
 ((rc == 0)) || fail "a mismatch while blocks moved (reproduce with FSX_SEED=$seed)"
 ((moves > 0 && moved > 0)) || fail "nothing moved during fsx"
